@@ -1,0 +1,128 @@
+/**
+ * Builds the gateway application: services, interceptors, CORS, health routes and the one-port
+ * listener, wired into one Fastify instance. Never listens; `main.ts` (and each test) does that.
+ */
+import { Code, ConnectError, cors as connectCors, createContextValues } from "@connectrpc/connect";
+import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
+import fastifyCors from "@fastify/cors";
+import Fastify, { type FastifyInstance } from "fastify";
+import type { GatewayConfig } from "./config.js";
+import { kLog, kPeerAddress, kRequestId } from "./context-keys.js";
+import { UnavailableError } from "./domain/errors.js";
+import { createEventBus, type EventBus } from "./events/event-bus.js";
+import { registerHealthRoutes } from "./http/health-routes.js";
+import { createErrorMappingInterceptor } from "./interceptors/error-mapping.js";
+import { createLoggingInterceptor } from "./interceptors/logging.js";
+import { createOnePortServer, type DualHandler, type OnePortServer } from "./listen.js";
+import { createRoutes } from "./routes.js";
+import { createGatewayMetrics } from "./services/gateway-metrics.js";
+import { createHealthState, type HealthState } from "./services/health-state.js";
+import { TaskService } from "./services/task-service.js";
+import type { TaskStore } from "./store/task-store.js";
+
+/** What the app is built from. */
+export interface AppDeps {
+  readonly config: GatewayConfig;
+  readonly store: TaskStore;
+  /** Name of the store backend, reported by health checks (e.g. "sqlite"). */
+  readonly storeKind: string;
+  readonly version: string;
+}
+
+/** The built gateway: the Fastify app plus the parts shutdown needs. */
+export interface Gateway {
+  readonly app: FastifyInstance;
+  readonly server: OnePortServer;
+  readonly health: HealthState;
+  readonly bus: EventBus;
+  /**
+   * Stops accepting, ends open streams with UNAVAILABLE (watchers at once, other calls after the
+   * configured grace), waits for connections to close (bounded), then closes the store.
+   */
+  shutdown(): Promise<void>;
+}
+
+/** Builds the gateway without listening. */
+export async function buildApp(deps: AppDeps): Promise<Gateway> {
+  const { config, store } = deps;
+  const bus = createEventBus();
+  const tasks = new TaskService(store, bus);
+  const health = createHealthState(store, deps.version, deps.storeKind);
+  const metrics = createGatewayMetrics(store, bus);
+
+  let server: OnePortServer | undefined;
+  const app = Fastify({
+    logger: { level: config.logLevel },
+    disableRequestLogging: true,
+    requestIdHeader: "x-request-id",
+    serverFactory: (handler) => {
+      server = createOnePortServer(handler as unknown as DualHandler, {
+        tls: config.tls,
+        headersTimeoutMs: config.headersTimeoutMs,
+        requestTimeoutMs: config.requestTimeoutMs,
+        keepAliveTimeoutMs: config.keepAliveTimeoutMs,
+        idleTimeoutMs: config.idleTimeoutMs,
+        maxHeaderBytes: config.maxHeaderBytes,
+      });
+      return server as never;
+    },
+  });
+
+  if (config.corsOrigins.length > 0) {
+    await app.register(fastifyCors, {
+      origin: config.corsOrigins.includes("*") ? true : [...config.corsOrigins],
+      methods: [...connectCors.allowedMethods],
+      allowedHeaders: [...connectCors.allowedHeaders, "Authorization"],
+      exposedHeaders: [...connectCors.exposedHeaders, "Retry-After"],
+      maxAge: 7200,
+    });
+  }
+
+  registerHealthRoutes(app, health);
+
+  await app.register(fastifyConnectPlugin, {
+    routes: createRoutes({ store, bus, tasks, health, metrics, watchBuffer: config.watchBuffer }),
+    interceptors: [createLoggingInterceptor(), createErrorMappingInterceptor()],
+    readMaxBytes: config.readMaxBytes,
+    writeMaxBytes: config.writeMaxBytes,
+    maxTimeoutMs: config.maxTimeoutMs,
+    shutdownTimeoutMs: config.shutdownTimeoutMs,
+    shutdownError: new ConnectError(
+      "the gateway is shutting down; retry on another replica or after restart",
+      Code.Unavailable,
+    ),
+    contextValues: (req) =>
+      createContextValues()
+        .set(kLog, req.log)
+        .set(kPeerAddress, req.ip ?? "")
+        .set(kRequestId, String(req.id)),
+  });
+
+  await app.ready();
+  if (!server) throw new Error("serverFactory was not called");
+  const listener = server;
+
+  let shuttingDown: Promise<void> | undefined;
+  const shutdown = () => {
+    shuttingDown ??= (async () => {
+      health.setShuttingDown();
+      bus.closeAll(
+        new UnavailableError(
+          "the gateway is shutting down; reconnect and resume from the last sequence received",
+        ),
+      );
+      // Hard bound: whatever still holds a connection after the grace period is cut.
+      const hardStop = setTimeout(() => listener.closeAllConnections(), config.shutdownTimeoutMs + 1000);
+      hardStop.unref();
+      try {
+        await app.close();
+      } finally {
+        clearTimeout(hardStop);
+        await store.close();
+      }
+    })();
+    return shuttingDown;
+  };
+
+  return { app, server: listener, health, bus, shutdown };
+}

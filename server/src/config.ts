@@ -1,0 +1,279 @@
+/**
+ * Gateway configuration, parsed once from command-line flags and SPAGE_* environment variables
+ * (flags win) into a frozen, typed object. A bad value stops the start with a message naming the
+ * flag, the variable and what is expected.
+ */
+import { readFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+
+/** The parsed configuration of `spage-gateway serve`. */
+export interface GatewayConfig {
+  readonly host: string;
+  readonly port: number;
+  readonly tls?: { readonly cert: Buffer; readonly key: Buffer; readonly certPath: string };
+  readonly corsOrigins: readonly string[];
+  readonly logLevel: string;
+  readonly readMaxBytes: number;
+  readonly writeMaxBytes: number;
+  readonly maxTimeoutMs: number;
+  readonly headersTimeoutMs: number;
+  readonly requestTimeoutMs: number;
+  readonly keepAliveTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+  readonly maxHeaderBytes: number;
+  readonly shutdownTimeoutMs: number;
+  readonly watchBuffer: number;
+}
+
+/** Thrown for a bad flag or variable; its message is meant for the person starting the gateway. */
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+}
+
+type Kind = "string" | "int" | "list";
+
+interface Option {
+  readonly flag: string;
+  readonly env: string;
+  readonly kind: Kind;
+  readonly def: string;
+  readonly help: string;
+  readonly min?: number;
+  readonly max?: number;
+}
+
+/** Every option of `serve`, in the order `--help` lists them. */
+export const serveOptions: readonly Option[] = [
+  { flag: "host", env: "SPAGE_HOST", kind: "string", def: "127.0.0.1", help: "address to listen on" },
+  {
+    flag: "port",
+    env: "SPAGE_PORT",
+    kind: "int",
+    def: "9091",
+    min: 0,
+    max: 65535,
+    help: "port to listen on (0 picks a free one)",
+  },
+  {
+    flag: "tls-cert",
+    env: "SPAGE_TLS_CERT",
+    kind: "string",
+    def: "",
+    help: "PEM certificate file; with --tls-key serves TLS (ALPN h2, http/1.1)",
+  },
+  { flag: "tls-key", env: "SPAGE_TLS_KEY", kind: "string", def: "", help: "PEM private key file" },
+  {
+    flag: "cors-origins",
+    env: "SPAGE_CORS_ORIGINS",
+    kind: "list",
+    def: "",
+    help: "comma-separated browser origins allowed to call the API (* for any)",
+  },
+  {
+    flag: "log-level",
+    env: "SPAGE_LOG_LEVEL",
+    kind: "string",
+    def: "info",
+    help: "fatal, error, warn, info, debug, trace or silent",
+  },
+  {
+    flag: "read-max-bytes",
+    env: "SPAGE_READ_MAX_BYTES",
+    kind: "int",
+    def: String(4 * 1024 * 1024),
+    min: 1024,
+    max: 256 * 1024 * 1024,
+    help: "largest request message accepted, in bytes",
+  },
+  {
+    flag: "write-max-bytes",
+    env: "SPAGE_WRITE_MAX_BYTES",
+    kind: "int",
+    def: String(16 * 1024 * 1024),
+    min: 1024,
+    max: 256 * 1024 * 1024,
+    help: "largest response message sent, in bytes",
+  },
+  {
+    flag: "max-timeout-ms",
+    env: "SPAGE_MAX_TIMEOUT_MS",
+    kind: "int",
+    def: String(24 * 3600 * 1000),
+    min: 0,
+    help: "longest deadline a client may ask for (0: no limit)",
+  },
+  {
+    flag: "headers-timeout-ms",
+    env: "SPAGE_HEADERS_TIMEOUT_MS",
+    kind: "int",
+    def: "10000",
+    min: 100,
+    help: "time for a new connection to send its preface and request headers",
+  },
+  {
+    flag: "request-timeout-ms",
+    env: "SPAGE_REQUEST_TIMEOUT_MS",
+    kind: "int",
+    def: "60000",
+    min: 0,
+    help: "time for an HTTP/1.1 request body to arrive in full (0: no limit)",
+  },
+  {
+    flag: "keep-alive-timeout-ms",
+    env: "SPAGE_KEEP_ALIVE_TIMEOUT_MS",
+    kind: "int",
+    def: "5000",
+    min: 0,
+    help: "idle HTTP/1.1 keep-alive connection lifetime",
+  },
+  {
+    flag: "idle-timeout-ms",
+    env: "SPAGE_IDLE_TIMEOUT_MS",
+    kind: "int",
+    def: "300000",
+    min: 100,
+    help: "idle HTTP/2 connection lifetime (connections with open streams stay)",
+  },
+  {
+    flag: "max-header-bytes",
+    env: "SPAGE_MAX_HEADER_BYTES",
+    kind: "int",
+    def: "16384",
+    min: 1024,
+    max: 1024 * 1024,
+    help: "largest request header block, in bytes",
+  },
+  {
+    flag: "shutdown-timeout-ms",
+    env: "SPAGE_SHUTDOWN_TIMEOUT_MS",
+    kind: "int",
+    def: "5000",
+    min: 0,
+    help: "on SIGTERM/SIGINT, time open calls get before they are ended with UNAVAILABLE",
+  },
+  {
+    flag: "watch-buffer",
+    env: "SPAGE_WATCH_BUFFER",
+    kind: "int",
+    def: "10000",
+    min: 16,
+    help: "live events buffered per watcher before a slow one is ended",
+  },
+];
+
+/** The `--help` text of `serve`. */
+export function serveHelp(): string {
+  const lines = serveOptions.map((o) => {
+    const left = `  --${o.flag}${o.kind === "int" ? " N" : " VALUE"}`;
+    const def = o.def === "" ? "" : ` (default ${o.def})`;
+    return `${left.padEnd(30)} ${o.help}${def}\n${"".padEnd(31)}env ${o.env}`;
+  });
+  return [
+    "Usage: spage-gateway [serve] [options]",
+    "",
+    "Runs the gateway: SpageExecution and SpageAPI over gRPC, gRPC-Web and Connect on one port.",
+    "",
+    "Options (flags win over environment variables):",
+    ...lines,
+    "  --help                         show this help",
+  ].join("\n");
+}
+
+/** Parses flags and environment into a frozen config; throws ConfigError on a bad value. */
+export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): GatewayConfig {
+  let parsed: ReturnType<typeof parseArgs>;
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      options: Object.fromEntries(serveOptions.map((o) => [o.flag, { type: "string" as const }])),
+      strict: true,
+      allowPositionals: false,
+    });
+  } catch (err) {
+    throw new ConfigError(`${(err as Error).message}. Run with --help to see the options.`);
+  }
+  const raw = (o: Option): { value: string; source: string } => {
+    const flag = parsed.values[o.flag];
+    if (typeof flag === "string") return { value: flag, source: `--${o.flag}` };
+    const fromEnv = env[o.env];
+    if (fromEnv !== undefined && fromEnv !== "") return { value: fromEnv, source: o.env };
+    return { value: o.def, source: "default" };
+  };
+  const byFlag = new Map(serveOptions.map((o) => [o.flag, o]));
+  const opt = (flag: string): Option => {
+    const o = byFlag.get(flag);
+    if (!o) throw new Error(`no option ${flag}`);
+    return o;
+  };
+  const str = (flag: string) => raw(opt(flag)).value;
+  const int = (flag: string) => {
+    const o = opt(flag);
+    const { value, source } = raw(o);
+    const n = /^\d+$/.test(value.trim()) ? Number(value.trim()) : Number.NaN;
+    const min = o.min ?? 0;
+    const max = o.max ?? Number.MAX_SAFE_INTEGER;
+    if (!Number.isSafeInteger(n) || n < min || n > max) {
+      throw new ConfigError(
+        `invalid ${source} "${value}": expected a whole number from ${min} to ${max} (flag --${o.flag}, env ${o.env})`,
+      );
+    }
+    return n;
+  };
+  const list = (flag: string) =>
+    str(flag)
+      .split(",")
+      .map((s) => s.trim())
+      .filter((s) => s !== "");
+
+  const logLevels = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
+  const logLevel = str("log-level");
+  if (!logLevels.includes(logLevel)) {
+    throw new ConfigError(`invalid log level "${logLevel}": expected one of ${logLevels.join(", ")}`);
+  }
+
+  const certPath = str("tls-cert");
+  const keyPath = str("tls-key");
+  let tlsFiles: GatewayConfig["tls"];
+  if ((certPath === "") !== (keyPath === "")) {
+    throw new ConfigError("TLS needs both --tls-cert and --tls-key (env SPAGE_TLS_CERT and SPAGE_TLS_KEY)");
+  }
+  if (certPath !== "") {
+    tlsFiles = { cert: readPem(certPath, "--tls-cert"), key: readPem(keyPath, "--tls-key"), certPath };
+  }
+
+  for (const origin of list("cors-origins")) {
+    if (origin !== "*" && !/^https?:\/\/[^/\s]+$/.test(origin)) {
+      throw new ConfigError(
+        `invalid CORS origin "${origin}": expected scheme://host[:port] with no path, e.g. http://localhost:5173, or *`,
+      );
+    }
+  }
+
+  return Object.freeze({
+    host: str("host"),
+    port: int("port"),
+    tls: tlsFiles,
+    corsOrigins: Object.freeze(list("cors-origins")),
+    logLevel,
+    readMaxBytes: int("read-max-bytes"),
+    writeMaxBytes: int("write-max-bytes"),
+    maxTimeoutMs: int("max-timeout-ms"),
+    headersTimeoutMs: int("headers-timeout-ms"),
+    requestTimeoutMs: int("request-timeout-ms"),
+    keepAliveTimeoutMs: int("keep-alive-timeout-ms"),
+    idleTimeoutMs: int("idle-timeout-ms"),
+    maxHeaderBytes: int("max-header-bytes"),
+    shutdownTimeoutMs: int("shutdown-timeout-ms"),
+    watchBuffer: int("watch-buffer"),
+  });
+}
+
+function readPem(path: string, flag: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new ConfigError(
+      `cannot read ${flag} file "${path}": ${(err as NodeJS.ErrnoException).code ?? err}`,
+    );
+  }
+}

@@ -1,0 +1,113 @@
+/**
+ * Request validation for everything that creates or changes a task. Each check names the field in
+ * its violation, so clients (and the dashboard's forms) can show the message next to the input.
+ */
+import { createHash } from "node:crypto";
+import { TaskPriority } from "../../../gen/spage/core/common_pb.js";
+import { type FieldViolation, InvalidArgumentError } from "./errors.js";
+
+/** Size bounds of task fields. */
+export const taskLimits = {
+  idMaxLength: 128,
+  typeMaxLength: 128,
+  mapMaxEntries: 64,
+  keyMaxLength: 128,
+  valueMaxBytes: 64 * 1024,
+  mapMaxBytes: 1024 * 1024,
+  reasonMaxLength: 1024,
+} as const;
+
+const idPattern = /^[A-Za-z0-9._:-]+$/;
+const printable = /^[^\p{Cc}]+$/u;
+
+/** Collects violations and throws them together. */
+export class Violations {
+  private readonly list: FieldViolation[] = [];
+
+  add(field: string, description: string): void {
+    this.list.push({ field, description });
+  }
+
+  /** Throws InvalidArgumentError if anything was added. */
+  throwIfAny(): void {
+    if (this.list.length > 0) throw new InvalidArgumentError(this.list);
+  }
+}
+
+/** Checks a task id. `required` false allows the empty string (an id will be generated). */
+export function checkTaskId(v: Violations, field: string, id: string, required: boolean): void {
+  if (id === "") {
+    if (required) v.add(field, "is required");
+    return;
+  }
+  if (id.length > taskLimits.idMaxLength) {
+    v.add(field, `must be at most ${taskLimits.idMaxLength} characters (got ${id.length})`);
+  } else if (!idPattern.test(id)) {
+    v.add(field, "may contain only letters, digits and . _ : -");
+  }
+}
+
+/** Checks a task type: required, bounded, printable. */
+export function checkTaskType(v: Violations, field: string, type: string): void {
+  if (type.trim() === "") v.add(field, 'is required (e.g. "playbook")');
+  else if (type.length > taskLimits.typeMaxLength)
+    v.add(field, `must be at most ${taskLimits.typeMaxLength} characters (got ${type.length})`);
+  else if (!printable.test(type)) v.add(field, "must not contain control characters");
+}
+
+/** Checks a priority enum value; 0 (unspecified) is allowed and means NORMAL. */
+export function checkPriority(v: Violations, field: string, priority: number): void {
+  if (!(priority in TaskPriority) || !Number.isInteger(priority) || priority < 0 || priority > 4) {
+    v.add(field, `must be one of LOW, NORMAL, HIGH, CRITICAL (got ${priority})`);
+  }
+}
+
+/** Checks a string map's entry count, key and value sizes. */
+export function checkStringMap(v: Violations, field: string, map: Readonly<Record<string, string>>): void {
+  const keys = Object.keys(map);
+  if (keys.length > taskLimits.mapMaxEntries) {
+    v.add(field, `must have at most ${taskLimits.mapMaxEntries} entries (got ${keys.length})`);
+    return;
+  }
+  let total = 0;
+  for (const key of keys) {
+    const value = map[key] ?? "";
+    if (key === "") v.add(field, "keys must not be empty");
+    else if (key.length > taskLimits.keyMaxLength)
+      v.add(`${field}[${key.slice(0, 32)}…]`, `key must be at most ${taskLimits.keyMaxLength} characters`);
+    const bytes = Buffer.byteLength(value);
+    if (bytes > taskLimits.valueMaxBytes)
+      v.add(
+        `${field}[${key.slice(0, 64)}]`,
+        `value must be at most ${taskLimits.valueMaxBytes} bytes (got ${bytes})`,
+      );
+    total += bytes + key.length;
+  }
+  if (total > taskLimits.mapMaxBytes) v.add(field, `must be at most ${taskLimits.mapMaxBytes} bytes in all`);
+}
+
+/** Checks a free-text reason. */
+export function checkReason(v: Violations, field: string, reason: string): void {
+  if (reason.length > taskLimits.reasonMaxLength)
+    v.add(field, `must be at most ${taskLimits.reasonMaxLength} characters (got ${reason.length})`);
+}
+
+/** Normalises a priority: unspecified becomes NORMAL. */
+export function effectivePriority(p: TaskPriority): TaskPriority {
+  return p === TaskPriority.UNSPECIFIED ? TaskPriority.NORMAL : p;
+}
+
+/** A stable fingerprint of a task request, used to tell an idempotent retry from a conflicting one. */
+export function requestFingerprint(parts: Record<string, unknown>): string {
+  return createHash("sha256").update(stableJson(parts)).digest("hex");
+}
+
+function stableJson(value: unknown): string {
+  if (value === null || typeof value !== "object") return JSON.stringify(value) ?? "null";
+  if (Array.isArray(value)) return `[${value.map(stableJson).join(",")}]`;
+  const obj = value as Record<string, unknown>;
+  return `{${Object.keys(obj)
+    .sort()
+    .map((k) => `${JSON.stringify(k)}:${stableJson(obj[k])}`)
+    .join(",")}}`;
+}

@@ -1,0 +1,48 @@
+/**
+ * Logs every RPC once it ends: method, status code and duration, at `info` for success and client
+ * errors and at `error` for Internal/Unknown/DataLoss, with the cause (never sent to the client).
+ */
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { codeToString } from "@connectrpc/connect/protocol-connect";
+import { kLog } from "../context-keys.js";
+import { mapStreamErrors } from "./stream-errors.js";
+
+const serverFaults = new Set([Code.Internal, Code.Unknown, Code.DataLoss]);
+
+/** Creates the logging interceptor; place it first (outermost) so it sees mapped errors. */
+export function createLoggingInterceptor(): Interceptor {
+  return (next) => async (req) => {
+    const started = performance.now();
+    const log = req.contextValues.get(kLog);
+    const rpc = `${req.service.typeName}/${req.method.name}`;
+    const done = (err: unknown, aborted = false) => {
+      const ms = Math.round((performance.now() - started) * 100) / 100;
+      if (aborted) {
+        log.info({ rpc, code: "canceled", ms }, "rpc ended by client");
+        return;
+      }
+      if (err === undefined) {
+        log.info({ rpc, code: "ok", ms }, "rpc");
+        return;
+      }
+      const ce = ConnectError.from(err);
+      const code = codeToString(ce.code);
+      if (serverFaults.has(ce.code)) {
+        log.error({ rpc, code, ms, err: ce.cause ?? ce }, "rpc failed");
+      } else {
+        log.info({ rpc, code, ms, reason: ce.rawMessage }, "rpc");
+      }
+    };
+    try {
+      const res = await next(req);
+      if (!res.stream) {
+        done(undefined);
+        return res;
+      }
+      return { ...res, message: mapStreamErrors(res.message, (e) => e, done) };
+    } catch (err) {
+      done(err);
+      throw err;
+    }
+  };
+}

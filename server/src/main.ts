@@ -1,0 +1,73 @@
+/**
+ * Entry point of `spage-gateway serve`: config -> store -> app -> listen -> signals.
+ */
+import { buildApp } from "./app.js";
+import { ConfigError, parseConfig, serveHelp } from "./config.js";
+import { createMemoryStore } from "./store/memory-store.js";
+import { gatewayVersion } from "./version.js";
+
+/** Runs the gateway until SIGTERM or SIGINT; resolves with the process exit code. */
+export async function serve(argv: readonly string[]): Promise<number> {
+  if (argv.includes("--help") || argv.includes("-h")) {
+    process.stdout.write(`${serveHelp()}\n`);
+    return 0;
+  }
+  let config: ReturnType<typeof parseConfig>;
+  try {
+    config = parseConfig(argv);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`spage-gateway: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+
+  const store = createMemoryStore();
+  const gateway = await buildApp({ config, store, storeKind: "memory", version: gatewayVersion });
+  const log = gateway.app.log;
+  try {
+    await gateway.app.listen({ host: config.host, port: config.port });
+  } catch (err) {
+    log.fatal({ err }, `cannot listen on ${config.host}:${config.port}`);
+    await gateway.shutdown();
+    return 1;
+  }
+  const addr = gateway.server.address();
+  const port = typeof addr === "object" && addr ? addr.port : config.port;
+  log.info(
+    { host: config.host, port, tls: Boolean(config.tls), version: gatewayVersion },
+    `spage gateway serving gRPC, gRPC-Web and Connect on ${config.tls ? "https" : "http"}://${config.host}:${port}`,
+  );
+
+  return new Promise<number>((resolve) => {
+    const stop = (signal: NodeJS.Signals) => {
+      log.info({ signal }, "shutting down");
+      gateway.shutdown().then(
+        () => {
+          log.info("stopped");
+          resolve(0);
+        },
+        (err: unknown) => {
+          log.error({ err }, "shutdown failed");
+          resolve(1);
+        },
+      );
+    };
+    process.once("SIGTERM", stop);
+    process.once("SIGINT", stop);
+  });
+}
+
+const isMain = process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].replace(/\\/g, "/"));
+if (isMain) {
+  serve(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      process.stderr.write(
+        `spage-gateway: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+      );
+      process.exit(1);
+    },
+  );
+}

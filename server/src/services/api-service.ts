@@ -1,0 +1,94 @@
+/**
+ * SpageAPI, the service daemons, dashboards and scripts call: thin adapters from the wire messages
+ * to TaskService, the event log and the daemon channel.
+ */
+import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import type { SpageAPI } from "../../../gen/spage/api/tasks_pb.js";
+import { ErrorSchema } from "../../../gen/spage/core/common_pb.js";
+import { Violations } from "../domain/task-validation.js";
+import type { EventBus } from "../events/event-bus.js";
+import { watchEvents } from "../events/watch-events.js";
+import type { TaskStore } from "../store/task-store.js";
+import { handleDaemonStream } from "./daemon-channel.js";
+import type { GatewayMetrics } from "./gateway-metrics.js";
+import type { HealthState } from "./health-state.js";
+import type { TaskService } from "./task-service.js";
+
+/** What SpageAPI needs. */
+export interface ApiServiceDeps {
+  readonly tasks: TaskService;
+  readonly store: TaskStore;
+  readonly bus: EventBus;
+  readonly health: HealthState;
+  readonly metrics: GatewayMetrics;
+  /** Live events buffered per watcher before a slow one is ended. */
+  readonly watchBuffer: number;
+}
+
+const maxWatchTypes = 32;
+
+/** Creates the SpageAPI implementation. */
+export function createApiService(deps: ApiServiceDeps): ServiceImpl<typeof SpageAPI> {
+  const { tasks, store, bus, health, metrics } = deps;
+  return {
+    async submitTask(req) {
+      const { task } = await tasks.submit(req);
+      return { success: true, taskId: task.id };
+    },
+    async getTaskStatus(req) {
+      return { task: await tasks.get(req.taskId) };
+    },
+    async cancelTask(req) {
+      await tasks.cancel(req.taskId, req.reason);
+      return { success: true };
+    },
+    async listTasks(req) {
+      const page = await tasks.list(req);
+      return { tasks: page.tasks, total: page.total };
+    },
+    streamEvents(events, ctx) {
+      return handleDaemonStream(events, ctx.signal, metrics);
+    },
+    async authenticate() {
+      throw new ConnectError(
+        "authentication is not enabled on this gateway: calls need no credentials",
+        Code.Unimplemented,
+      );
+    },
+    async validateToken() {
+      return {
+        valid: false,
+        error: create(ErrorSchema, {
+          code: "unimplemented",
+          message: "authentication is not enabled on this gateway: no token is issued or valid",
+        }),
+      };
+    },
+    async healthCheck() {
+      return health.check();
+    },
+    async getMetrics() {
+      return metrics.snapshot();
+    },
+    async *watchEvents(req, ctx) {
+      const v = new Violations();
+      if (req.types.length > maxWatchTypes)
+        v.add("types", `at most ${maxWatchTypes} types (got ${req.types.length})`);
+      if (req.types.some((t) => t === "" || t.length > 64))
+        v.add("types", "each type must be 1 to 64 characters");
+      v.throwIfAny();
+      const closeGauge = metrics.streamOpened("watch_streams");
+      try {
+        yield* watchEvents(store, bus, {
+          afterSequence: req.afterSequence,
+          filter: { taskId: req.taskId || undefined, types: new Set(req.types) },
+          maxBuffered: deps.watchBuffer,
+          signal: ctx.signal,
+        });
+      } finally {
+        closeGauge();
+      }
+    },
+  };
+}
