@@ -1,0 +1,67 @@
+/**
+ * Starts a real gateway on 127.0.0.1 port 0 for a test, exactly as production builds it (same
+ * buildApp, same routes), with short timeouts. `close()` refuses to finish while connections or
+ * event subscriptions leak: a test that leaves a stream or socket open fails.
+ */
+import assert from "node:assert/strict";
+import { buildApp, type Gateway } from "../../src/app.js";
+import { type GatewayConfig, parseConfig } from "../../src/config.js";
+import { createMemoryStore } from "../../src/store/memory-store.js";
+import type { TaskStore } from "../../src/store/task-store.js";
+
+/** A running test gateway. */
+export interface TestServer {
+  readonly gateway: Gateway;
+  readonly config: GatewayConfig;
+  readonly port: number;
+  /** Base URL, `http://127.0.0.1:<port>` (or https with TLS). */
+  readonly url: string;
+  /** Waits up to `waitMs` for clients to let go, asserts nothing leaked, then shuts the gateway down. */
+  close(waitMs?: number): Promise<void>;
+}
+
+/** Starts a gateway; `args` are extra `serve` flags (e.g. `["--shutdown-timeout-ms", "500"]`). */
+export async function startTestServer(
+  args: readonly string[] = [],
+  opts: { store?: TaskStore; env?: NodeJS.ProcessEnv } = {},
+): Promise<TestServer> {
+  const config = parseConfig(
+    [
+      "--port",
+      "0",
+      "--log-level",
+      process.env.SPAGE_TEST_LOG_LEVEL ?? "silent",
+      "--shutdown-timeout-ms",
+      "300",
+      "--headers-timeout-ms",
+      "1000",
+      // Idle HTTP/1.1 keep-alive sockets close quickly, so the leak check can wait for them.
+      "--keep-alive-timeout-ms",
+      "200",
+      ...args,
+    ],
+    opts.env ?? {},
+  );
+  const store = opts.store ?? createMemoryStore();
+  const gateway = await buildApp({ config, store, storeKind: "memory", version: "test" });
+  await gateway.app.listen({ host: "127.0.0.1", port: 0 });
+  const addr = gateway.server.address();
+  assert.ok(addr && typeof addr === "object");
+  const port = addr.port;
+  const url = `${config.tls ? "https" : "http"}://127.0.0.1:${port}`;
+  return {
+    gateway,
+    config,
+    port,
+    url,
+    async close(waitMs = 2000) {
+      const deadline = Date.now() + waitMs;
+      while (Date.now() < deadline && (gateway.bus.subscriberCount > 0 || gateway.server.openConnections > 0)) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      const leaks = { subscriptions: gateway.bus.subscriberCount, connections: gateway.server.openConnections };
+      await gateway.shutdown();
+      assert.deepEqual(leaks, { subscriptions: 0, connections: 0 }, "test left streams or connections open");
+    },
+  };
+}
