@@ -5,7 +5,7 @@
 import { Code, ConnectError, cors as connectCors, createContextValues } from "@connectrpc/connect";
 import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
 import fastifyCors from "@fastify/cors";
-import Fastify, { type FastifyInstance } from "fastify";
+import Fastify, { type FastifyInstance, LogController } from "fastify";
 import type { GatewayConfig } from "./config.js";
 import { kLog, kPeerAddress, kRequestId } from "./context-keys.js";
 import { UnavailableError } from "./domain/errors.js";
@@ -53,7 +53,8 @@ export async function buildApp(deps: AppDeps): Promise<Gateway> {
   let server: OnePortServer | undefined;
   const app = Fastify({
     logger: { level: config.logLevel },
-    disableRequestLogging: true,
+    // Every RPC is logged once by the logging interceptor; Fastify's per-request lines would double it.
+    logController: new LogController({ disableRequestLogging: true }),
     requestIdHeader: "x-request-id",
     serverFactory: (handler) => {
       server = createOnePortServer(handler as unknown as DualHandler, {

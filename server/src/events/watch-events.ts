@@ -53,6 +53,9 @@ export async function* watchEvents(
       last = ev.sequence;
       yield ev;
     }
+    // The subscription ends quietly when the call is aborted; the call itself must still fail
+    // with the abort's reason (deadline exceeded, client cancel, shutdown).
+    opts.signal.throwIfAborted();
   } finally {
     sub.close();
   }

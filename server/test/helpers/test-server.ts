@@ -56,10 +56,16 @@ export async function startTestServer(
     url,
     async close(waitMs = 2000) {
       const deadline = Date.now() + waitMs;
-      while (Date.now() < deadline && (gateway.bus.subscriberCount > 0 || gateway.server.openConnections > 0)) {
+      while (
+        Date.now() < deadline &&
+        (gateway.bus.subscriberCount > 0 || gateway.server.openConnections > 0)
+      ) {
         await new Promise((r) => setTimeout(r, 20));
       }
-      const leaks = { subscriptions: gateway.bus.subscriberCount, connections: gateway.server.openConnections };
+      const leaks = {
+        subscriptions: gateway.bus.subscriberCount,
+        connections: gateway.server.openConnections,
+      };
       await gateway.shutdown();
       assert.deepEqual(leaks, { subscriptions: 0, connections: 0 }, "test left streams or connections open");
     },
