@@ -148,7 +148,7 @@ export function behaviourSuite(getClient: () => SuiteClient, opts: { smoke?: boo
       ["task.submitted", "task.status"],
     );
     assert.ok(seen.every((e) => e.taskId === taskId));
-    assert.equal((seen[1]?.data as JsonObject).to, "CANCELED");
+    assert.equal(((seen[1]?.data ?? {}) as JsonObject).to, "CANCELED");
     const seq = seen.map((e) => BigInt(str(e.sequence)));
     assert.ok((seq[0] ?? 0n) > 0n && (seq[1] ?? 0n) > (seq[0] ?? 0n), "sequences increase");
 
@@ -231,7 +231,7 @@ export function behaviourSuite(getClient: () => SuiteClient, opts: { smoke?: boo
         ["ack", "4"],
       ],
     );
-    assert.match(str((replies[1]?.data as JsonObject).message), /unknown event type/);
+    assert.match(str(((replies[1]?.data ?? {}) as JsonObject).message), /unknown event type/);
   });
 }
 
