@@ -1,0 +1,86 @@
+/**
+ * Runs the gateway as a child process (`tsx server/src/main.ts`), the way `npm start` does, and
+ * reads its JSON log lines.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+
+const root = fileURLToPath(new URL("../../../", import.meta.url));
+const tsx = `${root}node_modules/.bin/tsx`;
+
+/** A gateway child process. */
+export interface GatewayProcess {
+  readonly child: ChildProcess;
+  readonly logs: Record<string, unknown>[];
+  /** Resolves with the port once the gateway logs that it serves. */
+  readonly port: Promise<number>;
+  /** Resolves with the exit code. */
+  readonly exited: Promise<number | null>;
+  /** Waits until a log line matches, or fails after `timeoutMs`. */
+  waitForLog(
+    match: (line: Record<string, unknown>) => boolean,
+    timeoutMs?: number,
+  ): Promise<Record<string, unknown>>;
+  stderr(): string;
+}
+
+/** Starts `main.ts` with the given flags and environment. */
+export function startGatewayProcess(args: readonly string[], env: NodeJS.ProcessEnv = {}): GatewayProcess {
+  const child = spawn(tsx, ["server/src/main.ts", ...args], {
+    cwd: root,
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const logs: Record<string, unknown>[] = [];
+  const waiters = new Set<() => void>();
+  let stderr = "";
+  let partial = "";
+  child.stdout?.on("data", (d: Buffer) => {
+    partial += d.toString();
+    const lines = partial.split("\n");
+    partial = lines.pop() ?? "";
+    for (const line of lines) {
+      if (line.trim() === "") continue;
+      try {
+        logs.push(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        logs.push({ raw: line });
+      }
+    }
+    for (const w of waiters) w();
+  });
+  child.stderr?.on("data", (d: Buffer) => {
+    stderr += d.toString();
+  });
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  const waitForLog = (match: (line: Record<string, unknown>) => boolean, timeoutMs = 15_000) =>
+    new Promise<Record<string, unknown>>((resolve, reject) => {
+      const check = () => {
+        const hit = logs.find(match);
+        if (hit) {
+          waiters.delete(check);
+          clearTimeout(timer);
+          resolve(hit);
+        }
+      };
+      const timer = setTimeout(() => {
+        waiters.delete(check);
+        reject(new Error(`no matching log line within ${timeoutMs} ms; stderr: ${stderr}`));
+      }, timeoutMs);
+      waiters.add(check);
+      exited.then(() => {
+        check();
+        if (waiters.has(check)) {
+          waiters.delete(check);
+          clearTimeout(timer);
+          reject(new Error(`gateway exited before the log line; stderr: ${stderr}`));
+        }
+      });
+      check();
+    });
+  const port = waitForLog(
+    (l) => typeof l.port === "number" && l.msg !== undefined && String(l.msg).includes("serving"),
+  ).then((l) => Number(l.port));
+  port.catch(() => {});
+  return { child, logs, port, exited, waitForLog, stderr: () => stderr };
+}
