@@ -8,12 +8,12 @@ import { BadRequestSchema, ErrorInfoSchema, RetryInfoSchema } from "../../gen/go
 import * as catalog from "../src/domain/errors.js";
 import { errorCodeOf, toConnectError } from "../src/interceptors/error-mapping.js";
 
-const errorClasses = Object.values(catalog).filter(
-  (v): v is new (...args: never[]) => catalog.DomainError =>
-    typeof v === "function" && v.prototype instanceof catalog.DomainError,
-);
+type ErrorClass = (new (...args: never[]) => catalog.DomainError) & { name: string };
+const errorClasses = (Object.values(catalog) as unknown[]).filter(
+  (v) => typeof v === "function" && v.prototype instanceof catalog.DomainError,
+) as ErrorClass[];
 
-function instantiate(cls: (typeof errorClasses)[number]): catalog.DomainError {
+function instantiate(cls: ErrorClass): catalog.DomainError {
   if (cls === (catalog.InvalidArgumentError as unknown))
     return catalog.InvalidArgumentError.field("f", "bad");
   return new (cls as unknown as new (m: string) => catalog.DomainError)("boom");
