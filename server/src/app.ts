@@ -11,6 +11,7 @@ import { kLog, kPeerAddress, kRequestId } from "./context-keys.js";
 import { UnavailableError } from "./domain/errors.js";
 import { createEventBus, type EventBus } from "./events/event-bus.js";
 import { registerHealthRoutes } from "./http/health-routes.js";
+import { registerNotFound } from "./http/not-found.js";
 import { createErrorMappingInterceptor } from "./interceptors/error-mapping.js";
 import { createLoggingInterceptor } from "./interceptors/logging.js";
 import { createOnePortServer, type DualHandler, type OnePortServer } from "./listen.js";
@@ -80,6 +81,7 @@ export async function buildApp(deps: AppDeps): Promise<Gateway> {
   }
 
   registerHealthRoutes(app, health);
+  registerNotFound(app);
 
   await app.register(fastifyConnectPlugin, {
     routes: createRoutes({ store, bus, tasks, health, metrics, watchBuffer: config.watchBuffer }),
@@ -112,8 +114,10 @@ export async function buildApp(deps: AppDeps): Promise<Gateway> {
           "the gateway is shutting down; reconnect and resume from the last sequence received",
         ),
       );
-      // Hard bound: whatever still holds a connection after the grace period is cut.
-      const hardStop = setTimeout(() => listener.closeAllConnections(), config.shutdownTimeoutMs + 1000);
+      // Hard bound: whatever still holds a connection shortly after the grace period is cut. A
+      // bidi stream whose response already ended with UNAVAILABLE can keep its HTTP/2 stream (and
+      // so the connection) open until the client ends its side; many clients never do.
+      const hardStop = setTimeout(() => listener.closeAllConnections(), config.shutdownTimeoutMs + 250);
       hardStop.unref();
       try {
         await app.close();

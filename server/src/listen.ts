@@ -84,13 +84,29 @@ export function createOnePortServer(handler: DualHandler, opts: ListenerOptions)
     session.once("close", () => sessions.delete(session));
     session.on("error", () => {});
     let open = 0;
+    let started = false;
     session.on("stream", (stream: http2.ServerHttp2Stream) => {
       open++;
       stream.once("close", () => open--);
+      if (!started) {
+        started = true;
+        session.setTimeout(opts.idleTimeoutMs);
+      }
     });
-    // Only a connection with no open stream counts as idle: a quiet watch stream must survive.
-    session.setTimeout(opts.idleTimeoutMs, () => {
-      if (open === 0) session.close();
+    // Until its first request a connection gets the headers timeout, then the idle timeout; only a
+    // connection with no open stream counts as idle (a quiet watch stream must survive). A session
+    // nghttp2 has given up on (e.g. after GOAWAY COMPRESSION_ERROR) emits neither 'error' nor
+    // 'close', so this timer is also what frees its socket: close gracefully first, destroy if the
+    // timer fires again.
+    let idleStrikes = 0;
+    session.setTimeout(opts.headersTimeoutMs, () => {
+      if (!started || session.closed) {
+        session.destroy();
+        return;
+      }
+      if (open > 0) return;
+      if (idleStrikes++ === 0) session.close();
+      else session.destroy();
     });
     if (closing) session.close();
   });

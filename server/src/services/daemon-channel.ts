@@ -6,6 +6,7 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { type Event, EventSchema } from "../../../gen/spage/core/common_pb.js";
+import { abortable } from "../events/abortable.js";
 import type { GatewayMetrics } from "./gateway-metrics.js";
 
 /** Event types a daemon may send, with the data keys each requires. */
@@ -22,8 +23,7 @@ export async function* handleDaemonStream(
 ): AsyncGenerator<Event> {
   const closeGauge = metrics.streamOpened("daemon_streams");
   try {
-    for await (const ev of events) {
-      if (signal.aborted) return;
+    for await (const ev of abortable(events, signal)) {
       yield reply(ev);
     }
   } finally {

@@ -7,6 +7,7 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { type ProgressUpdate, ProgressUpdateSchema } from "../../../gen/spage/core/common_pb.js";
 import type { SpageExecution } from "../../../gen/spage/core/execution_pb.js";
+import { abortable } from "../events/abortable.js";
 import { toConnectError } from "../interceptors/error-mapping.js";
 import type { GatewayMetrics } from "./gateway-metrics.js";
 import type { HealthState } from "./health-state.js";
@@ -41,9 +42,8 @@ export function createExecutionService(deps: ExecutionServiceDeps): ServiceImpl<
     async *streamProgress(updates, ctx) {
       const closeGauge = metrics.streamOpened("progress_streams");
       try {
-        for await (const update of updates) {
+        for await (const update of abortable(updates, ctx.signal)) {
           yield await acknowledge(tasks, metrics, update);
-          if (ctx.signal.aborted) return;
         }
       } finally {
         closeGauge();

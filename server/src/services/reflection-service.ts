@@ -9,6 +9,7 @@ import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { ServerReflection as ReflectionV1 } from "../../../gen/grpc/reflection/v1/reflection_pb.js";
 import { ServerReflection as ReflectionV1Alpha } from "../../../gen/grpc/reflection/v1alpha/reflection_pb.js";
+import { abortable } from "../events/abortable.js";
 
 /** The reflection services, so callers can list them among the served services. */
 export const reflectionServices = [ReflectionV1, ReflectionV1Alpha] as const;
@@ -69,9 +70,9 @@ export function createReflectionServices(served: readonly DescService[]): {
 } {
   const index = indexDescriptors([...served, ...reflectionServices]);
   const impl: ReflectionImpl = {
-    async *serverReflectionInfo(requests) {
+    async *serverReflectionInfo(requests, ctx) {
       const sent = new Set<string>();
-      for await (const req of requests) {
+      for await (const req of abortable(requests, ctx.signal)) {
         yield {
           validHost: req.host,
           originalRequest: req,
