@@ -10,6 +10,7 @@ import type { GatewayConfig } from "./config.js";
 import { kLog, kPeerAddress, kRequestId } from "./context-keys.js";
 import { UnavailableError } from "./domain/errors.js";
 import { createEventBus, type EventBus } from "./events/event-bus.js";
+import { registerGrpcMessageEncoding } from "./http/grpc-message-encoding.js";
 import { registerHealthRoutes } from "./http/health-routes.js";
 import { registerNotFound } from "./http/not-found.js";
 import { createErrorMappingInterceptor } from "./interceptors/error-mapping.js";
@@ -80,6 +81,7 @@ export async function buildApp(deps: AppDeps): Promise<Gateway> {
     });
   }
 
+  registerGrpcMessageEncoding(app);
   registerHealthRoutes(app, health);
   registerNotFound(app);
 
