@@ -17,6 +17,7 @@ import { createErrorMappingInterceptor } from "./interceptors/error-mapping.js";
 import { createLoggingInterceptor } from "./interceptors/logging.js";
 import { createOnePortServer, type DualHandler, type OnePortServer } from "./listen.js";
 import { createRoutes } from "./routes.js";
+import { startDeadlineSweeper } from "./services/deadline-sweeper.js";
 import { createGatewayMetrics } from "./services/gateway-metrics.js";
 import { createHealthState, type HealthState } from "./services/health-state.js";
 import { TaskService } from "./services/task-service.js";
@@ -26,8 +27,6 @@ import type { TaskStore } from "./store/task-store.js";
 export interface AppDeps {
   readonly config: GatewayConfig;
   readonly store: TaskStore;
-  /** Name of the store backend, reported by health checks (e.g. "sqlite"). */
-  readonly storeKind: string;
   readonly version: string;
 }
 
@@ -49,7 +48,7 @@ export async function buildApp(deps: AppDeps): Promise<Gateway> {
   const { config, store } = deps;
   const bus = createEventBus();
   const tasks = new TaskService(store, bus);
-  const health = createHealthState(store, deps.version, deps.storeKind);
+  const health = createHealthState(store, deps.version);
   const metrics = createGatewayMetrics(store, bus);
 
   let server: OnePortServer | undefined;
@@ -103,6 +102,8 @@ export async function buildApp(deps: AppDeps): Promise<Gateway> {
         .set(kRequestId, String(req.id)),
   });
 
+  const sweeper = startDeadlineSweeper(tasks, app.log, config.sweepIntervalMs);
+
   await app.ready();
   if (!server) throw new Error("serverFactory was not called");
   const listener = server;
@@ -111,6 +112,7 @@ export async function buildApp(deps: AppDeps): Promise<Gateway> {
   const shutdown = () => {
     shuttingDown ??= (async () => {
       health.setShuttingDown();
+      sweeper.stop();
       bus.closeAll(
         new UnavailableError(
           "the gateway is shutting down; reconnect and resume from the last sequence received",

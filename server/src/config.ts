@@ -23,6 +23,8 @@ export interface GatewayConfig {
   readonly maxHeaderBytes: number;
   readonly shutdownTimeoutMs: number;
   readonly watchBuffer: number;
+  readonly dataDir: string;
+  readonly sweepIntervalMs: number;
 }
 
 /** Thrown for a bad flag or variable; its message is meant for the person starting the gateway. */
@@ -44,6 +46,13 @@ interface Option {
 
 /** Every option of `serve`, in the order `--help` lists them. */
 export const serveOptions: readonly Option[] = [
+  {
+    flag: "data-dir",
+    env: "SPAGE_DATA_DIR",
+    kind: "string",
+    def: "./data",
+    help: "directory of the SQLite database (spage.db)",
+  },
   { flag: "host", env: "SPAGE_HOST", kind: "string", def: "127.0.0.1", help: "address to listen on" },
   {
     flag: "port",
@@ -159,6 +168,15 @@ export const serveOptions: readonly Option[] = [
     min: 16,
     help: "live events buffered per watcher before a slow one is ended",
   },
+  {
+    flag: "sweep-interval-ms",
+    env: "SPAGE_SWEEP_INTERVAL_MS",
+    kind: "int",
+    def: "1000",
+    min: 10,
+    max: 60000,
+    help: "how often task deadlines are checked",
+  },
 ];
 
 /** The `--help` text of `serve`. */
@@ -265,6 +283,8 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pr
     maxHeaderBytes: int("max-header-bytes"),
     shutdownTimeoutMs: int("shutdown-timeout-ms"),
     watchBuffer: int("watch-buffer"),
+    dataDir: str("data-dir"),
+    sweepIntervalMs: int("sweep-interval-ms"),
   });
 }
 

@@ -1,9 +1,11 @@
 /**
  * Entry point of `spage-gateway serve`: config -> store -> app -> listen -> signals.
  */
+
+import { join } from "node:path";
 import { buildApp } from "./app.js";
 import { ConfigError, parseConfig, serveHelp } from "./config.js";
-import { createMemoryStore } from "./store/memory-store.js";
+import { openSqliteStore } from "./store/sqlite-store.js";
 import { gatewayVersion } from "./version.js";
 
 /** Runs the gateway until SIGTERM or SIGINT; resolves with the process exit code. */
@@ -23,8 +25,15 @@ export async function serve(argv: readonly string[]): Promise<number> {
     throw err;
   }
 
-  const store = createMemoryStore();
-  const gateway = await buildApp({ config, store, storeKind: "memory", version: gatewayVersion });
+  let store: ReturnType<typeof openSqliteStore>;
+  const dbPath = join(config.dataDir, "spage.db");
+  try {
+    store = openSqliteStore({ path: dbPath });
+  } catch (err) {
+    process.stderr.write(`spage-gateway: cannot open the database ${dbPath}: ${(err as Error).message}\n`);
+    return 1;
+  }
+  const gateway = await buildApp({ config, store, version: gatewayVersion });
   const log = gateway.app.log;
   try {
     await gateway.app.listen({ host: config.host, port: config.port });
@@ -36,7 +45,7 @@ export async function serve(argv: readonly string[]): Promise<number> {
   const addr = gateway.server.address();
   const port = typeof addr === "object" && addr ? addr.port : config.port;
   log.info(
-    { host: config.host, port, tls: Boolean(config.tls), version: gatewayVersion },
+    { host: config.host, port, tls: Boolean(config.tls), version: gatewayVersion, database: dbPath },
     `spage gateway serving gRPC, gRPC-Web and Connect on ${config.tls ? "https" : "http"}://${config.host}:${port}`,
   );
 

@@ -4,6 +4,9 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { startGatewayProcess } from "./helpers/gateway-process.js";
@@ -54,7 +57,11 @@ describe("gateway process", () => {
   });
 
   it("logs each RPC with method, code and duration, and exits 0 on SIGTERM", async () => {
-    const gw = startGatewayProcess(["--port", "0"], { SPAGE_HOST: "127.0.0.1", SPAGE_LOG_LEVEL: "info" });
+    const dataDir = mkdtempSync(join(tmpdir(), "spage-proc-"));
+    const gw = startGatewayProcess(["--port", "0", "--data-dir", dataDir], {
+      SPAGE_HOST: "127.0.0.1",
+      SPAGE_LOG_LEVEL: "info",
+    });
     try {
       const port = await gw.port;
       const res = await fetch(`http://127.0.0.1:${port}/spage.api.SpageAPI/GetTaskStatus`, {

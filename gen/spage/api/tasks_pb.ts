@@ -5,11 +5,11 @@
 // @generated from file spage/api/tasks.proto (package spage.api, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { EmptySchema } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_empty } from "@bufbuild/protobuf/wkt";
-import type { Error, EventSchema, HealthStatusSchema, MetricsSchema, Task, TaskPriority } from "../core/common_pb.js";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { EmptySchema, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_empty, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Error, EventSchema, HealthStatusSchema, MetricsSchema, Task, TaskPriority, TaskResultSchema } from "../core/common_pb.js";
 import { file_spage_core_common } from "../core/common_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file spage/api/tasks.proto.
  */
 export const file_spage_api_tasks: GenFile = /*@__PURE__*/
-  fileDesc("ChVzcGFnZS9hcGkvdGFza3MucHJvdG8SCXNwYWdlLmFwaSK5AgoRU3VibWl0VGFza1JlcXVlc3QSDwoHdGFza19pZBgBIAEoCRIMCgR0eXBlGAIgASgJEioKCHByaW9yaXR5GAMgASgOMhguc3BhZ2UuY29yZS5UYXNrUHJpb3JpdHkSOgoHcGF5bG9hZBgEIAMoCzIpLnNwYWdlLmFwaS5TdWJtaXRUYXNrUmVxdWVzdC5QYXlsb2FkRW50cnkSPAoIbWV0YWRhdGEYBSADKAsyKi5zcGFnZS5hcGkuU3VibWl0VGFza1JlcXVlc3QuTWV0YWRhdGFFbnRyeRouCgxQYXlsb2FkRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiWAoSU3VibWl0VGFza1Jlc3BvbnNlEg8KB3N1Y2Nlc3MYASABKAgSDwoHdGFza19pZBgCIAEoCRIgCgVlcnJvchgDIAEoCzIRLnNwYWdlLmNvcmUuRXJyb3IiJwoUR2V0VGFza1N0YXR1c1JlcXVlc3QSDwoHdGFza19pZBgBIAEoCSJZChVHZXRUYXNrU3RhdHVzUmVzcG9uc2USHgoEdGFzaxgBIAEoCzIQLnNwYWdlLmNvcmUuVGFzaxIgCgVlcnJvchgCIAEoCzIRLnNwYWdlLmNvcmUuRXJyb3IiNAoRQ2FuY2VsVGFza1JlcXVlc3QSDwoHdGFza19pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiRwoSQ2FuY2VsVGFza1Jlc3BvbnNlEg8KB3N1Y2Nlc3MYASABKAgSIAoFZXJyb3IYAiABKAsyES5zcGFnZS5jb3JlLkVycm9yIk8KEExpc3RUYXNrc1JlcXVlc3QSDQoFbGltaXQYASABKAUSDgoGb2Zmc2V0GAIgASgFEg4KBnN0YXR1cxgDIAEoCRIMCgR0eXBlGAQgASgJImUKEUxpc3RUYXNrc1Jlc3BvbnNlEh8KBXRhc2tzGAEgAygLMhAuc3BhZ2UuY29yZS5UYXNrEg0KBXRvdGFsGAIgASgFEiAKBWVycm9yGAMgASgLMhEuc3BhZ2UuY29yZS5FcnJvciKaAQoLQXV0aFJlcXVlc3QSDwoHYXBpX2tleRgBIAEoCRIRCgljbGllbnRfaWQYAiABKAkSNgoIbWV0YWRhdGEYAyADKAsyJC5zcGFnZS5hcGkuQXV0aFJlcXVlc3QuTWV0YWRhdGFFbnRyeRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEi1wEKDEF1dGhSZXNwb25zZRIPCgdzdWNjZXNzGAEgASgIEg0KBXRva2VuGAIgASgJEhIKCmV4cGlyZXNfYXQYAyABKAMSPQoLcGVybWlzc2lvbnMYBCADKAsyKC5zcGFnZS5hcGkuQXV0aFJlc3BvbnNlLlBlcm1pc3Npb25zRW50cnkSIAoFZXJyb3IYBSABKAsyES5zcGFnZS5jb3JlLkVycm9yGjIKEFBlcm1pc3Npb25zRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASIlChRWYWxpZGF0ZVRva2VuUmVxdWVzdBINCgV0b2tlbhgBIAEoCSLrAQoVVmFsaWRhdGVUb2tlblJlc3BvbnNlEg0KBXZhbGlkGAEgASgIEhEKCWNsaWVudF9pZBgCIAEoCRJGCgtwZXJtaXNzaW9ucxgDIAMoCzIxLnNwYWdlLmFwaS5WYWxpZGF0ZVRva2VuUmVzcG9uc2UuUGVybWlzc2lvbnNFbnRyeRISCgpleHBpcmVzX2F0GAQgASgDEiAKBWVycm9yGAUgASgLMhEuc3BhZ2UuY29yZS5FcnJvchoyChBQZXJtaXNzaW9uc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiTAoSV2F0Y2hFdmVudHNSZXF1ZXN0Eg8KB3Rhc2tfaWQYASABKAkSDQoFdHlwZXMYAiADKAkSFgoOYWZ0ZXJfc2VxdWVuY2UYAyABKAQyygUKCFNwYWdlQVBJEkkKClN1Ym1pdFRhc2sSHC5zcGFnZS5hcGkuU3VibWl0VGFza1JlcXVlc3QaHS5zcGFnZS5hcGkuU3VibWl0VGFza1Jlc3BvbnNlElIKDUdldFRhc2tTdGF0dXMSHy5zcGFnZS5hcGkuR2V0VGFza1N0YXR1c1JlcXVlc3QaIC5zcGFnZS5hcGkuR2V0VGFza1N0YXR1c1Jlc3BvbnNlEkkKCkNhbmNlbFRhc2sSHC5zcGFnZS5hcGkuQ2FuY2VsVGFza1JlcXVlc3QaHS5zcGFnZS5hcGkuQ2FuY2VsVGFza1Jlc3BvbnNlEkYKCUxpc3RUYXNrcxIbLnNwYWdlLmFwaS5MaXN0VGFza3NSZXF1ZXN0Ghwuc3BhZ2UuYXBpLkxpc3RUYXNrc1Jlc3BvbnNlEjgKDFN0cmVhbUV2ZW50cxIRLnNwYWdlLmNvcmUuRXZlbnQaES5zcGFnZS5jb3JlLkV2ZW50KAEwARI/CgxBdXRoZW50aWNhdGUSFi5zcGFnZS5hcGkuQXV0aFJlcXVlc3QaFy5zcGFnZS5hcGkuQXV0aFJlc3BvbnNlElIKDVZhbGlkYXRlVG9rZW4SHy5zcGFnZS5hcGkuVmFsaWRhdGVUb2tlblJlcXVlc3QaIC5zcGFnZS5hcGkuVmFsaWRhdGVUb2tlblJlc3BvbnNlEj8KC0hlYWx0aENoZWNrEhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5Ghguc3BhZ2UuY29yZS5IZWFsdGhTdGF0dXMSOQoKR2V0TWV0cmljcxIWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eRoTLnNwYWdlLmNvcmUuTWV0cmljcxJBCgtXYXRjaEV2ZW50cxIdLnNwYWdlLmFwaS5XYXRjaEV2ZW50c1JlcXVlc3QaES5zcGFnZS5jb3JlLkV2ZW50MAFiBnByb3RvMw", [file_google_protobuf_empty, file_spage_core_common]);
+  fileDesc("ChVzcGFnZS9hcGkvdGFza3MucHJvdG8SCXNwYWdlLmFwaSLSAgoRU3VibWl0VGFza1JlcXVlc3QSDwoHdGFza19pZBgBIAEoCRIMCgR0eXBlGAIgASgJEioKCHByaW9yaXR5GAMgASgOMhguc3BhZ2UuY29yZS5UYXNrUHJpb3JpdHkSOgoHcGF5bG9hZBgEIAMoCzIpLnNwYWdlLmFwaS5TdWJtaXRUYXNrUmVxdWVzdC5QYXlsb2FkRW50cnkSPAoIbWV0YWRhdGEYBSADKAsyKi5zcGFnZS5hcGkuU3VibWl0VGFza1JlcXVlc3QuTWV0YWRhdGFFbnRyeRIXCg90aW1lb3V0X3NlY29uZHMYBiABKAUaLgoMUGF5bG9hZEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIlgKElN1Ym1pdFRhc2tSZXNwb25zZRIPCgdzdWNjZXNzGAEgASgIEg8KB3Rhc2tfaWQYAiABKAkSIAoFZXJyb3IYAyABKAsyES5zcGFnZS5jb3JlLkVycm9yIicKFEdldFRhc2tTdGF0dXNSZXF1ZXN0Eg8KB3Rhc2tfaWQYASABKAkiawoVR2V0VGFza1N0YXR1c1Jlc3BvbnNlEh4KBHRhc2sYASABKAsyEC5zcGFnZS5jb3JlLlRhc2sSIAoFZXJyb3IYAiABKAsyES5zcGFnZS5jb3JlLkVycm9yEhAKCHNlcXVlbmNlGAMgASgEIjQKEUNhbmNlbFRhc2tSZXF1ZXN0Eg8KB3Rhc2tfaWQYASABKAkSDgoGcmVhc29uGAIgASgJIkcKEkNhbmNlbFRhc2tSZXNwb25zZRIPCgdzdWNjZXNzGAEgASgIEiAKBWVycm9yGAIgASgLMhEuc3BhZ2UuY29yZS5FcnJvciKuAgoQTGlzdFRhc2tzUmVxdWVzdBINCgVsaW1pdBgBIAEoBRIOCgZvZmZzZXQYAiABKAUSDgoGc3RhdHVzGAMgASgJEgwKBHR5cGUYBCABKAkSKgoIcHJpb3JpdHkYBSABKA4yGC5zcGFnZS5jb3JlLlRhc2tQcmlvcml0eRIxCg1jcmVhdGVkX2FmdGVyGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCg5jcmVhdGVkX2JlZm9yZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJaWRfcHJlZml4GAggASgJEiMKBW9yZGVyGAkgASgOMhQuc3BhZ2UuYXBpLkxpc3RPcmRlchISCgpwYWdlX3Rva2VuGAogASgJIpABChFMaXN0VGFza3NSZXNwb25zZRIfCgV0YXNrcxgBIAMoCzIQLnNwYWdlLmNvcmUuVGFzaxINCgV0b3RhbBgCIAEoBRIgCgVlcnJvchgDIAEoCzIRLnNwYWdlLmNvcmUuRXJyb3ISFwoPbmV4dF9wYWdlX3Rva2VuGAQgASgJEhAKCHNlcXVlbmNlGAUgASgEIpoBCgtBdXRoUmVxdWVzdBIPCgdhcGlfa2V5GAEgASgJEhEKCWNsaWVudF9pZBgCIAEoCRI2CghtZXRhZGF0YRgDIAMoCzIkLnNwYWdlLmFwaS5BdXRoUmVxdWVzdC5NZXRhZGF0YUVudHJ5Gi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASLXAQoMQXV0aFJlc3BvbnNlEg8KB3N1Y2Nlc3MYASABKAgSDQoFdG9rZW4YAiABKAkSEgoKZXhwaXJlc19hdBgDIAEoAxI9CgtwZXJtaXNzaW9ucxgEIAMoCzIoLnNwYWdlLmFwaS5BdXRoUmVzcG9uc2UuUGVybWlzc2lvbnNFbnRyeRIgCgVlcnJvchgFIAEoCzIRLnNwYWdlLmNvcmUuRXJyb3IaMgoQUGVybWlzc2lvbnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIiUKFFZhbGlkYXRlVG9rZW5SZXF1ZXN0Eg0KBXRva2VuGAEgASgJIusBChVWYWxpZGF0ZVRva2VuUmVzcG9uc2USDQoFdmFsaWQYASABKAgSEQoJY2xpZW50X2lkGAIgASgJEkYKC3Blcm1pc3Npb25zGAMgAygLMjEuc3BhZ2UuYXBpLlZhbGlkYXRlVG9rZW5SZXNwb25zZS5QZXJtaXNzaW9uc0VudHJ5EhIKCmV4cGlyZXNfYXQYBCABKAMSIAoFZXJyb3IYBSABKAsyES5zcGFnZS5jb3JlLkVycm9yGjIKEFBlcm1pc3Npb25zRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJMChJXYXRjaEV2ZW50c1JlcXVlc3QSDwoHdGFza19pZBgBIAEoCRINCgV0eXBlcxgCIAMoCRIWCg5hZnRlcl9zZXF1ZW5jZRgDIAEoBCJdChhSZXBvcnRUYXNrUmVzdWx0UmVzcG9uc2USDwoHc3VjY2VzcxgBIAEoCBIeCgR0YXNrGAIgASgLMhAuc3BhZ2UuY29yZS5UYXNrEhAKCHNlcXVlbmNlGAMgASgEKmEKCUxpc3RPcmRlchIaChZMSVNUX09SREVSX1VOU1BFQ0lGSUVEEAASGwoXTElTVF9PUkRFUl9ORVdFU1RfRklSU1QQARIbChdMSVNUX09SREVSX09MREVTVF9GSVJTVBACMpsGCghTcGFnZUFQSRJJCgpTdWJtaXRUYXNrEhwuc3BhZ2UuYXBpLlN1Ym1pdFRhc2tSZXF1ZXN0Gh0uc3BhZ2UuYXBpLlN1Ym1pdFRhc2tSZXNwb25zZRJSCg1HZXRUYXNrU3RhdHVzEh8uc3BhZ2UuYXBpLkdldFRhc2tTdGF0dXNSZXF1ZXN0GiAuc3BhZ2UuYXBpLkdldFRhc2tTdGF0dXNSZXNwb25zZRJJCgpDYW5jZWxUYXNrEhwuc3BhZ2UuYXBpLkNhbmNlbFRhc2tSZXF1ZXN0Gh0uc3BhZ2UuYXBpLkNhbmNlbFRhc2tSZXNwb25zZRJGCglMaXN0VGFza3MSGy5zcGFnZS5hcGkuTGlzdFRhc2tzUmVxdWVzdBocLnNwYWdlLmFwaS5MaXN0VGFza3NSZXNwb25zZRI4CgxTdHJlYW1FdmVudHMSES5zcGFnZS5jb3JlLkV2ZW50GhEuc3BhZ2UuY29yZS5FdmVudCgBMAESPwoMQXV0aGVudGljYXRlEhYuc3BhZ2UuYXBpLkF1dGhSZXF1ZXN0Ghcuc3BhZ2UuYXBpLkF1dGhSZXNwb25zZRJSCg1WYWxpZGF0ZVRva2VuEh8uc3BhZ2UuYXBpLlZhbGlkYXRlVG9rZW5SZXF1ZXN0GiAuc3BhZ2UuYXBpLlZhbGlkYXRlVG9rZW5SZXNwb25zZRI/CgtIZWFsdGhDaGVjaxIWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eRoYLnNwYWdlLmNvcmUuSGVhbHRoU3RhdHVzEjkKCkdldE1ldHJpY3MSFi5nb29nbGUucHJvdG9idWYuRW1wdHkaEy5zcGFnZS5jb3JlLk1ldHJpY3MSQQoLV2F0Y2hFdmVudHMSHS5zcGFnZS5hcGkuV2F0Y2hFdmVudHNSZXF1ZXN0GhEuc3BhZ2UuY29yZS5FdmVudDABEk8KEFJlcG9ydFRhc2tSZXN1bHQSFi5zcGFnZS5jb3JlLlRhc2tSZXN1bHQaIy5zcGFnZS5hcGkuUmVwb3J0VGFza1Jlc3VsdFJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_empty, file_google_protobuf_timestamp, file_spage_core_common]);
 
 /**
  * Asks the gateway to store and queue a task.
@@ -60,6 +60,14 @@ export type SubmitTaskRequest = Message<"spage.api.SubmitTaskRequest"> & {
    * @generated from field: map<string, string> metadata = 5;
    */
   metadata: { [key: string]: string };
+
+  /**
+   * Limit on the run time in seconds, counted from when the task leaves PENDING; 0 (default) means
+   * none; at most 604800 (7 days). A task still running when it passes ends as TIMED_OUT.
+   *
+   * @generated from field: int32 timeout_seconds = 6;
+   */
+  timeoutSeconds: number;
 };
 
 /**
@@ -144,6 +152,14 @@ export type GetTaskStatusResponse = Message<"spage.api.GetTaskStatusResponse"> &
    * @generated from field: spage.core.Error error = 2;
    */
   error?: Error | undefined;
+
+  /**
+   * The event log position this answer reflects: every event up to it is applied to `task`. Watch
+   * with WatchEventsRequest.after_sequence set to it to follow the task without a gap.
+   *
+   * @generated from field: uint64 sequence = 3;
+   */
+  sequence: bigint;
 };
 
 /**
@@ -243,6 +259,50 @@ export type ListTasksRequest = Message<"spage.api.ListTasksRequest"> & {
    * @generated from field: string type = 4;
    */
   type: string;
+
+  /**
+   * Only tasks of this priority. Unspecified: any priority.
+   *
+   * @generated from field: spage.core.TaskPriority priority = 5;
+   */
+  priority: TaskPriority;
+
+  /**
+   * Only tasks created at or after this time (UTC). Unset: no lower bound.
+   *
+   * @generated from field: google.protobuf.Timestamp created_after = 6;
+   */
+  createdAfter?: Timestamp | undefined;
+
+  /**
+   * Only tasks created before this time (UTC). Unset: no upper bound.
+   *
+   * @generated from field: google.protobuf.Timestamp created_before = 7;
+   */
+  createdBefore?: Timestamp | undefined;
+
+  /**
+   * Only tasks whose id starts with this text (case-sensitive). Empty: any id.
+   *
+   * @generated from field: string id_prefix = 8;
+   */
+  idPrefix: string;
+
+  /**
+   * Order of the listing by creation. Unspecified: newest first.
+   *
+   * @generated from field: spage.api.ListOrder order = 9;
+   */
+  order: ListOrder;
+
+  /**
+   * Token from a previous response's next_page_token, to read the next page. Paging by token is
+   * stable while tasks are added: no task is skipped or shown twice. Use either offset or page_token,
+   * not both; the filters and order must be the same as in the request that produced the token.
+   *
+   * @generated from field: string page_token = 10;
+   */
+  pageToken: string;
 };
 
 /**
@@ -266,7 +326,7 @@ export type ListTasksResponse = Message<"spage.api.ListTasksResponse"> & {
   tasks: Task[];
 
   /**
-   * Number of tasks matching the filters, over all pages.
+   * Number of tasks matching the filters, over all pages (exact).
    *
    * @generated from field: int32 total = 2;
    */
@@ -278,6 +338,20 @@ export type ListTasksResponse = Message<"spage.api.ListTasksResponse"> & {
    * @generated from field: spage.core.Error error = 3;
    */
   error?: Error | undefined;
+
+  /**
+   * Token for the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 4;
+   */
+  nextPageToken: string;
+
+  /**
+   * The event log position this answer reflects (see GetTaskStatusResponse.sequence).
+   *
+   * @generated from field: uint64 sequence = 5;
+   */
+  sequence: bigint;
 };
 
 /**
@@ -478,6 +552,75 @@ export const WatchEventsRequestSchema: GenMessage<WatchEventsRequest> = /*@__PUR
   messageDesc(file_spage_api_tasks, 12);
 
 /**
+ * Result of ReportTaskResult.
+ *
+ * @generated from message spage.api.ReportTaskResultResponse
+ */
+export type ReportTaskResultResponse = Message<"spage.api.ReportTaskResultResponse"> & {
+  /**
+   * True when the outcome is stored.
+   *
+   * @generated from field: bool success = 1;
+   */
+  success: boolean;
+
+  /**
+   * The task as stored after the report.
+   *
+   * @generated from field: spage.core.Task task = 2;
+   */
+  task?: Task | undefined;
+
+  /**
+   * The event log position of the report.
+   *
+   * @generated from field: uint64 sequence = 3;
+   */
+  sequence: bigint;
+};
+
+/**
+ * Describes the message spage.api.ReportTaskResultResponse.
+ * Use `create(ReportTaskResultResponseSchema)` to create a new message.
+ */
+export const ReportTaskResultResponseSchema: GenMessage<ReportTaskResultResponse> = /*@__PURE__*/
+  messageDesc(file_spage_api_tasks, 13);
+
+/**
+ * Order of a task listing.
+ *
+ * @generated from enum spage.api.ListOrder
+ */
+export enum ListOrder {
+  /**
+   * Newest first (the default).
+   *
+   * @generated from enum value: LIST_ORDER_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Newest first.
+   *
+   * @generated from enum value: LIST_ORDER_NEWEST_FIRST = 1;
+   */
+  NEWEST_FIRST = 1,
+
+  /**
+   * Oldest first.
+   *
+   * @generated from enum value: LIST_ORDER_OLDEST_FIRST = 2;
+   */
+  OLDEST_FIRST = 2,
+}
+
+/**
+ * Describes the enum spage.api.ListOrder.
+ */
+export const ListOrderSchema: GenEnum<ListOrder> = /*@__PURE__*/
+  enumDesc(file_spage_api_tasks, 0);
+
+/**
  * Client-side API of the gateway.
  *
  * Event types. Every event on StreamEvents and WatchEvents has a `type` from this table and the
@@ -607,6 +750,18 @@ export const SpageAPI: GenService<{
     methodKind: "server_streaming";
     input: typeof WatchEventsRequestSchema;
     output: typeof EventSchema;
+  },
+  /**
+   * Reports the final outcome of a run (from a daemon or a core): status COMPLETED or FAILED (or
+   * CANCELED / TIMED_OUT to confirm those), with its result map, error and exit code. Reporting the
+   * same outcome again succeeds; a different outcome for an ended task is FAILED_PRECONDITION.
+   *
+   * @generated from rpc spage.api.SpageAPI.ReportTaskResult
+   */
+  reportTaskResult: {
+    methodKind: "unary";
+    input: typeof TaskResultSchema;
+    output: typeof ReportTaskResultResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_spage_api_tasks, 0);

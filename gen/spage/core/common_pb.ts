@@ -20,7 +20,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file spage/core/common.proto.
  */
 export const file_spage_core_common: GenFile = /*@__PURE__*/
-  fileDesc("ChdzcGFnZS9jb3JlL2NvbW1vbi5wcm90bxIKc3BhZ2UuY29yZSKUBAoEVGFzaxIKCgJpZBgBIAEoCRIMCgR0eXBlGAIgASgJEioKCHByaW9yaXR5GAMgASgOMhguc3BhZ2UuY29yZS5UYXNrUHJpb3JpdHkSLgoHcGF5bG9hZBgEIAMoCzIdLnNwYWdlLmNvcmUuVGFzay5QYXlsb2FkRW50cnkSJgoGc3RhdHVzGAUgASgOMhYuc3BhZ2UuY29yZS5UYXNrU3RhdHVzEhAKCHByb2dyZXNzGAYgASgBEiwKBnJlc3VsdBgHIAMoCzIcLnNwYWdlLmNvcmUuVGFzay5SZXN1bHRFbnRyeRINCgVlcnJvchgIIAEoCRIuCgpjcmVhdGVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydGVkX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxjb21wbGV0ZWRfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wGi4KDFBheWxvYWRFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGi0KC1Jlc3VsdEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEizgIKClRhc2tSZXN1bHQSDwoHdGFza19pZBgBIAEoCRImCgZzdGF0dXMYAiABKA4yFi5zcGFnZS5jb3JlLlRhc2tTdGF0dXMSDgoGb3V0cHV0GAMgASgJEg0KBWVycm9yGAQgASgJEhEKCWV4aXRfY29kZRgFIAEoBRIQCghkdXJhdGlvbhgGIAEoARIyCgZyZXN1bHQYByADKAsyIi5zcGFnZS5jb3JlLlRhc2tSZXN1bHQuUmVzdWx0RW50cnkSLgoKc3RhcnRlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMY29tcGxldGVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBotCgtSZXN1bHRFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIuABCg5Qcm9ncmVzc1VwZGF0ZRIPCgd0YXNrX2lkGAEgASgJEhAKCHByb2dyZXNzGAIgASgBEg8KB21lc3NhZ2UYAyABKAkSOgoIbWV0YWRhdGEYBCADKAsyKC5zcGFnZS5jb3JlLlByb2dyZXNzVXBkYXRlLk1ldGFkYXRhRW50cnkSLQoJdGltZXN0YW1wGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiywEKBUV2ZW50EgoKAmlkGAEgASgJEgwKBHR5cGUYAiABKAkSKQoEZGF0YRgDIAMoCzIbLnNwYWdlLmNvcmUuRXZlbnQuRGF0YUVudHJ5Ei0KCXRpbWVzdGFtcBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIc2VxdWVuY2UYBSABKAQSDwoHdGFza19pZBgGIAEoCRorCglEYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKHAQoFRXJyb3ISDAoEY29kZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEi8KB2RldGFpbHMYAyADKAsyHi5zcGFnZS5jb3JlLkVycm9yLkRldGFpbHNFbnRyeRouCgxEZXRhaWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASLGAQoMSGVhbHRoU3RhdHVzEg4KBnN0YXR1cxgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEjYKB2RldGFpbHMYAyADKAsyJS5zcGFnZS5jb3JlLkhlYWx0aFN0YXR1cy5EZXRhaWxzRW50cnkSLQoJdGltZXN0YW1wGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBouCgxEZXRhaWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASLqAgoHTWV0cmljcxIzCghjb3VudGVycxgBIAMoCzIhLnNwYWdlLmNvcmUuTWV0cmljcy5Db3VudGVyc0VudHJ5Ei8KBmdhdWdlcxgCIAMoCzIfLnNwYWdlLmNvcmUuTWV0cmljcy5HYXVnZXNFbnRyeRI3CgpoaXN0b2dyYW1zGAMgAygLMiMuc3BhZ2UuY29yZS5NZXRyaWNzLkhpc3RvZ3JhbXNFbnRyeRItCgl0aW1lc3RhbXAYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wGi8KDUNvdW50ZXJzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgBOgI4ARotCgtHYXVnZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAE6AjgBGjEKD0hpc3RvZ3JhbXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAE6AjgBKqcCCgpUYXNrU3RhdHVzEhsKF1RBU0tfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFwoTVEFTS19TVEFUVVNfUEVORElORxABEhcKE1RBU0tfU1RBVFVTX1JVTk5JTkcQAhIZChVUQVNLX1NUQVRVU19DT01QTEVURUQQAxIWChJUQVNLX1NUQVRVU19GQUlMRUQQBBIYChRUQVNLX1NUQVRVU19DQU5DRUxFRBAFEhcKE1RBU0tfU1RBVFVTX1NLSVBQRUQQBhIYChRUQVNLX1NUQVRVU19BU1NJR05FRBAHEhkKFVRBU0tfU1RBVFVTX0NBTkNFTElORxAIEhkKFVRBU0tfU1RBVFVTX1RJTUVEX09VVBAJEhQKEFRBU0tfU1RBVFVTX0xPU1QQCiqSAQoMVGFza1ByaW9yaXR5Eh0KGVRBU0tfUFJJT1JJVFlfVU5TUEVDSUZJRUQQABIVChFUQVNLX1BSSU9SSVRZX0xPVxABEhgKFFRBU0tfUFJJT1JJVFlfTk9STUFMEAISFgoSVEFTS19QUklPUklUWV9ISUdIEAMSGgoWVEFTS19QUklPUklUWV9DUklUSUNBTBAEYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("ChdzcGFnZS9jb3JlL2NvbW1vbi5wcm90bxIKc3BhZ2UuY29yZSLpBQoEVGFzaxIKCgJpZBgBIAEoCRIMCgR0eXBlGAIgASgJEioKCHByaW9yaXR5GAMgASgOMhguc3BhZ2UuY29yZS5UYXNrUHJpb3JpdHkSLgoHcGF5bG9hZBgEIAMoCzIdLnNwYWdlLmNvcmUuVGFzay5QYXlsb2FkRW50cnkSJgoGc3RhdHVzGAUgASgOMhYuc3BhZ2UuY29yZS5UYXNrU3RhdHVzEhAKCHByb2dyZXNzGAYgASgBEiwKBnJlc3VsdBgHIAMoCzIcLnNwYWdlLmNvcmUuVGFzay5SZXN1bHRFbnRyeRINCgVlcnJvchgIIAEoCRIuCgpjcmVhdGVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydGVkX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxjb21wbGV0ZWRfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiYKBWhvc3RzGA0gAygLMhcuc3BhZ2UuY29yZS5Ib3N0U3VtbWFyeRIXCg90aW1lb3V0X3NlY29uZHMYDiABKAUSMAoIbWV0YWRhdGEYDyADKAsyHi5zcGFnZS5jb3JlLlRhc2suTWV0YWRhdGFFbnRyeRIvCgtkZWFkbGluZV9hdBgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAaLgoMUGF5bG9hZEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaLQoLUmVzdWx0RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiggEKC0hvc3RTdW1tYXJ5EgwKBGhvc3QYASABKAkSCgoCb2sYAiABKAUSDgoGZmFpbGVkGAMgASgFEg8KB3NraXBwZWQYBCABKAUSDwoHcnVubmluZxgFIAEoBRISCgpsYXN0X2Vycm9yGAYgASgJEhMKC2ZhaWxlZF90YXNrGAcgASgJIs4CCgpUYXNrUmVzdWx0Eg8KB3Rhc2tfaWQYASABKAkSJgoGc3RhdHVzGAIgASgOMhYuc3BhZ2UuY29yZS5UYXNrU3RhdHVzEg4KBm91dHB1dBgDIAEoCRINCgVlcnJvchgEIAEoCRIRCglleGl0X2NvZGUYBSABKAUSEAoIZHVyYXRpb24YBiABKAESMgoGcmVzdWx0GAcgAygLMiIuc3BhZ2UuY29yZS5UYXNrUmVzdWx0LlJlc3VsdEVudHJ5Ei4KCnN0YXJ0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGNvbXBsZXRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAaLQoLUmVzdWx0RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASLgAQoOUHJvZ3Jlc3NVcGRhdGUSDwoHdGFza19pZBgBIAEoCRIQCghwcm9ncmVzcxgCIAEoARIPCgdtZXNzYWdlGAMgASgJEjoKCG1ldGFkYXRhGAQgAygLMiguc3BhZ2UuY29yZS5Qcm9ncmVzc1VwZGF0ZS5NZXRhZGF0YUVudHJ5Ei0KCXRpbWVzdGFtcBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIssBCgVFdmVudBIKCgJpZBgBIAEoCRIMCgR0eXBlGAIgASgJEikKBGRhdGEYAyADKAsyGy5zcGFnZS5jb3JlLkV2ZW50LkRhdGFFbnRyeRItCgl0aW1lc3RhbXAYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHNlcXVlbmNlGAUgASgEEg8KB3Rhc2tfaWQYBiABKAkaKwoJRGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEihwEKBUVycm9yEgwKBGNvZGUYASABKAkSDwoHbWVzc2FnZRgCIAEoCRIvCgdkZXRhaWxzGAMgAygLMh4uc3BhZ2UuY29yZS5FcnJvci5EZXRhaWxzRW50cnkaLgoMRGV0YWlsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEixgEKDEhlYWx0aFN0YXR1cxIOCgZzdGF0dXMYASABKAkSDwoHbWVzc2FnZRgCIAEoCRI2CgdkZXRhaWxzGAMgAygLMiUuc3BhZ2UuY29yZS5IZWFsdGhTdGF0dXMuRGV0YWlsc0VudHJ5Ei0KCXRpbWVzdGFtcBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAaLgoMRGV0YWlsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEi6gIKB01ldHJpY3MSMwoIY291bnRlcnMYASADKAsyIS5zcGFnZS5jb3JlLk1ldHJpY3MuQ291bnRlcnNFbnRyeRIvCgZnYXVnZXMYAiADKAsyHy5zcGFnZS5jb3JlLk1ldHJpY3MuR2F1Z2VzRW50cnkSNwoKaGlzdG9ncmFtcxgDIAMoCzIjLnNwYWdlLmNvcmUuTWV0cmljcy5IaXN0b2dyYW1zRW50cnkSLQoJdGltZXN0YW1wGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBovCg1Db3VudGVyc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoAToCOAEaLQoLR2F1Z2VzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgBOgI4ARoxCg9IaXN0b2dyYW1zRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgBOgI4ASqnAgoKVGFza1N0YXR1cxIbChdUQVNLX1NUQVRVU19VTlNQRUNJRklFRBAAEhcKE1RBU0tfU1RBVFVTX1BFTkRJTkcQARIXChNUQVNLX1NUQVRVU19SVU5OSU5HEAISGQoVVEFTS19TVEFUVVNfQ09NUExFVEVEEAMSFgoSVEFTS19TVEFUVVNfRkFJTEVEEAQSGAoUVEFTS19TVEFUVVNfQ0FOQ0VMRUQQBRIXChNUQVNLX1NUQVRVU19TS0lQUEVEEAYSGAoUVEFTS19TVEFUVVNfQVNTSUdORUQQBxIZChVUQVNLX1NUQVRVU19DQU5DRUxJTkcQCBIZChVUQVNLX1NUQVRVU19USU1FRF9PVVQQCRIUChBUQVNLX1NUQVRVU19MT1NUEAoqkgEKDFRhc2tQcmlvcml0eRIdChlUQVNLX1BSSU9SSVRZX1VOU1BFQ0lGSUVEEAASFQoRVEFTS19QUklPUklUWV9MT1cQARIYChRUQVNLX1BSSU9SSVRZX05PUk1BTBACEhYKElRBU0tfUFJJT1JJVFlfSElHSBADEhoKFlRBU0tfUFJJT1JJVFlfQ1JJVElDQUwQBGIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * A unit of work tracked by the gateway: a playbook run or any other typed job.
@@ -111,6 +111,36 @@ export type Task = Message<"spage.core.Task"> & {
    * @generated from field: google.protobuf.Timestamp completed_at = 12;
    */
   completedAt?: Timestamp | undefined;
+
+  /**
+   * Per-host summary of the run, like Ansible's recap, one entry per host that reported progress,
+   * sorted by host name. Empty until a runner reports.
+   *
+   * @generated from field: repeated spage.core.HostSummary hosts = 13;
+   */
+  hosts: HostSummary[];
+
+  /**
+   * Limit on the run time in seconds, counted from when the task left PENDING; 0 means none. A task
+   * still running when it passes ends as TIMED_OUT.
+   *
+   * @generated from field: int32 timeout_seconds = 14;
+   */
+  timeoutSeconds: number;
+
+  /**
+   * Free-form labels given when the task was submitted or registered.
+   *
+   * @generated from field: map<string, string> metadata = 15;
+   */
+  metadata: { [key: string]: string };
+
+  /**
+   * When the task's timeout expires (UTC); unset while PENDING or without a timeout.
+   *
+   * @generated from field: google.protobuf.Timestamp deadline_at = 16;
+   */
+  deadlineAt?: Timestamp | undefined;
 };
 
 /**
@@ -119,6 +149,69 @@ export type Task = Message<"spage.core.Task"> & {
  */
 export const TaskSchema: GenMessage<Task> = /*@__PURE__*/
   messageDesc(file_spage_core_common, 0);
+
+/**
+ * What one host did during a run, counted from the runner's per-task progress updates.
+ *
+ * @generated from message spage.core.HostSummary
+ */
+export type HostSummary = Message<"spage.core.HostSummary"> & {
+  /**
+   * Host name as the runner reports it (metadata key "host").
+   *
+   * @generated from field: string host = 1;
+   */
+  host: string;
+
+  /**
+   * Steps that finished successfully on this host.
+   *
+   * @generated from field: int32 ok = 2;
+   */
+  ok: number;
+
+  /**
+   * Steps that failed on this host.
+   *
+   * @generated from field: int32 failed = 3;
+   */
+  failed: number;
+
+  /**
+   * Steps skipped on this host.
+   *
+   * @generated from field: int32 skipped = 4;
+   */
+  skipped: number;
+
+  /**
+   * Steps started and not yet finished on this host.
+   *
+   * @generated from field: int32 running = 5;
+   */
+  running: number;
+
+  /**
+   * Error of the most recent failed step; empty if none failed.
+   *
+   * @generated from field: string last_error = 6;
+   */
+  lastError: string;
+
+  /**
+   * Name of the most recent failed step; empty if none failed.
+   *
+   * @generated from field: string failed_task = 7;
+   */
+  failedTask: string;
+};
+
+/**
+ * Describes the message spage.core.HostSummary.
+ * Use `create(HostSummarySchema)` to create a new message.
+ */
+export const HostSummarySchema: GenMessage<HostSummary> = /*@__PURE__*/
+  messageDesc(file_spage_core_common, 1);
 
 /**
  * The final outcome of a task as reported by its runner.
@@ -195,12 +288,16 @@ export type TaskResult = Message<"spage.core.TaskResult"> & {
  * Use `create(TaskResultSchema)` to create a new message.
  */
 export const TaskResultSchema: GenMessage<TaskResult> = /*@__PURE__*/
-  messageDesc(file_spage_core_common, 1);
+  messageDesc(file_spage_core_common, 2);
 
 /**
  * One progress report from a runner. Spage cores send one per Ansible task and host (and loop item):
  * a start update (progress 0, metadata status "running"), then a done update (progress 100, or -1 for
  * a failure) or a skipped update (progress 0, metadata status "skipped").
+ *
+ * A runner marks the end of the whole run with an update whose metadata has `run_status` set to
+ * "completed" or "failed" (optionally with `error` and `exit_code`); the task then ends COMPLETED or
+ * FAILED. Alternatively it reports a TaskResult with SpageAPI.ReportTaskResult.
  *
  * @generated from message spage.core.ProgressUpdate
  */
@@ -248,7 +345,7 @@ export type ProgressUpdate = Message<"spage.core.ProgressUpdate"> & {
  * Use `create(ProgressUpdateSchema)` to create a new message.
  */
 export const ProgressUpdateSchema: GenMessage<ProgressUpdate> = /*@__PURE__*/
-  messageDesc(file_spage_core_common, 2);
+  messageDesc(file_spage_core_common, 3);
 
 /**
  * Something that happened, as stored in the gateway's event log or exchanged on an event stream.
@@ -309,7 +406,7 @@ export type Event = Message<"spage.core.Event"> & {
  * Use `create(EventSchema)` to create a new message.
  */
 export const EventSchema: GenMessage<Event> = /*@__PURE__*/
-  messageDesc(file_spage_core_common, 3);
+  messageDesc(file_spage_core_common, 4);
 
 /**
  * The uniform error carried inside responses that have an `error` field. The RPC status code is
@@ -346,7 +443,7 @@ export type Error = Message<"spage.core.Error"> & {
  * Use `create(ErrorSchema)` to create a new message.
  */
 export const ErrorSchema: GenMessage<Error> = /*@__PURE__*/
-  messageDesc(file_spage_core_common, 4);
+  messageDesc(file_spage_core_common, 5);
 
 /**
  * Health of the gateway and its dependencies.
@@ -388,7 +485,7 @@ export type HealthStatus = Message<"spage.core.HealthStatus"> & {
  * Use `create(HealthStatusSchema)` to create a new message.
  */
 export const HealthStatusSchema: GenMessage<HealthStatus> = /*@__PURE__*/
-  messageDesc(file_spage_core_common, 5);
+  messageDesc(file_spage_core_common, 6);
 
 /**
  * A snapshot of the gateway's metrics.
@@ -430,7 +527,7 @@ export type Metrics = Message<"spage.core.Metrics"> & {
  * Use `create(MetricsSchema)` to create a new message.
  */
 export const MetricsSchema: GenMessage<Metrics> = /*@__PURE__*/
-  messageDesc(file_spage_core_common, 6);
+  messageDesc(file_spage_core_common, 7);
 
 /**
  * The lifecycle state of a task. The gateway enforces which state may follow which (see the table

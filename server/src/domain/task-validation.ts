@@ -86,6 +86,16 @@ export function checkStringMap(v: Violations, field: string, map: Readonly<Recor
   if (total > taskLimits.mapMaxBytes) v.add(field, `must be at most ${taskLimits.mapMaxBytes} bytes in all`);
 }
 
+/** Longest run-time limit a task may ask for: 7 days. */
+export const maxTimeoutSeconds = 7 * 24 * 3600;
+
+/** Checks a run-time limit in seconds: 0 (none) up to 7 days. */
+export function checkTimeout(v: Violations, field: string, seconds: number): void {
+  if (!Number.isInteger(seconds) || seconds < 0 || seconds > maxTimeoutSeconds) {
+    v.add(field, `must be between 0 (no limit) and ${maxTimeoutSeconds} seconds (got ${seconds})`);
+  }
+}
+
 /** Checks a free-text reason. */
 export function checkReason(v: Violations, field: string, reason: string): void {
   if (reason.length > taskLimits.reasonMaxLength)

@@ -37,15 +37,18 @@ export function createApiService(deps: ApiServiceDeps): ServiceImpl<typeof Spage
       return { success: true, taskId: task.id };
     },
     async getTaskStatus(req) {
-      return { task: await tasks.get(req.taskId) };
+      return tasks.get(req.taskId);
     },
     async cancelTask(req) {
       await tasks.cancel(req.taskId, req.reason);
       return { success: true };
     },
     async listTasks(req) {
-      const page = await tasks.list(req);
-      return { tasks: page.tasks, total: page.total };
+      return tasks.list(req);
+    },
+    async reportTaskResult(req) {
+      const { task, sequence } = await tasks.reportResult(req);
+      return { success: true, task, sequence };
     },
     streamEvents(events, ctx) {
       return handleDaemonStream(events, ctx.signal, metrics);

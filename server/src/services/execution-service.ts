@@ -33,7 +33,7 @@ export function createExecutionService(deps: ExecutionServiceDeps): ServiceImpl<
       return { success: true };
     },
     async getTaskStatus(req) {
-      return { task: await tasks.get(req.taskId) };
+      return tasks.get(req.taskId);
     },
     async registerTask(req) {
       const task = await tasks.register(req);

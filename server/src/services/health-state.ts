@@ -10,6 +10,9 @@ import type { TaskStore } from "../store/task-store.js";
 /** Overall condition: serving normally, serving with reduced function, or not serving. */
 export type HealthLevel = "healthy" | "degraded" | "unhealthy";
 
+/** A store ping slower than this makes the gateway report itself degraded. */
+const slowStoreMs = 500;
+
 /** Shared health state. */
 export interface HealthState {
   /** Runs the checks now. */
@@ -24,17 +27,21 @@ export interface HealthState {
 }
 
 /** Creates the health state over a store. */
-export function createHealthState(store: TaskStore, version: string, storeKind: string): HealthState {
+export function createHealthState(store: TaskStore, version: string): HealthState {
   const started = Date.now();
   const listeners = new Set<() => void>();
   let shuttingDown = false;
 
+  let lastPingMs = 0;
   async function storeOk(): Promise<string | undefined> {
+    const started = performance.now();
     try {
       await store.ping();
       return undefined;
     } catch (err) {
       return err instanceof Error ? err.message : String(err);
+    } finally {
+      lastPingMs = performance.now() - started;
     }
   }
 
@@ -52,16 +59,17 @@ export function createHealthState(store: TaskStore, version: string, storeKind: 
       } else if (storeError) {
         status = "unhealthy";
         message = `store unavailable: ${storeError}`;
-      } else if (storeKind === "memory") {
+      } else if (lastPingMs > slowStoreMs) {
         status = "degraded";
-        message = "serving from memory: tasks are not durable";
+        message = `store is slow: a ping took ${Math.round(lastPingMs)} ms`;
       }
       return create(HealthStatusSchema, {
         status,
         message,
         details: {
           store: storeError ? "error" : "ok",
-          store_kind: storeKind,
+          store_kind: store.kind,
+          store_ping_ms: lastPingMs.toFixed(2),
           version,
           uptime_seconds: String(Math.floor((Date.now() - started) / 1000)),
           shutting_down: String(shuttingDown),

@@ -1,30 +1,31 @@
 /**
- * Task operations shared by SpageExecution and SpageAPI: submit, register, read, list, cancel and
- * progress. Validates input, goes through the state machine for every status change, writes through
- * the TaskStore and publishes what was committed on the event bus.
+ * Task operations shared by SpageExecution and SpageAPI: submit, register, read, list, cancel,
+ * progress and results. Validates input, goes through the state machine for every status change,
+ * writes through the TaskStore with conditional updates (re-reading when another writer won) and
+ * publishes what was committed on the event bus.
  */
 import { randomUUID } from "node:crypto";
-import type { Event, Task } from "../../../gen/spage/core/common_pb.js";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import type { Event, Task, TaskResult } from "../../../gen/spage/core/common_pb.js";
 import { TaskPriority, TaskStatus } from "../../../gen/spage/core/common_pb.js";
-import {
-  AlreadyExistsError,
-  FailedPreconditionError,
-  InvalidArgumentError,
-  NotFoundError,
-} from "../domain/errors.js";
-import { parseStatusName, statusName, terminalStates, transition } from "../domain/task-state.js";
+import { AlreadyExistsError, FailedPreconditionError, NotFoundError } from "../domain/errors.js";
+import { applyStep, classifyUpdate, overallProgress, runEndOf } from "../domain/run-progress.js";
+import { statusName, terminalStates, transition } from "../domain/task-state.js";
 import {
   checkPriority,
   checkReason,
   checkStringMap,
   checkTaskId,
   checkTaskType,
+  checkTimeout,
   effectivePriority,
   requestFingerprint,
   Violations,
 } from "../domain/task-validation.js";
 import type { EventBus } from "../events/event-bus.js";
-import type { NewEvent, TaskPage, TaskPatch, TaskRecord, TaskStore } from "../store/task-store.js";
+import type { Expected, NewEvent, TaskPatch, TaskRecord, TaskStore } from "../store/task-store.js";
+import { type ListInput, parseListInput } from "./list-query.js";
+import { encodePageToken } from "./page-token.js";
 
 /** A request to create a task. */
 export interface SubmitInput {
@@ -33,6 +34,7 @@ export interface SubmitInput {
   readonly priority: TaskPriority;
   readonly payload: Readonly<Record<string, string>>;
   readonly metadata: Readonly<Record<string, string>>;
+  readonly timeoutSeconds?: number;
 }
 
 /** A Spage core's registration of a run. */
@@ -53,16 +55,19 @@ export interface ProgressInput {
   readonly metadata: Readonly<Record<string, string>>;
 }
 
-/** Listing filters as they arrive on the wire. */
-export interface ListInput {
-  readonly limit: number;
-  readonly offset: number;
-  readonly status: string;
-  readonly type: string;
-}
+/** What a change to one task decided: the patch and events to write, or nothing to do. */
+type Decision = { readonly patch: TaskPatch; readonly events: NewEvent[] } | undefined;
 
 /** How many times a conditional update is retried after losing a race. */
-const maxRaceRetries = 8;
+const maxRaceRetries = 16;
+
+/** Outcomes a runner may report as a task's final state. */
+const reportableOutcomes: ReadonlySet<TaskStatus> = new Set([
+  TaskStatus.COMPLETED,
+  TaskStatus.FAILED,
+  TaskStatus.CANCELED,
+  TaskStatus.TIMED_OUT,
+]);
 
 /** The task operations. */
 export class TaskService {
@@ -72,24 +77,24 @@ export class TaskService {
   ) {}
 
   /** Creates a task, or returns the existing one for an identical retry. */
-  async submit(
-    input: SubmitInput,
-    fields = { taskId: "task_id", type: "type" },
-  ): Promise<{ task: Task; created: boolean }> {
+  async submit(input: SubmitInput): Promise<{ task: Task; created: boolean }> {
     const v = new Violations();
-    checkTaskId(v, fields.taskId, input.taskId, false);
-    checkTaskType(v, fields.type, input.type);
+    checkTaskId(v, "task_id", input.taskId, false);
+    checkTaskType(v, "type", input.type);
     checkPriority(v, "priority", input.priority);
     checkStringMap(v, "payload", input.payload);
     checkStringMap(v, "metadata", input.metadata);
+    checkTimeout(v, "timeout_seconds", input.timeoutSeconds ?? 0);
     v.throwIfAny();
 
     const priority = effectivePriority(input.priority);
+    const timeoutSeconds = input.timeoutSeconds ?? 0;
     const requestHash = requestFingerprint({
       type: input.type,
       priority,
       payload: input.payload,
       metadata: input.metadata,
+      timeoutSeconds,
     });
     const id = input.taskId || randomUUID();
     const { record, created, events } = await this.store.createTask(
@@ -101,6 +106,7 @@ export class TaskService {
         metadata: input.metadata,
         requestHash,
         status: TaskStatus.PENDING,
+        timeoutSeconds,
       },
       {
         type: "task.submitted",
@@ -144,8 +150,8 @@ export class TaskService {
   }
 
   /**
-   * Creates or updates the task of a core's run. Empty fields keep what is stored, maps are merged
-   * over it, so a core's second, thinner registration loses nothing.
+   * Creates or updates the task of a core's run. Empty fields keep what is stored and maps are
+   * merged over it, so a core's second, thinner registration loses nothing.
    */
   async register(input: RegisterInput): Promise<Task> {
     const v = new Violations();
@@ -155,33 +161,35 @@ export class TaskService {
     v.throwIfAny();
 
     for (let attempt = 0; attempt < maxRaceRetries; attempt++) {
-      const existing = await this.store.getTask(input.taskId);
-      if (!existing) {
-        const payload = playbookPayload(input);
-        const { record, created, events } = await this.store.createTask(
+      const { record } = await this.store.getTask(input.taskId);
+      if (!record) {
+        const {
+          record: created,
+          created: isNew,
+          events,
+        } = await this.store.createTask(
           {
             id: input.taskId,
             type: "playbook",
             priority: TaskPriority.NORMAL,
-            payload,
+            payload: playbookPayload(input),
             metadata: input.metadata,
             requestHash: requestFingerprint({ registered: input.taskId }),
             status: TaskStatus.PENDING,
+            timeoutSeconds: 0,
           },
-          {
-            type: "task.registered",
-            taskId: input.taskId,
-            data: { playbook: input.playbook, engine: input.engine },
-          },
+          { type: "task.registered", taskId: input.taskId, data: registeredData(input) },
         );
-        if (!created) continue; // registered concurrently: merge into it
+        if (!isNew) continue; // registered concurrently: merge into it
         this.bus.publish(events);
-        return record.task;
+        return created.task;
       }
-      const merged = mergeRegistration(existing, input);
-      const res = await this.store.updateTask(input.taskId, existing.task.status, merged, [
-        { type: "task.registered", taskId: input.taskId, data: { playbook: merged.payload?.playbook ?? "" } },
-      ]);
+      const res = await this.store.updateTask(
+        input.taskId,
+        expectedOf(record),
+        mergeRegistration(record, input),
+        [{ type: "task.registered", taskId: input.taskId, data: registeredData(input) }],
+      );
       if (!res) continue;
       this.bus.publish(res.events);
       return res.record.task;
@@ -189,33 +197,29 @@ export class TaskService {
     throw new FailedPreconditionError(`task ${input.taskId} changed too often while registering; retry`);
   }
 
-  /** The task with this id. */
-  async get(taskId: string): Promise<Task> {
+  /** The task with this id and the event sequence the answer reflects. */
+  async get(taskId: string): Promise<{ task: Task; sequence: bigint }> {
     const v = new Violations();
     checkTaskId(v, "task_id", taskId, true);
     v.throwIfAny();
-    const rec = await this.store.getTask(taskId);
-    if (!rec) throw new NotFoundError(`task ${taskId} not found`, { task_id: taskId });
-    return rec.task;
+    const { record, sequence } = await this.store.getTask(taskId);
+    if (!record) throw new NotFoundError(`task ${taskId} not found`, { task_id: taskId });
+    return { task: record.task, sequence };
   }
 
   /** A page of tasks. */
-  async list(input: ListInput): Promise<TaskPage> {
-    const v = new Violations();
-    if (input.limit < 0 || input.limit > 1000)
-      v.add("limit", `must be between 1 and 1000 (got ${input.limit})`);
-    if (input.offset < 0) v.add("offset", `must not be negative (got ${input.offset})`);
-    const status = input.status === "" ? undefined : parseStatusName(input.status);
-    if (input.status !== "" && status === undefined) {
-      v.add("status", `unknown status "${input.status}"; use e.g. PENDING, RUNNING, COMPLETED, FAILED`);
-    }
-    v.throwIfAny();
-    return this.store.listTasks({
-      limit: input.limit === 0 ? 50 : input.limit,
-      offset: input.offset,
-      status,
-      type: input.type || undefined,
-    });
+  async list(
+    input: ListInput,
+  ): Promise<{ tasks: Task[]; total: number; sequence: bigint; nextPageToken: string }> {
+    const { query, fingerprint } = parseListInput(input);
+    const page = await this.store.listTasks(query);
+    const last = page.records[page.records.length - 1];
+    return {
+      tasks: page.records.map((r) => r.task),
+      total: page.total,
+      sequence: page.sequence,
+      nextPageToken: page.more && last ? encodePageToken(last.position, query.order, fingerprint) : "",
+    };
   }
 
   /**
@@ -227,11 +231,9 @@ export class TaskService {
     checkTaskId(v, "task_id", taskId, true);
     checkReason(v, "reason", reason);
     v.throwIfAny();
-    for (let attempt = 0; attempt < maxRaceRetries; attempt++) {
-      const rec = await this.store.getTask(taskId);
-      if (!rec) throw new NotFoundError(`task ${taskId} not found`, { task_id: taskId });
+    const { record } = await this.mutate(taskId, (rec) => {
       const from = rec.task.status;
-      if (from === TaskStatus.CANCELING) return rec.task;
+      if (from === TaskStatus.CANCELING) return undefined;
       if (terminalStates.has(from)) {
         throw new FailedPreconditionError(
           `task ${taskId} already ended as ${statusName(from)}; nothing to cancel`,
@@ -242,24 +244,20 @@ export class TaskService {
         );
       }
       const to = from === TaskStatus.PENDING ? TaskStatus.CANCELED : TaskStatus.CANCELING;
-      const change = transition(taskId, from, to, reason ? { reason } : {});
-      const patch: TaskPatch =
-        to === TaskStatus.CANCELED
-          ? { status: to, completedAt: new Date(), error: reason || "canceled" }
-          : { status: to };
-      const res = await this.store.updateTask(taskId, from, patch, [
-        { type: "task.status", taskId, data: change.data },
-      ]);
-      if (!res) continue;
-      this.bus.publish(res.events);
-      return res.record.task;
-    }
-    throw new FailedPreconditionError(`task ${taskId} changed too often while canceling; retry`);
+      return statusChange(
+        rec,
+        to,
+        { reason: reason || "canceled" },
+        to === TaskStatus.CANCELED ? { error: reason || "canceled" } : {},
+      );
+    });
+    return record.task;
   }
 
   /**
-   * Records one progress update as an event; the first update of a waiting task makes it RUNNING.
-   * Returns the stored events (the last one is the progress event).
+   * Records one progress update: updates the per-host summary and overall progress, makes a waiting
+   * task RUNNING, ends the run when the update carries `run_status`, and stores it as an event.
+   * Returns the stored events (the progress event among them).
    */
   async recordProgress(input: ProgressInput): Promise<Event[]> {
     const v = new Violations();
@@ -267,41 +265,197 @@ export class TaskService {
     checkStringMap(v, "metadata", input.metadata);
     if (!Number.isFinite(input.progress)) v.add("progress", "must be a finite number");
     v.throwIfAny();
+    const step = classifyUpdate(input.progress, input.metadata);
+    const runEnd = runEndOf(input.metadata);
     const progressEvent: NewEvent = {
       type: "task.progress",
       taskId: input.taskId,
       data: {
         progress: String(input.progress),
         message: input.message,
-        ...pick(input.metadata, ["task", "host", "status", "level", "duration_ms", "error"]),
+        outcome: step.outcome,
+        ...pick(input.metadata, [
+          "task",
+          "host",
+          "status",
+          "level",
+          "duration_ms",
+          "error",
+          "run_status",
+          "exit_code",
+        ]),
       },
     };
-    for (let attempt = 0; attempt < maxRaceRetries; attempt++) {
-      const rec = await this.store.getTask(input.taskId);
-      if (!rec) {
-        throw new NotFoundError(`task ${input.taskId} not found; call RegisterTask first`, {
-          task_id: input.taskId,
-        });
-      }
-      const from = rec.task.status;
-      if (from === TaskStatus.PENDING || from === TaskStatus.ASSIGNED) {
-        const change = transition(input.taskId, from, TaskStatus.RUNNING);
-        const res = await this.store.updateTask(
-          input.taskId,
-          from,
-          { status: TaskStatus.RUNNING, startedAt: new Date() },
-          [{ type: "task.status", taskId: input.taskId, data: change.data }, progressEvent],
-        );
-        if (!res) continue;
-        this.bus.publish(res.events);
-        return res.events;
-      }
-      const events = await this.store.appendEvents([progressEvent]);
-      this.bus.publish(events);
-      return events;
-    }
-    throw new InvalidArgumentError([{ field: "task_id", description: "task changed too often; retry" }]);
+    const { events } = await this.mutate(
+      input.taskId,
+      (rec) => {
+        const events: NewEvent[] = [];
+        let status = rec.task.status;
+        const patch: { -readonly [K in keyof TaskPatch]: TaskPatch[K] } = {};
+        const move = (to: TaskStatus, extra: Record<string, string>, more: TaskPatch = {}) => {
+          const change = statusChange({ ...rec, task: { ...rec.task, status } as Task }, to, extra, more);
+          Object.assign(patch, change.patch);
+          events.push(...change.events);
+          status = to;
+        };
+        if (terminalStates.has(status)) {
+          // A late update of an ended run is kept as history and changes nothing.
+          return { patch: {}, events: [progressEvent] };
+        }
+        if (status === TaskStatus.PENDING || status === TaskStatus.ASSIGNED) move(TaskStatus.RUNNING, {});
+        const hosts = applyStep(rec.task.hosts, step);
+        patch.hosts = hosts;
+        patch.progress = overallProgress(hosts);
+        events.push(progressEvent);
+        if (runEnd) {
+          const to = runEnd.status === "completed" ? TaskStatus.COMPLETED : TaskStatus.FAILED;
+          move(to, runEnd.error ? { error: runEnd.error } : {}, {
+            error: runEnd.error || (to === TaskStatus.FAILED ? failedHostsError(hosts) : ""),
+            result: runResult(hosts, input.metadata),
+          });
+        }
+        return { patch, events };
+      },
+      `task ${input.taskId} not found; call RegisterTask first`,
+    );
+    return events;
   }
+
+  /** Records a runner's final TaskResult; repeating the same outcome is accepted. */
+  async reportResult(result: TaskResult): Promise<{ task: Task; sequence: bigint }> {
+    const v = new Violations();
+    checkTaskId(v, "task_id", result.taskId, true);
+    if (!reportableOutcomes.has(result.status)) {
+      v.add("status", "must be COMPLETED, FAILED, CANCELED or TIMED_OUT");
+    }
+    checkStringMap(v, "result", result.result);
+    if (Buffer.byteLength(result.output) > 64 * 1024) v.add("output", "must be at most 65536 bytes");
+    v.throwIfAny();
+    const outcome = result.status;
+    const { record, events } = await this.mutate(result.taskId, (rec) => {
+      const from = rec.task.status;
+      if (from === outcome) return undefined;
+      if (terminalStates.has(from)) {
+        throw new FailedPreconditionError(
+          `task ${result.taskId} already ended as ${statusName(from)}; cannot report ${statusName(outcome)}`,
+          { task_id: result.taskId, status: statusName(from) },
+        );
+      }
+      const resultMap: Record<string, string> = { ...result.result, exit_code: String(result.exitCode) };
+      if (result.output) resultMap.output = result.output;
+      const more: TaskPatch = {
+        result: resultMap,
+        error: result.error,
+        ...(result.completedAt ? { completedAt: timestampDate(result.completedAt) } : {}),
+      };
+      if (from === TaskStatus.PENDING || from === TaskStatus.ASSIGNED) {
+        const start = statusChange(
+          rec,
+          TaskStatus.RUNNING,
+          {},
+          result.startedAt ? { startedAt: timestampDate(result.startedAt) } : {},
+        );
+        const end = statusChange(
+          { ...rec, task: { ...rec.task, status: TaskStatus.RUNNING } as Task },
+          outcome,
+          result.error ? { error: result.error } : {},
+          more,
+        );
+        return { patch: { ...start.patch, ...end.patch }, events: [...start.events, ...end.events] };
+      }
+      return statusChange(rec, outcome, result.error ? { error: result.error } : {}, more);
+    });
+    const last = events[events.length - 1];
+    return {
+      task: record.task,
+      sequence: last?.sequence ?? (await this.store.getTask(result.taskId)).sequence,
+    };
+  }
+
+  /** Ends every task whose deadline has passed as TIMED_OUT; returns how many. */
+  async expireDeadlines(now = new Date()): Promise<number> {
+    const due = await this.store.dueDeadlines(now, 100);
+    let n = 0;
+    for (const rec of due) {
+      try {
+        await this.mutate(rec.task.id, (cur) => {
+          if (terminalStates.has(cur.task.status) || cur.task.status === TaskStatus.PENDING) return undefined;
+          const deadline = cur.task.deadlineAt ? timestampDate(cur.task.deadlineAt) : undefined;
+          if (!deadline || deadline > now) return undefined;
+          const message = `timed out after ${cur.task.timeoutSeconds}s`;
+          return statusChange(cur, TaskStatus.TIMED_OUT, { reason: message }, { error: message });
+        });
+        n++;
+      } catch (err) {
+        if (!(err instanceof NotFoundError)) throw err;
+      }
+    }
+    return n;
+  }
+
+  /**
+   * Reads a task, lets `decide` compute the change, writes it conditionally and publishes the
+   * events; re-reads and decides again when another writer changed the task in between.
+   */
+  private async mutate(
+    taskId: string,
+    decide: (rec: TaskRecord) => Decision,
+    notFound = `task ${taskId} not found`,
+  ): Promise<{ record: TaskRecord; events: Event[] }> {
+    for (let attempt = 0; attempt < maxRaceRetries; attempt++) {
+      const { record } = await this.store.getTask(taskId);
+      if (!record) throw new NotFoundError(notFound, { task_id: taskId });
+      const decision = decide(record);
+      if (!decision) return { record, events: [] };
+      if (Object.keys(decision.patch).length === 0) {
+        const events = await this.store.appendEvents(decision.events);
+        this.bus.publish(events);
+        return { record, events };
+      }
+      const res = await this.store.updateTask(taskId, expectedOf(record), decision.patch, decision.events);
+      if (!res) continue;
+      this.bus.publish(res.events);
+      return res;
+    }
+    throw new FailedPreconditionError(`task ${taskId} changed too often while updating; retry`, {
+      task_id: taskId,
+    });
+  }
+}
+
+/**
+ * The patch and `task.status` event of one state change, with the bookkeeping each state implies:
+ * start time and deadline when work begins, completion time and a cleared deadline when it ends.
+ */
+export function statusChange(
+  rec: TaskRecord,
+  to: TaskStatus,
+  extra: Record<string, string> = {},
+  more: TaskPatch = {},
+): { patch: TaskPatch; events: NewEvent[] } {
+  const from = rec.task.status;
+  const change = transition(rec.task.id, from, to, extra);
+  const now = new Date();
+  const patch: { -readonly [K in keyof TaskPatch]: TaskPatch[K] } = { status: to };
+  if (to === TaskStatus.RUNNING && !rec.task.startedAt) patch.startedAt = now;
+  if (from === TaskStatus.PENDING && to !== TaskStatus.CANCELED && rec.task.timeoutSeconds > 0) {
+    patch.deadlineAt = new Date(now.getTime() + rec.task.timeoutSeconds * 1000);
+  }
+  if (to === TaskStatus.PENDING) patch.deadlineAt = null;
+  if (terminalStates.has(to)) {
+    patch.completedAt = now;
+    patch.deadlineAt = null;
+    if (to === TaskStatus.COMPLETED) patch.progress = 100;
+  }
+  return {
+    patch: { ...patch, ...more },
+    events: [{ type: "task.status", taskId: rec.task.id, data: change.data }],
+  };
+}
+
+/** What a conditional update of `rec` expects to find. */
+function expectedOf(rec: TaskRecord): Expected {
+  return { status: rec.task.status, version: rec.version };
 }
 
 function playbookPayload(input: {
@@ -318,6 +472,13 @@ function playbookPayload(input: {
   return payload;
 }
 
+function registeredData(input: RegisterInput): Record<string, string> {
+  const data: Record<string, string> = {};
+  if (input.playbook) data.playbook = input.playbook;
+  if (input.engine) data.engine = input.engine;
+  return data;
+}
+
 function mergeRegistration(existing: TaskRecord, input: RegisterInput): TaskPatch {
   const payload = { ...existing.task.payload };
   if (input.playbook) payload.playbook = input.playbook;
@@ -332,7 +493,28 @@ function mergeRegistration(existing: TaskRecord, input: RegisterInput): TaskPatc
     }
     payload.variables = JSON.stringify({ ...vars, ...input.variables });
   }
-  return { payload, metadata: { ...existing.metadata, ...input.metadata } };
+  return { payload, metadata: { ...existing.task.metadata, ...input.metadata } };
+}
+
+function failedHostsError(hosts: readonly { host: string; failed: number; lastError: string }[]): string {
+  const failed = hosts.filter((h) => h.failed > 0);
+  if (failed.length === 0) return "the run failed";
+  return failed.map((h) => `${h.host}: ${h.lastError}`).join("; ");
+}
+
+function runResult(
+  hosts: readonly { host: string; ok: number; failed: number; skipped: number }[],
+  metadata: Readonly<Record<string, string>>,
+): Record<string, string> {
+  const sum = (k: "ok" | "failed" | "skipped") => String(hosts.reduce((n, h) => n + h[k], 0));
+  const result: Record<string, string> = {
+    hosts: String(hosts.length),
+    steps_ok: sum("ok"),
+    steps_failed: sum("failed"),
+    steps_skipped: sum("skipped"),
+  };
+  if (metadata.exit_code) result.exit_code = metadata.exit_code;
+  return result;
 }
 
 function pick(map: Readonly<Record<string, string>>, keys: readonly string[]): Record<string, string> {

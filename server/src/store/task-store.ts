@@ -1,17 +1,27 @@
 /**
  * The storage seam: everything the services need from a store, and nothing that ties them to one
- * database. Every method that changes a task also appends the events describing the change, in the
- * same atomic step, so the event log and the task table never disagree.
+ * database. Every method that changes a task also appends the events describing the change in the
+ * same transaction, so the task table and the event log never disagree; a method that resolved has
+ * its change on disk. Every backend runs the same contract suite (server/test/store-contract.ts).
  */
-import type { Event, Task, TaskPriority, TaskStatus } from "../../../gen/spage/core/common_pb.js";
+import type {
+  Event,
+  HostSummary,
+  Task,
+  TaskPriority,
+  TaskStatus,
+} from "../../../gen/spage/core/common_pb.js";
 
 /** A task as the store keeps it: the wire Task plus what only the gateway needs. */
 export interface TaskRecord {
+  /** The task as clients see it (hosts sorted by name). */
   readonly task: Task;
-  /** Free-form labels given at submit time. */
-  readonly metadata: Readonly<Record<string, string>>;
   /** Fingerprint of the request that created the task, for idempotent re-submits. */
   readonly requestHash: string;
+  /** Incremented by every update; conditional updates compare it. */
+  readonly version: number;
+  /** Insertion order, unique and increasing; orders the queue (within a priority) and listings. */
+  readonly position: number;
 }
 
 /** What a new task is made of. */
@@ -22,8 +32,10 @@ export interface NewTask {
   readonly payload: Readonly<Record<string, string>>;
   readonly metadata: Readonly<Record<string, string>>;
   readonly requestHash: string;
-  /** Initial state; PENDING unless a runner registers a run it already started. */
+  /** Initial state: PENDING. */
   readonly status: TaskStatus;
+  /** Run-time limit in seconds; 0 for none. */
+  readonly timeoutSeconds: number;
 }
 
 /** An event to append: the store assigns id, sequence and timestamp. */
@@ -33,7 +45,7 @@ export interface NewEvent {
   readonly data: Readonly<Record<string, string>>;
 }
 
-/** A change to a task's fields, applied together with a status check. */
+/** A change to a task's fields. `null` clears an optional time. */
 export interface TaskPatch {
   readonly status?: TaskStatus;
   readonly progress?: number;
@@ -41,23 +53,46 @@ export interface TaskPatch {
   readonly metadata?: Readonly<Record<string, string>>;
   readonly result?: Readonly<Record<string, string>>;
   readonly error?: string;
-  readonly startedAt?: Date;
-  readonly completedAt?: Date;
+  readonly hosts?: readonly HostSummary[];
+  readonly startedAt?: Date | null;
+  readonly completedAt?: Date | null;
+  readonly deadlineAt?: Date | null;
 }
 
-/** Filters of a task listing. */
+/** What a conditional update expects to find. */
+export interface Expected {
+  readonly status: TaskStatus;
+  readonly version: number;
+}
+
+/** Listing order by creation (insertion position). */
+export type ListOrder = "newest" | "oldest";
+
+/** Filters and paging of a task listing. */
 export interface TaskQuery {
   readonly limit: number;
+  /** Matching tasks to skip; ignored when `afterPosition` is set. */
   readonly offset: number;
+  readonly order: ListOrder;
+  /** Keyset paging: only tasks past this position in `order`. */
+  readonly afterPosition?: number;
   readonly status?: TaskStatus;
   readonly type?: string;
+  readonly priority?: TaskPriority;
+  readonly createdAfter?: Date;
+  readonly createdBefore?: Date;
+  readonly idPrefix?: string;
 }
 
 /** A page of tasks and the event sequence it reflects. */
 export interface TaskPage {
-  readonly tasks: Task[];
+  readonly records: TaskRecord[];
+  /** Matching tasks over all pages. */
   readonly total: number;
+  /** Last committed event sequence when the page was read. */
   readonly sequence: bigint;
+  /** Whether tasks follow this page. */
+  readonly more: boolean;
 }
 
 /** Filters of an event read. */
@@ -74,36 +109,47 @@ export interface StoreStats {
   readonly lastSequence: bigint;
 }
 
-/** Persistence for tasks and their event log. Implementations must be safe for concurrent callers. */
+/** Queue-wait and run times of recently finished tasks, in seconds. */
+export interface RecentDurations {
+  readonly queueSeconds: number[];
+  readonly runSeconds: number[];
+}
+
+/** Persistence for tasks and their event log. Safe for concurrent callers. */
 export interface TaskStore {
+  /** Name of the backend, e.g. "sqlite". */
+  readonly kind: string;
   /** Inserts a task and its first event; returns the existing record untouched if the id is taken. */
   createTask(
     task: NewTask,
     event: NewEvent,
   ): Promise<{ record: TaskRecord; created: boolean; events: Event[] }>;
-  /** The task with this id, if any. */
-  getTask(id: string): Promise<TaskRecord | undefined>;
+  /** The task with this id, if any, and the last committed sequence at the time of the read. */
+  getTask(id: string): Promise<{ record: TaskRecord | undefined; sequence: bigint }>;
   /**
-   * Applies `patch` if the task is still in `expected` state, and appends `events`. Returns the
-   * updated record, or undefined when the task is missing or its state moved on (the caller lost a
-   * race and should re-read).
+   * Applies `patch` if the task still has the expected status and version, and appends `events`.
+   * Returns undefined when the task is missing or has moved on (the caller lost a race: re-read).
    */
   updateTask(
     id: string,
-    expected: TaskStatus,
+    expected: Expected,
     patch: TaskPatch,
     events: readonly NewEvent[],
   ): Promise<{ record: TaskRecord; events: Event[] } | undefined>;
-  /** Appends events that change no task field (e.g. progress details). */
+  /** Appends events that change no task field. */
   appendEvents(events: readonly NewEvent[]): Promise<Event[]>;
-  /** A page of tasks, newest first. */
+  /** A page of tasks. */
   listTasks(query: TaskQuery): Promise<TaskPage>;
   /** Stored events after a sequence, in order. */
   readEvents(query: EventQuery): Promise<Event[]>;
+  /** Tasks that are not PENDING, not ended, and whose deadline is at or before `now`. */
+  dueDeadlines(now: Date, limit: number): Promise<TaskRecord[]>;
   /** Counts by status and the last sequence. */
   stats(): Promise<StoreStats>;
+  /** Queue-wait and run times of the most recently finished tasks (at most `limit`). */
+  recentDurations(limit: number): Promise<RecentDurations>;
   /** Checks the store answers; throws if it does not. */
   ping(): Promise<void>;
-  /** Flushes and closes; the store is unusable afterwards. */
+  /** Finishes pending writes and closes; the store is unusable afterwards. */
   close(): Promise<void>;
 }

@@ -4,9 +4,12 @@
  * event subscriptions leak: a test that leaves a stream or socket open fails.
  */
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { buildApp, type Gateway } from "../../src/app.js";
 import { type GatewayConfig, parseConfig } from "../../src/config.js";
-import { createMemoryStore } from "../../src/store/memory-store.js";
+import { openSqliteStore } from "../../src/store/sqlite-store.js";
 import type { TaskStore } from "../../src/store/task-store.js";
 
 /** A running test gateway. */
@@ -42,8 +45,9 @@ export async function startTestServer(
     ],
     opts.env ?? {},
   );
-  const store = opts.store ?? createMemoryStore();
-  const gateway = await buildApp({ config, store, storeKind: "memory", version: "test" });
+  const dir = opts.store ? undefined : mkdtempSync(join(tmpdir(), "spage-test-"));
+  const store = opts.store ?? openSqliteStore({ path: join(dir ?? "", "spage.db") });
+  const gateway = await buildApp({ config, store, version: "test" });
   await gateway.app.listen({ host: "127.0.0.1", port: 0 });
   const addr = gateway.server.address();
   assert.ok(addr && typeof addr === "object");
@@ -67,6 +71,7 @@ export async function startTestServer(
         connections: gateway.server.openConnections,
       };
       await gateway.shutdown();
+      if (dir) rmSync(dir, { recursive: true, force: true });
       assert.deepEqual(leaks, { subscriptions: 0, connections: 0 }, "test left streams or connections open");
     },
   };
