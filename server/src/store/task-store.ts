@@ -142,6 +142,8 @@ export interface TaskStore {
   listTasks(query: TaskQuery): Promise<TaskPage>;
   /** Stored events after a sequence, in order. */
   readEvents(query: EventQuery): Promise<Event[]>;
+  /** PENDING tasks in dispatch order: highest priority first, first in, first out within one. */
+  pendingQueue(limit: number): Promise<TaskRecord[]>;
   /** Tasks that are not PENDING, not ended, and whose deadline is at or before `now`. */
   dueDeadlines(now: Date, limit: number): Promise<TaskRecord[]>;
   /** Counts by status and the last sequence. */
