@@ -12,9 +12,11 @@ import { UnavailableError } from "./domain/errors.js";
 import { createEventBus, type EventBus } from "./events/event-bus.js";
 import { registerGrpcMessageEncoding } from "./http/grpc-message-encoding.js";
 import { registerHealthRoutes } from "./http/health-routes.js";
+import { registerMetricsRoute } from "./http/metrics-route.js";
 import { registerNotFound } from "./http/not-found.js";
 import { createErrorMappingInterceptor } from "./interceptors/error-mapping.js";
 import { createLoggingInterceptor } from "./interceptors/logging.js";
+import { createMetricsInterceptor } from "./interceptors/metrics.js";
 import { createOnePortServer, type DualHandler, type OnePortServer } from "./listen.js";
 import { createRoutes } from "./routes.js";
 import { startDeadlineSweeper } from "./services/deadline-sweeper.js";
@@ -82,11 +84,16 @@ export async function buildApp(deps: AppDeps): Promise<Gateway> {
 
   registerGrpcMessageEncoding(app);
   registerHealthRoutes(app, health);
+  registerMetricsRoute(app, metrics);
   registerNotFound(app);
 
   await app.register(fastifyConnectPlugin, {
     routes: createRoutes({ store, bus, tasks, health, metrics, watchBuffer: config.watchBuffer }),
-    interceptors: [createLoggingInterceptor(), createErrorMappingInterceptor()],
+    interceptors: [
+      createLoggingInterceptor(),
+      createMetricsInterceptor(metrics),
+      createErrorMappingInterceptor(),
+    ],
     readMaxBytes: config.readMaxBytes,
     writeMaxBytes: config.writeMaxBytes,
     maxTimeoutMs: config.maxTimeoutMs,

@@ -33,7 +33,8 @@ export function createApiService(deps: ApiServiceDeps): ServiceImpl<typeof Spage
   const { tasks, store, bus, health, metrics } = deps;
   return {
     async submitTask(req) {
-      const { task } = await tasks.submit(req);
+      const { task, created } = await tasks.submit(req);
+      if (created) metrics.count("tasks_submitted_total");
       return { success: true, taskId: task.id };
     },
     async getTaskStatus(req) {

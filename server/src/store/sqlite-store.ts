@@ -57,7 +57,9 @@ export function openSqliteStore(opts: SqliteStoreOptions): TaskStore {
     recent: db.prepare(
       "SELECT created_at, started_at, completed_at FROM tasks WHERE completed_at IS NOT NULL ORDER BY completed_at DESC LIMIT ?",
     ),
-    queue: db.prepare(`SELECT * FROM tasks WHERE status = ${TaskStatus.PENDING} ORDER BY priority DESC, position LIMIT ?`),
+    queue: db.prepare(
+      `SELECT * FROM tasks WHERE status = ${TaskStatus.PENDING} ORDER BY priority DESC, position LIMIT ?`,
+    ),
     due: db.prepare(
       `SELECT * FROM tasks WHERE deadline_at IS NOT NULL AND deadline_at <= ? AND status IN (${activeStates.join(",")})
        ORDER BY deadline_at LIMIT ?`,
