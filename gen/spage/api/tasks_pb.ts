@@ -626,16 +626,17 @@ export const ListOrderSchema: GenEnum<ListOrder> = /*@__PURE__*/
  * Event types. Every event on StreamEvents and WatchEvents has a `type` from this table and the
  * listed `data` keys (all values are strings):
  *
- * | type           | direction         | data keys                                              |
- * | -------------- | ----------------- | ------------------------------------------------------ |
- * | task.submitted | gateway -> client | type, priority, status                                 |
- * | task.status    | gateway -> client | from, to, reason (optional), error (optional)          |
- * | task.progress  | gateway -> client | progress, message, host, task, status                  |
- * | task.canceled  | gateway -> client | reason                                                 |
- * | daemon.hello   | daemon -> gateway | daemon_id, hostname, version, capacity, labels (k=v,..) |
- * | daemon.heartbeat | daemon -> gateway | (none)                                               |
- * | ack            | gateway -> daemon | ref (id of the event acknowledged)                     |
- * | error          | gateway -> client | code, message, ref (id of the offending event)         |
+ * | type             | direction         | data keys                                           |
+ * | ---------------- | ----------------- | --------------------------------------------------- |
+ * | task.submitted   | gateway -> client | type, priority, status                              |
+ * | task.registered  | gateway -> client | playbook, engine                                    |
+ * | task.status      | gateway -> client | from, to, reason (optional), error (optional)       |
+ * | task.progress    | gateway -> client | progress, message, outcome, task, host, status,     |
+ * |                  |                   | level, duration_ms, error, run_status, exit_code    |
+ * | daemon.hello     | daemon -> gateway | daemon_id, hostname, version, capacity, labels      |
+ * | daemon.heartbeat | daemon -> gateway | (none)                                              |
+ * | ack              | gateway -> daemon | ref (id of the event acknowledged), of (its type)   |
+ * | error            | gateway -> client | code, message, ref (id of the offending event)      |
  *
  * Events with a non-zero `sequence` come from the stored event log; `ack` and `error` replies are
  * not stored and carry sequence 0.
