@@ -15,7 +15,7 @@ const root = fileURLToPath(new URL("../../", import.meta.url));
 
 describe("gateway process", () => {
   it("lists every option with --help", () => {
-    const r = spawnSync(`${root}node_modules/.bin/tsx`, ["server/src/main.ts", "--help"], {
+    const r = spawnSync(process.execPath, ["--import", "tsx", "server/src/main.ts", "--help"], {
       cwd: root,
       encoding: "utf8",
     });
@@ -35,20 +35,20 @@ describe("gateway process", () => {
   });
 
   it("refuses a bad value with a message naming the flag and what is expected", () => {
-    const bad = spawnSync(`${root}node_modules/.bin/tsx`, ["server/src/main.ts", "--port", "http"], {
+    const bad = spawnSync(process.execPath, ["--import", "tsx", "server/src/main.ts", "--port", "http"], {
       cwd: root,
       encoding: "utf8",
     });
     assert.equal(bad.status, 2);
     assert.match(bad.stderr, /invalid --port "http": expected a whole number from 0 to 65535/);
-    const env = spawnSync(`${root}node_modules/.bin/tsx`, ["server/src/main.ts"], {
+    const env = spawnSync(process.execPath, ["--import", "tsx", "server/src/main.ts"], {
       cwd: root,
       encoding: "utf8",
       env: { ...process.env, SPAGE_READ_MAX_BYTES: "-5" },
     });
     assert.equal(env.status, 2);
     assert.match(env.stderr, /invalid SPAGE_READ_MAX_BYTES "-5"/);
-    const unknown = spawnSync(`${root}node_modules/.bin/tsx`, ["server/src/main.ts", "--prot", "1"], {
+    const unknown = spawnSync(process.execPath, ["--import", "tsx", "server/src/main.ts", "--prot", "1"], {
       cwd: root,
       encoding: "utf8",
     });

@@ -7,7 +7,7 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { type ProgressUpdate, ProgressUpdateSchema } from "../../../gen/spage/core/common_pb.js";
 import type { SpageExecution } from "../../../gen/spage/core/execution_pb.js";
-import { abortable } from "../events/abortable.js";
+import { drainThenAnswer } from "../events/drain-then-answer.js";
 import { toConnectError } from "../interceptors/error-mapping.js";
 import type { GatewayMetrics } from "./gateway-metrics.js";
 import type { HealthState } from "./health-state.js";
@@ -39,15 +39,11 @@ export function createExecutionService(deps: ExecutionServiceDeps): ServiceImpl<
       const task = await tasks.register(req);
       return { success: true, taskId: task.id };
     },
-    async *streamProgress(updates, ctx) {
+    streamProgress(updates, ctx) {
+      // The gauge counts the stream until its last received update is stored, which may be after
+      // the call itself was cancelled.
       const closeGauge = metrics.streamOpened("progress_streams");
-      try {
-        for await (const update of abortable(updates, ctx.signal)) {
-          yield await acknowledge(tasks, metrics, update);
-        }
-      } finally {
-        closeGauge();
-      }
+      return drainThenAnswer(updates, ctx.signal, (u) => acknowledge(tasks, metrics, u), closeGauge);
     },
     async healthCheck() {
       return health.check();

@@ -1,12 +1,13 @@
 /**
- * Runs the gateway as a child process (`tsx server/src/main.ts`), the way `npm start` does, and
+ * Runs the gateway as a child process (`node --import tsx server/src/main.ts`), the way `npm start`
+ * does, so the child is the gateway itself (a signal reaches it, not a launcher), and
  * reads its JSON log lines.
  */
 import { type ChildProcess, spawn } from "node:child_process";
+import { constants } from "node:os";
 import { fileURLToPath } from "node:url";
 
 const root = fileURLToPath(new URL("../../../", import.meta.url));
-const tsx = `${root}node_modules/.bin/tsx`;
 
 /** A gateway child process. */
 export interface GatewayProcess {
@@ -26,7 +27,7 @@ export interface GatewayProcess {
 
 /** Starts `main.ts` with the given flags and environment. */
 export function startGatewayProcess(args: readonly string[], env: NodeJS.ProcessEnv = {}): GatewayProcess {
-  const child = spawn(tsx, ["server/src/main.ts", ...args], {
+  const child = spawn(process.execPath, ["--import", "tsx", "server/src/main.ts", ...args], {
     cwd: root,
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],
@@ -52,7 +53,12 @@ export function startGatewayProcess(args: readonly string[], env: NodeJS.Process
   child.stderr?.on("data", (d: Buffer) => {
     stderr += d.toString();
   });
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  // A signal death is reported as a shell would: 128 + the signal number (SIGKILL: 137).
+  const exited = new Promise<number | null>((resolve) =>
+    child.on("exit", (code, signal) =>
+      resolve(code ?? (signal ? 128 + (constants.signals[signal] ?? 0) : null)),
+    ),
+  );
   const waitForLog = (match: (line: Record<string, unknown>) => boolean, timeoutMs = 15_000) =>
     new Promise<Record<string, unknown>>((resolve, reject) => {
       const check = () => {
