@@ -9,7 +9,7 @@ import Fastify, { type FastifyInstance, LogController } from "fastify";
 import type { GatewayConfig } from "./config.js";
 import { kLog, kPeerAddress, kRequestId } from "./context-keys.js";
 import { UnavailableError } from "./domain/errors.js";
-import { createEventBus, type EventBus } from "./events/event-bus.js";
+import type { EventBus } from "./events/event-bus.js";
 import { registerGrpcMessageEncoding } from "./http/grpc-message-encoding.js";
 import { registerHealthRoutes } from "./http/health-routes.js";
 import { registerMetricsRoute } from "./http/metrics-route.js";
@@ -19,10 +19,8 @@ import { createLoggingInterceptor } from "./interceptors/logging.js";
 import { createMetricsInterceptor } from "./interceptors/metrics.js";
 import { createOnePortServer, type DualHandler, type OnePortServer } from "./listen.js";
 import { createRoutes } from "./routes.js";
-import { startDeadlineSweeper } from "./services/deadline-sweeper.js";
-import { createGatewayMetrics } from "./services/gateway-metrics.js";
-import { createHealthState, type HealthState } from "./services/health-state.js";
-import { TaskService } from "./services/task-service.js";
+import { createServices, type Services } from "./services/create-services.js";
+import type { HealthState } from "./services/health-state.js";
 import type { TaskStore } from "./store/task-store.js";
 
 /** What the app is built from. */
@@ -38,6 +36,7 @@ export interface Gateway {
   readonly server: OnePortServer;
   readonly health: HealthState;
   readonly bus: EventBus;
+  readonly services: Services;
   /**
    * Stops accepting, ends open streams with UNAVAILABLE (watchers at once, other calls after the
    * configured grace), waits for connections to close (bounded), then closes the store.
@@ -48,10 +47,6 @@ export interface Gateway {
 /** Builds the gateway without listening. */
 export async function buildApp(deps: AppDeps): Promise<Gateway> {
   const { config, store } = deps;
-  const bus = createEventBus();
-  const tasks = new TaskService(store, bus);
-  const health = createHealthState(store, deps.version);
-  const metrics = createGatewayMetrics(store, bus);
 
   let server: OnePortServer | undefined;
   const app = Fastify({
@@ -83,12 +78,14 @@ export async function buildApp(deps: AppDeps): Promise<Gateway> {
   }
 
   registerGrpcMessageEncoding(app);
+  const services = createServices(config, store, deps.version, app.log);
+  const { bus, health, metrics } = services;
   registerHealthRoutes(app, health);
   registerMetricsRoute(app, metrics);
   registerNotFound(app);
 
   await app.register(fastifyConnectPlugin, {
-    routes: createRoutes({ store, bus, tasks, health, metrics, watchBuffer: config.watchBuffer }),
+    routes: createRoutes(services.deps),
     interceptors: [
       createLoggingInterceptor(),
       createMetricsInterceptor(metrics),
@@ -109,7 +106,7 @@ export async function buildApp(deps: AppDeps): Promise<Gateway> {
         .set(kRequestId, String(req.id)),
   });
 
-  const sweeper = startDeadlineSweeper(tasks, app.log, config.sweepIntervalMs);
+  services.start();
 
   await app.ready();
   if (!server) throw new Error("serverFactory was not called");
@@ -119,7 +116,7 @@ export async function buildApp(deps: AppDeps): Promise<Gateway> {
   const shutdown = () => {
     shuttingDown ??= (async () => {
       health.setShuttingDown();
-      sweeper.stop();
+      services.stop();
       bus.closeAll(
         new UnavailableError(
           "the gateway is shutting down; reconnect and resume from the last sequence received",
@@ -140,5 +137,5 @@ export async function buildApp(deps: AppDeps): Promise<Gateway> {
     return shuttingDown;
   };
 
-  return { app, server: listener, health, bus, shutdown };
+  return { app, server: listener, health, bus, services, shutdown };
 }

@@ -25,6 +25,11 @@ export interface GatewayConfig {
   readonly watchBuffer: number;
   readonly dataDir: string;
   readonly sweepIntervalMs: number;
+  readonly leaseMs: number;
+  readonly heartbeatMs: number;
+  readonly lostGraceMs: number;
+  readonly cancelGraceMs: number;
+  readonly dispatchPollMs: number;
 }
 
 /** Thrown for a bad flag or variable; its message is meant for the person starting the gateway. */
@@ -175,7 +180,48 @@ export const serveOptions: readonly Option[] = [
     def: "1000",
     min: 10,
     max: 60000,
-    help: "how often task deadlines are checked",
+    help: "how often task deadlines, cancels and daemon leases are checked",
+  },
+  {
+    flag: "heartbeat-ms",
+    env: "SPAGE_HEARTBEAT_MS",
+    kind: "int",
+    def: "5000",
+    min: 50,
+    help: "how often daemons are asked to heartbeat",
+  },
+  {
+    flag: "lease-ms",
+    env: "SPAGE_LEASE_MS",
+    kind: "int",
+    def: "15000",
+    min: 100,
+    help: "a daemon not heard from for this long is gone",
+  },
+  {
+    flag: "lost-grace-ms",
+    env: "SPAGE_LOST_GRACE_MS",
+    kind: "int",
+    def: "30000",
+    min: 0,
+    help: "time a gone daemon has to come back before its running tasks are LOST",
+  },
+  {
+    flag: "cancel-grace-ms",
+    env: "SPAGE_CANCEL_GRACE_MS",
+    kind: "int",
+    def: "30000",
+    min: 100,
+    help: "time a daemon has to confirm a cancel",
+  },
+  {
+    flag: "dispatch-poll-ms",
+    env: "SPAGE_DISPATCH_POLL_MS",
+    kind: "int",
+    def: "1000",
+    min: 10,
+    max: 60000,
+    help: "how often the queue is checked for work queued elsewhere",
   },
 ];
 
@@ -285,6 +331,11 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pr
     watchBuffer: int("watch-buffer"),
     dataDir: str("data-dir"),
     sweepIntervalMs: int("sweep-interval-ms"),
+    heartbeatMs: int("heartbeat-ms"),
+    leaseMs: int("lease-ms"),
+    lostGraceMs: int("lost-grace-ms"),
+    cancelGraceMs: int("cancel-grace-ms"),
+    dispatchPollMs: int("dispatch-poll-ms"),
   });
 }
 

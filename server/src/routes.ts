@@ -9,6 +9,7 @@ import { SpageAPI } from "../../gen/spage/api/tasks_pb.js";
 import { SpageExecution } from "../../gen/spage/core/execution_pb.js";
 import type { EventBus } from "./events/event-bus.js";
 import { createApiService } from "./services/api-service.js";
+import type { DaemonChannelDeps } from "./services/daemon-channel.js";
 import { createExecutionService } from "./services/execution-service.js";
 import type { GatewayMetrics } from "./services/gateway-metrics.js";
 import { createGrpcHealthService } from "./services/grpc-health-service.js";
@@ -25,6 +26,7 @@ export interface ServiceDeps {
   readonly health: HealthState;
   readonly metrics: GatewayMetrics;
   readonly watchBuffer: number;
+  readonly daemons: DaemonChannelDeps;
 }
 
 /** The Spage services, in the order they are listed by reflection. */

@@ -216,7 +216,12 @@ export function behaviourSuite(getClient: () => SuiteClient, opts: { smoke?: boo
       SpageAPI,
       "StreamEvents",
       [
-        { id: "1", type: "daemon.hello", data: { daemon_id: "d1", hostname: "h", capacity: "2" } },
+        // Capacity 0 (draining): connected, but the gateway hands it no tasks.
+        {
+          id: "1",
+          type: "daemon.hello",
+          data: { daemon_id: uniqueId(c, "daemon"), hostname: "h", capacity: "0" },
+        },
         { id: "2", type: "no.such.type" },
         { id: "3", type: "daemon.hello", data: {} },
         { id: "4", type: "daemon.heartbeat" },
@@ -226,13 +231,14 @@ export function behaviourSuite(getClient: () => SuiteClient, opts: { smoke?: boo
     assert.deepEqual(
       replies.map((r) => [r.type, (r.data as JsonObject).ref]),
       [
-        ["ack", "1"],
+        ["daemon.welcome", "1"],
         ["error", "2"],
         ["error", "3"],
         ["ack", "4"],
       ],
     );
     assert.match(str(((replies[1]?.data ?? {}) as JsonObject).message), /unknown event type/);
+    assert.match(str(((replies[2]?.data ?? {}) as JsonObject).message), /daemon.hello needs data key\(s\): daemon_id/);
   });
 }
 

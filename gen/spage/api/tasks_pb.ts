@@ -9,7 +9,7 @@ import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobu
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { EmptySchema, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_empty, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { Error, EventSchema, HealthStatusSchema, MetricsSchema, Task, TaskPriority, TaskResultSchema } from "../core/common_pb.js";
+import type { Daemon, Error, EventSchema, HealthStatusSchema, MetricsSchema, Task, TaskPriority, TaskResultSchema } from "../core/common_pb.js";
 import { file_spage_core_common } from "../core/common_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file spage/api/tasks.proto.
  */
 export const file_spage_api_tasks: GenFile = /*@__PURE__*/
-  fileDesc("ChVzcGFnZS9hcGkvdGFza3MucHJvdG8SCXNwYWdlLmFwaSLSAgoRU3VibWl0VGFza1JlcXVlc3QSDwoHdGFza19pZBgBIAEoCRIMCgR0eXBlGAIgASgJEioKCHByaW9yaXR5GAMgASgOMhguc3BhZ2UuY29yZS5UYXNrUHJpb3JpdHkSOgoHcGF5bG9hZBgEIAMoCzIpLnNwYWdlLmFwaS5TdWJtaXRUYXNrUmVxdWVzdC5QYXlsb2FkRW50cnkSPAoIbWV0YWRhdGEYBSADKAsyKi5zcGFnZS5hcGkuU3VibWl0VGFza1JlcXVlc3QuTWV0YWRhdGFFbnRyeRIXCg90aW1lb3V0X3NlY29uZHMYBiABKAUaLgoMUGF5bG9hZEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIlgKElN1Ym1pdFRhc2tSZXNwb25zZRIPCgdzdWNjZXNzGAEgASgIEg8KB3Rhc2tfaWQYAiABKAkSIAoFZXJyb3IYAyABKAsyES5zcGFnZS5jb3JlLkVycm9yIicKFEdldFRhc2tTdGF0dXNSZXF1ZXN0Eg8KB3Rhc2tfaWQYASABKAkiawoVR2V0VGFza1N0YXR1c1Jlc3BvbnNlEh4KBHRhc2sYASABKAsyEC5zcGFnZS5jb3JlLlRhc2sSIAoFZXJyb3IYAiABKAsyES5zcGFnZS5jb3JlLkVycm9yEhAKCHNlcXVlbmNlGAMgASgEIjQKEUNhbmNlbFRhc2tSZXF1ZXN0Eg8KB3Rhc2tfaWQYASABKAkSDgoGcmVhc29uGAIgASgJIkcKEkNhbmNlbFRhc2tSZXNwb25zZRIPCgdzdWNjZXNzGAEgASgIEiAKBWVycm9yGAIgASgLMhEuc3BhZ2UuY29yZS5FcnJvciKuAgoQTGlzdFRhc2tzUmVxdWVzdBINCgVsaW1pdBgBIAEoBRIOCgZvZmZzZXQYAiABKAUSDgoGc3RhdHVzGAMgASgJEgwKBHR5cGUYBCABKAkSKgoIcHJpb3JpdHkYBSABKA4yGC5zcGFnZS5jb3JlLlRhc2tQcmlvcml0eRIxCg1jcmVhdGVkX2FmdGVyGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCg5jcmVhdGVkX2JlZm9yZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJaWRfcHJlZml4GAggASgJEiMKBW9yZGVyGAkgASgOMhQuc3BhZ2UuYXBpLkxpc3RPcmRlchISCgpwYWdlX3Rva2VuGAogASgJIpABChFMaXN0VGFza3NSZXNwb25zZRIfCgV0YXNrcxgBIAMoCzIQLnNwYWdlLmNvcmUuVGFzaxINCgV0b3RhbBgCIAEoBRIgCgVlcnJvchgDIAEoCzIRLnNwYWdlLmNvcmUuRXJyb3ISFwoPbmV4dF9wYWdlX3Rva2VuGAQgASgJEhAKCHNlcXVlbmNlGAUgASgEIpoBCgtBdXRoUmVxdWVzdBIPCgdhcGlfa2V5GAEgASgJEhEKCWNsaWVudF9pZBgCIAEoCRI2CghtZXRhZGF0YRgDIAMoCzIkLnNwYWdlLmFwaS5BdXRoUmVxdWVzdC5NZXRhZGF0YUVudHJ5Gi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASLXAQoMQXV0aFJlc3BvbnNlEg8KB3N1Y2Nlc3MYASABKAgSDQoFdG9rZW4YAiABKAkSEgoKZXhwaXJlc19hdBgDIAEoAxI9CgtwZXJtaXNzaW9ucxgEIAMoCzIoLnNwYWdlLmFwaS5BdXRoUmVzcG9uc2UuUGVybWlzc2lvbnNFbnRyeRIgCgVlcnJvchgFIAEoCzIRLnNwYWdlLmNvcmUuRXJyb3IaMgoQUGVybWlzc2lvbnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIiUKFFZhbGlkYXRlVG9rZW5SZXF1ZXN0Eg0KBXRva2VuGAEgASgJIusBChVWYWxpZGF0ZVRva2VuUmVzcG9uc2USDQoFdmFsaWQYASABKAgSEQoJY2xpZW50X2lkGAIgASgJEkYKC3Blcm1pc3Npb25zGAMgAygLMjEuc3BhZ2UuYXBpLlZhbGlkYXRlVG9rZW5SZXNwb25zZS5QZXJtaXNzaW9uc0VudHJ5EhIKCmV4cGlyZXNfYXQYBCABKAMSIAoFZXJyb3IYBSABKAsyES5zcGFnZS5jb3JlLkVycm9yGjIKEFBlcm1pc3Npb25zRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJMChJXYXRjaEV2ZW50c1JlcXVlc3QSDwoHdGFza19pZBgBIAEoCRINCgV0eXBlcxgCIAMoCRIWCg5hZnRlcl9zZXF1ZW5jZRgDIAEoBCJdChhSZXBvcnRUYXNrUmVzdWx0UmVzcG9uc2USDwoHc3VjY2VzcxgBIAEoCBIeCgR0YXNrGAIgASgLMhAuc3BhZ2UuY29yZS5UYXNrEhAKCHNlcXVlbmNlGAMgASgEKmEKCUxpc3RPcmRlchIaChZMSVNUX09SREVSX1VOU1BFQ0lGSUVEEAASGwoXTElTVF9PUkRFUl9ORVdFU1RfRklSU1QQARIbChdMSVNUX09SREVSX09MREVTVF9GSVJTVBACMpsGCghTcGFnZUFQSRJJCgpTdWJtaXRUYXNrEhwuc3BhZ2UuYXBpLlN1Ym1pdFRhc2tSZXF1ZXN0Gh0uc3BhZ2UuYXBpLlN1Ym1pdFRhc2tSZXNwb25zZRJSCg1HZXRUYXNrU3RhdHVzEh8uc3BhZ2UuYXBpLkdldFRhc2tTdGF0dXNSZXF1ZXN0GiAuc3BhZ2UuYXBpLkdldFRhc2tTdGF0dXNSZXNwb25zZRJJCgpDYW5jZWxUYXNrEhwuc3BhZ2UuYXBpLkNhbmNlbFRhc2tSZXF1ZXN0Gh0uc3BhZ2UuYXBpLkNhbmNlbFRhc2tSZXNwb25zZRJGCglMaXN0VGFza3MSGy5zcGFnZS5hcGkuTGlzdFRhc2tzUmVxdWVzdBocLnNwYWdlLmFwaS5MaXN0VGFza3NSZXNwb25zZRI4CgxTdHJlYW1FdmVudHMSES5zcGFnZS5jb3JlLkV2ZW50GhEuc3BhZ2UuY29yZS5FdmVudCgBMAESPwoMQXV0aGVudGljYXRlEhYuc3BhZ2UuYXBpLkF1dGhSZXF1ZXN0Ghcuc3BhZ2UuYXBpLkF1dGhSZXNwb25zZRJSCg1WYWxpZGF0ZVRva2VuEh8uc3BhZ2UuYXBpLlZhbGlkYXRlVG9rZW5SZXF1ZXN0GiAuc3BhZ2UuYXBpLlZhbGlkYXRlVG9rZW5SZXNwb25zZRI/CgtIZWFsdGhDaGVjaxIWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eRoYLnNwYWdlLmNvcmUuSGVhbHRoU3RhdHVzEjkKCkdldE1ldHJpY3MSFi5nb29nbGUucHJvdG9idWYuRW1wdHkaEy5zcGFnZS5jb3JlLk1ldHJpY3MSQQoLV2F0Y2hFdmVudHMSHS5zcGFnZS5hcGkuV2F0Y2hFdmVudHNSZXF1ZXN0GhEuc3BhZ2UuY29yZS5FdmVudDABEk8KEFJlcG9ydFRhc2tSZXN1bHQSFi5zcGFnZS5jb3JlLlRhc2tSZXN1bHQaIy5zcGFnZS5hcGkuUmVwb3J0VGFza1Jlc3VsdFJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_empty, file_google_protobuf_timestamp, file_spage_core_common]);
+  fileDesc("ChVzcGFnZS9hcGkvdGFza3MucHJvdG8SCXNwYWdlLmFwaSL5AgoRU3VibWl0VGFza1JlcXVlc3QSDwoHdGFza19pZBgBIAEoCRIMCgR0eXBlGAIgASgJEioKCHByaW9yaXR5GAMgASgOMhguc3BhZ2UuY29yZS5UYXNrUHJpb3JpdHkSOgoHcGF5bG9hZBgEIAMoCzIpLnNwYWdlLmFwaS5TdWJtaXRUYXNrUmVxdWVzdC5QYXlsb2FkRW50cnkSPAoIbWV0YWRhdGEYBSADKAsyKi5zcGFnZS5hcGkuU3VibWl0VGFza1JlcXVlc3QuTWV0YWRhdGFFbnRyeRIXCg90aW1lb3V0X3NlY29uZHMYBiABKAUSDwoHb25fbG9zdBgHIAEoCRIUCgxtYXhfYXR0ZW1wdHMYCCABKAUaLgoMUGF5bG9hZEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIlgKElN1Ym1pdFRhc2tSZXNwb25zZRIPCgdzdWNjZXNzGAEgASgIEg8KB3Rhc2tfaWQYAiABKAkSIAoFZXJyb3IYAyABKAsyES5zcGFnZS5jb3JlLkVycm9yIicKFEdldFRhc2tTdGF0dXNSZXF1ZXN0Eg8KB3Rhc2tfaWQYASABKAkiawoVR2V0VGFza1N0YXR1c1Jlc3BvbnNlEh4KBHRhc2sYASABKAsyEC5zcGFnZS5jb3JlLlRhc2sSIAoFZXJyb3IYAiABKAsyES5zcGFnZS5jb3JlLkVycm9yEhAKCHNlcXVlbmNlGAMgASgEIjQKEUNhbmNlbFRhc2tSZXF1ZXN0Eg8KB3Rhc2tfaWQYASABKAkSDgoGcmVhc29uGAIgASgJIkcKEkNhbmNlbFRhc2tSZXNwb25zZRIPCgdzdWNjZXNzGAEgASgIEiAKBWVycm9yGAIgASgLMhEuc3BhZ2UuY29yZS5FcnJvciKuAgoQTGlzdFRhc2tzUmVxdWVzdBINCgVsaW1pdBgBIAEoBRIOCgZvZmZzZXQYAiABKAUSDgoGc3RhdHVzGAMgASgJEgwKBHR5cGUYBCABKAkSKgoIcHJpb3JpdHkYBSABKA4yGC5zcGFnZS5jb3JlLlRhc2tQcmlvcml0eRIxCg1jcmVhdGVkX2FmdGVyGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCg5jcmVhdGVkX2JlZm9yZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJaWRfcHJlZml4GAggASgJEiMKBW9yZGVyGAkgASgOMhQuc3BhZ2UuYXBpLkxpc3RPcmRlchISCgpwYWdlX3Rva2VuGAogASgJIpABChFMaXN0VGFza3NSZXNwb25zZRIfCgV0YXNrcxgBIAMoCzIQLnNwYWdlLmNvcmUuVGFzaxINCgV0b3RhbBgCIAEoBRIgCgVlcnJvchgDIAEoCzIRLnNwYWdlLmNvcmUuRXJyb3ISFwoPbmV4dF9wYWdlX3Rva2VuGAQgASgJEhAKCHNlcXVlbmNlGAUgASgEIpoBCgtBdXRoUmVxdWVzdBIPCgdhcGlfa2V5GAEgASgJEhEKCWNsaWVudF9pZBgCIAEoCRI2CghtZXRhZGF0YRgDIAMoCzIkLnNwYWdlLmFwaS5BdXRoUmVxdWVzdC5NZXRhZGF0YUVudHJ5Gi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASLXAQoMQXV0aFJlc3BvbnNlEg8KB3N1Y2Nlc3MYASABKAgSDQoFdG9rZW4YAiABKAkSEgoKZXhwaXJlc19hdBgDIAEoAxI9CgtwZXJtaXNzaW9ucxgEIAMoCzIoLnNwYWdlLmFwaS5BdXRoUmVzcG9uc2UuUGVybWlzc2lvbnNFbnRyeRIgCgVlcnJvchgFIAEoCzIRLnNwYWdlLmNvcmUuRXJyb3IaMgoQUGVybWlzc2lvbnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIiUKFFZhbGlkYXRlVG9rZW5SZXF1ZXN0Eg0KBXRva2VuGAEgASgJIusBChVWYWxpZGF0ZVRva2VuUmVzcG9uc2USDQoFdmFsaWQYASABKAgSEQoJY2xpZW50X2lkGAIgASgJEkYKC3Blcm1pc3Npb25zGAMgAygLMjEuc3BhZ2UuYXBpLlZhbGlkYXRlVG9rZW5SZXNwb25zZS5QZXJtaXNzaW9uc0VudHJ5EhIKCmV4cGlyZXNfYXQYBCABKAMSIAoFZXJyb3IYBSABKAsyES5zcGFnZS5jb3JlLkVycm9yGjIKEFBlcm1pc3Npb25zRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJMChJXYXRjaEV2ZW50c1JlcXVlc3QSDwoHdGFza19pZBgBIAEoCRINCgV0eXBlcxgCIAMoCRIWCg5hZnRlcl9zZXF1ZW5jZRgDIAEoBCJdChhSZXBvcnRUYXNrUmVzdWx0UmVzcG9uc2USDwoHc3VjY2VzcxgBIAEoCBIeCgR0YXNrGAIgASgLMhAuc3BhZ2UuY29yZS5UYXNrEhAKCHNlcXVlbmNlGAMgASgEIjIKEkxpc3REYWVtb25zUmVxdWVzdBIcChRpbmNsdWRlX2Rpc2Nvbm5lY3RlZBgBIAEoCCI6ChNMaXN0RGFlbW9uc1Jlc3BvbnNlEiMKB2RhZW1vbnMYASADKAsyEi5zcGFnZS5jb3JlLkRhZW1vbiphCglMaXN0T3JkZXISGgoWTElTVF9PUkRFUl9VTlNQRUNJRklFRBAAEhsKF0xJU1RfT1JERVJfTkVXRVNUX0ZJUlNUEAESGwoXTElTVF9PUkRFUl9PTERFU1RfRklSU1QQAjLpBgoIU3BhZ2VBUEkSSQoKU3VibWl0VGFzaxIcLnNwYWdlLmFwaS5TdWJtaXRUYXNrUmVxdWVzdBodLnNwYWdlLmFwaS5TdWJtaXRUYXNrUmVzcG9uc2USUgoNR2V0VGFza1N0YXR1cxIfLnNwYWdlLmFwaS5HZXRUYXNrU3RhdHVzUmVxdWVzdBogLnNwYWdlLmFwaS5HZXRUYXNrU3RhdHVzUmVzcG9uc2USSQoKQ2FuY2VsVGFzaxIcLnNwYWdlLmFwaS5DYW5jZWxUYXNrUmVxdWVzdBodLnNwYWdlLmFwaS5DYW5jZWxUYXNrUmVzcG9uc2USRgoJTGlzdFRhc2tzEhsuc3BhZ2UuYXBpLkxpc3RUYXNrc1JlcXVlc3QaHC5zcGFnZS5hcGkuTGlzdFRhc2tzUmVzcG9uc2USOAoMU3RyZWFtRXZlbnRzEhEuc3BhZ2UuY29yZS5FdmVudBoRLnNwYWdlLmNvcmUuRXZlbnQoATABEj8KDEF1dGhlbnRpY2F0ZRIWLnNwYWdlLmFwaS5BdXRoUmVxdWVzdBoXLnNwYWdlLmFwaS5BdXRoUmVzcG9uc2USUgoNVmFsaWRhdGVUb2tlbhIfLnNwYWdlLmFwaS5WYWxpZGF0ZVRva2VuUmVxdWVzdBogLnNwYWdlLmFwaS5WYWxpZGF0ZVRva2VuUmVzcG9uc2USPwoLSGVhbHRoQ2hlY2sSFi5nb29nbGUucHJvdG9idWYuRW1wdHkaGC5zcGFnZS5jb3JlLkhlYWx0aFN0YXR1cxI5CgpHZXRNZXRyaWNzEhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5GhMuc3BhZ2UuY29yZS5NZXRyaWNzEkEKC1dhdGNoRXZlbnRzEh0uc3BhZ2UuYXBpLldhdGNoRXZlbnRzUmVxdWVzdBoRLnNwYWdlLmNvcmUuRXZlbnQwARJPChBSZXBvcnRUYXNrUmVzdWx0EhYuc3BhZ2UuY29yZS5UYXNrUmVzdWx0GiMuc3BhZ2UuYXBpLlJlcG9ydFRhc2tSZXN1bHRSZXNwb25zZRJMCgtMaXN0RGFlbW9ucxIdLnNwYWdlLmFwaS5MaXN0RGFlbW9uc1JlcXVlc3QaHi5zcGFnZS5hcGkuTGlzdERhZW1vbnNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_empty, file_google_protobuf_timestamp, file_spage_core_common]);
 
 /**
  * Asks the gateway to store and queue a task.
@@ -68,6 +68,20 @@ export type SubmitTaskRequest = Message<"spage.api.SubmitTaskRequest"> & {
    * @generated from field: int32 timeout_seconds = 6;
    */
   timeoutSeconds: number;
+
+  /**
+   * What to do when the task's daemon vanishes mid-run: "fail" (default) or "requeue".
+   *
+   * @generated from field: string on_lost = 7;
+   */
+  onLost: string;
+
+  /**
+   * Most attempts when the lost-task policy requeues, 1 to 20. 0 means the default, 3.
+   *
+   * @generated from field: int32 max_attempts = 8;
+   */
+  maxAttempts: number;
 };
 
 /**
@@ -587,6 +601,48 @@ export const ReportTaskResultResponseSchema: GenMessage<ReportTaskResultResponse
   messageDesc(file_spage_api_tasks, 13);
 
 /**
+ * Which daemons to list.
+ *
+ * @generated from message spage.api.ListDaemonsRequest
+ */
+export type ListDaemonsRequest = Message<"spage.api.ListDaemonsRequest"> & {
+  /**
+   * Also list daemons that are not connected now (seen in the last 24 hours). Default false.
+   *
+   * @generated from field: bool include_disconnected = 1;
+   */
+  includeDisconnected: boolean;
+};
+
+/**
+ * Describes the message spage.api.ListDaemonsRequest.
+ * Use `create(ListDaemonsRequestSchema)` to create a new message.
+ */
+export const ListDaemonsRequestSchema: GenMessage<ListDaemonsRequest> = /*@__PURE__*/
+  messageDesc(file_spage_api_tasks, 14);
+
+/**
+ * The daemons known to the gateway.
+ *
+ * @generated from message spage.api.ListDaemonsResponse
+ */
+export type ListDaemonsResponse = Message<"spage.api.ListDaemonsResponse"> & {
+  /**
+   * Connected daemons first, then by id.
+   *
+   * @generated from field: repeated spage.core.Daemon daemons = 1;
+   */
+  daemons: Daemon[];
+};
+
+/**
+ * Describes the message spage.api.ListDaemonsResponse.
+ * Use `create(ListDaemonsResponseSchema)` to create a new message.
+ */
+export const ListDaemonsResponseSchema: GenMessage<ListDaemonsResponse> = /*@__PURE__*/
+  messageDesc(file_spage_api_tasks, 15);
+
+/**
  * Order of a task listing.
  *
  * @generated from enum spage.api.ListOrder
@@ -624,22 +680,49 @@ export const ListOrderSchema: GenEnum<ListOrder> = /*@__PURE__*/
  * Client-side API of the gateway.
  *
  * Event types. Every event on StreamEvents and WatchEvents has a `type` from this table and the
- * listed `data` keys (all values are strings):
+ * listed `data` keys (all values are strings; * marks a required key):
  *
- * | type             | direction         | data keys                                           |
- * | ---------------- | ----------------- | --------------------------------------------------- |
- * | task.submitted   | gateway -> client | type, priority, status                              |
- * | task.registered  | gateway -> client | playbook, engine                                    |
- * | task.status      | gateway -> client | from, to, reason (optional), error (optional)       |
- * | task.progress    | gateway -> client | progress, message, outcome, task, host, status,     |
- * |                  |                   | level, duration_ms, error, run_status, exit_code    |
- * | daemon.hello     | daemon -> gateway | daemon_id, hostname, version, capacity, labels      |
- * | daemon.heartbeat | daemon -> gateway | (none)                                              |
- * | ack              | gateway -> daemon | ref (id of the event acknowledged), of (its type)   |
- * | error            | gateway -> client | code, message, ref (id of the offending event)      |
+ * Stored events (WatchEvents; gateway -> watchers):
+ * | type             | data keys                                                           |
+ * | ---------------- | ------------------------------------------------------------------- |
+ * | task.submitted   | type, priority, status                                              |
+ * | task.registered  | playbook, engine                                                    |
+ * | task.status      | from, to, reason, error, daemon_id (each optional but from and to)  |
+ * | task.assigned    | daemon_id, attempt                                                  |
+ * | task.progress    | progress, message, outcome, task, host, status, level, duration_ms, |
+ * |                  | error, run_status, exit_code                                        |
+ * | task.output      | daemon_id, seq, stream (stdout or stderr), line                     |
+ * | daemon.connected | daemon_id, hostname, version, capacity, labels                      |
+ * | daemon.left      | daemon_id, reason                                                   |
  *
- * Events with a non-zero `sequence` come from the stored event log; `ack` and `error` replies are
- * not stored and carry sequence 0.
+ * The daemon channel (StreamEvents), daemon -> gateway:
+ * | type             | data keys                                                           |
+ * | ---------------- | ------------------------------------------------------------------- |
+ * | daemon.hello     | daemon_id*, hostname, version, capacity (0-1000, default 1; 0 =     |
+ * |                  | draining: no new tasks), labels ("k=v,k=v"), running (comma-        |
+ * |                  | separated ids of tasks it still runs, to re-attach them)            |
+ * | daemon.heartbeat | (none)                                                              |
+ * | task.accepted    | task_id*                                                            |
+ * | task.started     | task_id*, pid                                                       |
+ * | task.progress    | task_id*, progress, message                                         |
+ * | task.output      | task_id*, seq* (1, 2, ... per task), stream, line                   |
+ * | task.completed   | task_id*, exit_code, plus any result_* keys (stored as the result)  |
+ * | task.failed      | task_id*, exit_code, error                                          |
+ * | task.canceled    | task_id*                                                            |
+ * | task.rejected    | task_id*, reason (the daemon gives the task back)                   |
+ *
+ * The daemon channel, gateway -> daemon:
+ * | type             | data keys                                                           |
+ * | ---------------- | ------------------------------------------------------------------- |
+ * | daemon.welcome   | daemon_id, heartbeat_ms, lease_ms, reattached (ids), cancel (ids)   |
+ * | task.assigned    | task_id, type, attempt, timeout_seconds, payload (JSON), playbook,  |
+ * |                  | inventory, variables (JSON)                                         |
+ * | task.cancel      | task_id, reason, deadline (RFC 3339)                                |
+ * | ack              | ref (id of the event acknowledged), of (its type), task_id, seq     |
+ * | error            | code, message, ref (id of the offending event)                      |
+ *
+ * Events with a non-zero `sequence` come from the stored event log; the daemon channel's own
+ * replies carry sequence 0.
  *
  * @generated from service spage.api.SpageAPI
  */
@@ -763,6 +846,16 @@ export const SpageAPI: GenService<{
     methodKind: "unary";
     input: typeof TaskResultSchema;
     output: typeof ReportTaskResultResponseSchema;
+  },
+  /**
+   * Lists the daemons known to the gateway: connected ones first, then recently seen ones.
+   *
+   * @generated from rpc spage.api.SpageAPI.ListDaemons
+   */
+  listDaemons: {
+    methodKind: "unary";
+    input: typeof ListDaemonsRequestSchema;
+    output: typeof ListDaemonsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_spage_api_tasks, 0);

@@ -20,7 +20,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file spage/core/common.proto.
  */
 export const file_spage_core_common: GenFile = /*@__PURE__*/
-  fileDesc("ChdzcGFnZS9jb3JlL2NvbW1vbi5wcm90bxIKc3BhZ2UuY29yZSLpBQoEVGFzaxIKCgJpZBgBIAEoCRIMCgR0eXBlGAIgASgJEioKCHByaW9yaXR5GAMgASgOMhguc3BhZ2UuY29yZS5UYXNrUHJpb3JpdHkSLgoHcGF5bG9hZBgEIAMoCzIdLnNwYWdlLmNvcmUuVGFzay5QYXlsb2FkRW50cnkSJgoGc3RhdHVzGAUgASgOMhYuc3BhZ2UuY29yZS5UYXNrU3RhdHVzEhAKCHByb2dyZXNzGAYgASgBEiwKBnJlc3VsdBgHIAMoCzIcLnNwYWdlLmNvcmUuVGFzay5SZXN1bHRFbnRyeRINCgVlcnJvchgIIAEoCRIuCgpjcmVhdGVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydGVkX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxjb21wbGV0ZWRfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiYKBWhvc3RzGA0gAygLMhcuc3BhZ2UuY29yZS5Ib3N0U3VtbWFyeRIXCg90aW1lb3V0X3NlY29uZHMYDiABKAUSMAoIbWV0YWRhdGEYDyADKAsyHi5zcGFnZS5jb3JlLlRhc2suTWV0YWRhdGFFbnRyeRIvCgtkZWFkbGluZV9hdBgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAaLgoMUGF5bG9hZEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaLQoLUmVzdWx0RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiggEKC0hvc3RTdW1tYXJ5EgwKBGhvc3QYASABKAkSCgoCb2sYAiABKAUSDgoGZmFpbGVkGAMgASgFEg8KB3NraXBwZWQYBCABKAUSDwoHcnVubmluZxgFIAEoBRISCgpsYXN0X2Vycm9yGAYgASgJEhMKC2ZhaWxlZF90YXNrGAcgASgJIs4CCgpUYXNrUmVzdWx0Eg8KB3Rhc2tfaWQYASABKAkSJgoGc3RhdHVzGAIgASgOMhYuc3BhZ2UuY29yZS5UYXNrU3RhdHVzEg4KBm91dHB1dBgDIAEoCRINCgVlcnJvchgEIAEoCRIRCglleGl0X2NvZGUYBSABKAUSEAoIZHVyYXRpb24YBiABKAESMgoGcmVzdWx0GAcgAygLMiIuc3BhZ2UuY29yZS5UYXNrUmVzdWx0LlJlc3VsdEVudHJ5Ei4KCnN0YXJ0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGNvbXBsZXRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAaLQoLUmVzdWx0RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASLgAQoOUHJvZ3Jlc3NVcGRhdGUSDwoHdGFza19pZBgBIAEoCRIQCghwcm9ncmVzcxgCIAEoARIPCgdtZXNzYWdlGAMgASgJEjoKCG1ldGFkYXRhGAQgAygLMiguc3BhZ2UuY29yZS5Qcm9ncmVzc1VwZGF0ZS5NZXRhZGF0YUVudHJ5Ei0KCXRpbWVzdGFtcBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIssBCgVFdmVudBIKCgJpZBgBIAEoCRIMCgR0eXBlGAIgASgJEikKBGRhdGEYAyADKAsyGy5zcGFnZS5jb3JlLkV2ZW50LkRhdGFFbnRyeRItCgl0aW1lc3RhbXAYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHNlcXVlbmNlGAUgASgEEg8KB3Rhc2tfaWQYBiABKAkaKwoJRGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEihwEKBUVycm9yEgwKBGNvZGUYASABKAkSDwoHbWVzc2FnZRgCIAEoCRIvCgdkZXRhaWxzGAMgAygLMh4uc3BhZ2UuY29yZS5FcnJvci5EZXRhaWxzRW50cnkaLgoMRGV0YWlsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEixgEKDEhlYWx0aFN0YXR1cxIOCgZzdGF0dXMYASABKAkSDwoHbWVzc2FnZRgCIAEoCRI2CgdkZXRhaWxzGAMgAygLMiUuc3BhZ2UuY29yZS5IZWFsdGhTdGF0dXMuRGV0YWlsc0VudHJ5Ei0KCXRpbWVzdGFtcBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAaLgoMRGV0YWlsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEi6gIKB01ldHJpY3MSMwoIY291bnRlcnMYASADKAsyIS5zcGFnZS5jb3JlLk1ldHJpY3MuQ291bnRlcnNFbnRyeRIvCgZnYXVnZXMYAiADKAsyHy5zcGFnZS5jb3JlLk1ldHJpY3MuR2F1Z2VzRW50cnkSNwoKaGlzdG9ncmFtcxgDIAMoCzIjLnNwYWdlLmNvcmUuTWV0cmljcy5IaXN0b2dyYW1zRW50cnkSLQoJdGltZXN0YW1wGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBovCg1Db3VudGVyc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoAToCOAEaLQoLR2F1Z2VzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgBOgI4ARoxCg9IaXN0b2dyYW1zRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgBOgI4ASqnAgoKVGFza1N0YXR1cxIbChdUQVNLX1NUQVRVU19VTlNQRUNJRklFRBAAEhcKE1RBU0tfU1RBVFVTX1BFTkRJTkcQARIXChNUQVNLX1NUQVRVU19SVU5OSU5HEAISGQoVVEFTS19TVEFUVVNfQ09NUExFVEVEEAMSFgoSVEFTS19TVEFUVVNfRkFJTEVEEAQSGAoUVEFTS19TVEFUVVNfQ0FOQ0VMRUQQBRIXChNUQVNLX1NUQVRVU19TS0lQUEVEEAYSGAoUVEFTS19TVEFUVVNfQVNTSUdORUQQBxIZChVUQVNLX1NUQVRVU19DQU5DRUxJTkcQCBIZChVUQVNLX1NUQVRVU19USU1FRF9PVVQQCRIUChBUQVNLX1NUQVRVU19MT1NUEAoqkgEKDFRhc2tQcmlvcml0eRIdChlUQVNLX1BSSU9SSVRZX1VOU1BFQ0lGSUVEEAASFQoRVEFTS19QUklPUklUWV9MT1cQARIYChRUQVNLX1BSSU9SSVRZX05PUk1BTBACEhYKElRBU0tfUFJJT1JJVFlfSElHSBADEhoKFlRBU0tfUFJJT1JJVFlfQ1JJVElDQUwQBGIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("ChdzcGFnZS9jb3JlL2NvbW1vbi5wcm90bxIKc3BhZ2UuY29yZSKUBwoEVGFzaxIKCgJpZBgBIAEoCRIMCgR0eXBlGAIgASgJEioKCHByaW9yaXR5GAMgASgOMhguc3BhZ2UuY29yZS5UYXNrUHJpb3JpdHkSLgoHcGF5bG9hZBgEIAMoCzIdLnNwYWdlLmNvcmUuVGFzay5QYXlsb2FkRW50cnkSJgoGc3RhdHVzGAUgASgOMhYuc3BhZ2UuY29yZS5UYXNrU3RhdHVzEhAKCHByb2dyZXNzGAYgASgBEiwKBnJlc3VsdBgHIAMoCzIcLnNwYWdlLmNvcmUuVGFzay5SZXN1bHRFbnRyeRINCgVlcnJvchgIIAEoCRIuCgpjcmVhdGVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydGVkX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxjb21wbGV0ZWRfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiYKBWhvc3RzGA0gAygLMhcuc3BhZ2UuY29yZS5Ib3N0U3VtbWFyeRIXCg90aW1lb3V0X3NlY29uZHMYDiABKAUSMAoIbWV0YWRhdGEYDyADKAsyHi5zcGFnZS5jb3JlLlRhc2suTWV0YWRhdGFFbnRyeRIvCgtkZWFkbGluZV9hdBgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJZGFlbW9uX2lkGBEgASgJEg8KB2F0dGVtcHQYEiABKAUSFAoMbWF4X2F0dGVtcHRzGBMgASgFEg8KB29uX2xvc3QYFCABKAkSKQoIYXR0ZW1wdHMYFSADKAsyFy5zcGFnZS5jb3JlLlRhc2tBdHRlbXB0EjMKD2NhbmNlbF9kZWFkbGluZRgWIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAaLgoMUGF5bG9hZEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaLQoLUmVzdWx0RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEi3wEKC1Rhc2tBdHRlbXB0Eg4KBm51bWJlchgBIAEoBRIRCglkYWVtb25faWQYAiABKAkSLwoLYXNzaWduZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnN0YXJ0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZGVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdvdXRjb21lGAYgASgJEg0KBWVycm9yGAcgASgJIq4CCgZEYWVtb24SCgoCaWQYASABKAkSEAoIaG9zdG5hbWUYAiABKAkSDwoHdmVyc2lvbhgDIAEoCRIQCghjYXBhY2l0eRgEIAEoBRIuCgZsYWJlbHMYBSADKAsyHi5zcGFnZS5jb3JlLkRhZW1vbi5MYWJlbHNFbnRyeRIQCgh0YXNrX2lkcxgGIAMoCRIRCgljb25uZWN0ZWQYByABKAgSMAoMY29ubmVjdGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCglsYXN0X3NlZW4YCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiggEKC0hvc3RTdW1tYXJ5EgwKBGhvc3QYASABKAkSCgoCb2sYAiABKAUSDgoGZmFpbGVkGAMgASgFEg8KB3NraXBwZWQYBCABKAUSDwoHcnVubmluZxgFIAEoBRISCgpsYXN0X2Vycm9yGAYgASgJEhMKC2ZhaWxlZF90YXNrGAcgASgJIs4CCgpUYXNrUmVzdWx0Eg8KB3Rhc2tfaWQYASABKAkSJgoGc3RhdHVzGAIgASgOMhYuc3BhZ2UuY29yZS5UYXNrU3RhdHVzEg4KBm91dHB1dBgDIAEoCRINCgVlcnJvchgEIAEoCRIRCglleGl0X2NvZGUYBSABKAUSEAoIZHVyYXRpb24YBiABKAESMgoGcmVzdWx0GAcgAygLMiIuc3BhZ2UuY29yZS5UYXNrUmVzdWx0LlJlc3VsdEVudHJ5Ei4KCnN0YXJ0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGNvbXBsZXRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAaLQoLUmVzdWx0RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASLgAQoOUHJvZ3Jlc3NVcGRhdGUSDwoHdGFza19pZBgBIAEoCRIQCghwcm9ncmVzcxgCIAEoARIPCgdtZXNzYWdlGAMgASgJEjoKCG1ldGFkYXRhGAQgAygLMiguc3BhZ2UuY29yZS5Qcm9ncmVzc1VwZGF0ZS5NZXRhZGF0YUVudHJ5Ei0KCXRpbWVzdGFtcBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIssBCgVFdmVudBIKCgJpZBgBIAEoCRIMCgR0eXBlGAIgASgJEikKBGRhdGEYAyADKAsyGy5zcGFnZS5jb3JlLkV2ZW50LkRhdGFFbnRyeRItCgl0aW1lc3RhbXAYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHNlcXVlbmNlGAUgASgEEg8KB3Rhc2tfaWQYBiABKAkaKwoJRGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEihwEKBUVycm9yEgwKBGNvZGUYASABKAkSDwoHbWVzc2FnZRgCIAEoCRIvCgdkZXRhaWxzGAMgAygLMh4uc3BhZ2UuY29yZS5FcnJvci5EZXRhaWxzRW50cnkaLgoMRGV0YWlsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEixgEKDEhlYWx0aFN0YXR1cxIOCgZzdGF0dXMYASABKAkSDwoHbWVzc2FnZRgCIAEoCRI2CgdkZXRhaWxzGAMgAygLMiUuc3BhZ2UuY29yZS5IZWFsdGhTdGF0dXMuRGV0YWlsc0VudHJ5Ei0KCXRpbWVzdGFtcBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAaLgoMRGV0YWlsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEi6gIKB01ldHJpY3MSMwoIY291bnRlcnMYASADKAsyIS5zcGFnZS5jb3JlLk1ldHJpY3MuQ291bnRlcnNFbnRyeRIvCgZnYXVnZXMYAiADKAsyHy5zcGFnZS5jb3JlLk1ldHJpY3MuR2F1Z2VzRW50cnkSNwoKaGlzdG9ncmFtcxgDIAMoCzIjLnNwYWdlLmNvcmUuTWV0cmljcy5IaXN0b2dyYW1zRW50cnkSLQoJdGltZXN0YW1wGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBovCg1Db3VudGVyc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoAToCOAEaLQoLR2F1Z2VzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgBOgI4ARoxCg9IaXN0b2dyYW1zRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgBOgI4ASqnAgoKVGFza1N0YXR1cxIbChdUQVNLX1NUQVRVU19VTlNQRUNJRklFRBAAEhcKE1RBU0tfU1RBVFVTX1BFTkRJTkcQARIXChNUQVNLX1NUQVRVU19SVU5OSU5HEAISGQoVVEFTS19TVEFUVVNfQ09NUExFVEVEEAMSFgoSVEFTS19TVEFUVVNfRkFJTEVEEAQSGAoUVEFTS19TVEFUVVNfQ0FOQ0VMRUQQBRIXChNUQVNLX1NUQVRVU19TS0lQUEVEEAYSGAoUVEFTS19TVEFUVVNfQVNTSUdORUQQBxIZChVUQVNLX1NUQVRVU19DQU5DRUxJTkcQCBIZChVUQVNLX1NUQVRVU19USU1FRF9PVVQQCRIUChBUQVNLX1NUQVRVU19MT1NUEAoqkgEKDFRhc2tQcmlvcml0eRIdChlUQVNLX1BSSU9SSVRZX1VOU1BFQ0lGSUVEEAASFQoRVEFTS19QUklPUklUWV9MT1cQARIYChRUQVNLX1BSSU9SSVRZX05PUk1BTBACEhYKElRBU0tfUFJJT1JJVFlfSElHSBADEhoKFlRBU0tfUFJJT1JJVFlfQ1JJVElDQUwQBGIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * A unit of work tracked by the gateway: a playbook run or any other typed job.
@@ -141,6 +141,50 @@ export type Task = Message<"spage.core.Task"> & {
    * @generated from field: google.protobuf.Timestamp deadline_at = 16;
    */
   deadlineAt?: Timestamp | undefined;
+
+  /**
+   * Id of the daemon the task is assigned to or running on; empty while PENDING and after it ends
+   * (the last daemon stays in `attempts`).
+   *
+   * @generated from field: string daemon_id = 17;
+   */
+  daemonId: string;
+
+  /**
+   * Number of the current (or last) attempt: 0 before the first assignment, then 1, 2, ...
+   *
+   * @generated from field: int32 attempt = 18;
+   */
+  attempt: number;
+
+  /**
+   * Most attempts the task may have when its daemon is lost and its policy requeues it. Default 3.
+   *
+   * @generated from field: int32 max_attempts = 19;
+   */
+  maxAttempts: number;
+
+  /**
+   * What happens when the task's daemon vanishes mid-run: "fail" (default: the task ends FAILED
+   * after LOST) or "requeue" (back to PENDING while attempts remain).
+   *
+   * @generated from field: string on_lost = 20;
+   */
+  onLost: string;
+
+  /**
+   * Every attempt so far, oldest first.
+   *
+   * @generated from field: repeated spage.core.TaskAttempt attempts = 21;
+   */
+  attempts: TaskAttempt[];
+
+  /**
+   * While CANCELING: when the daemon's confirmation is due (UTC). Unset otherwise.
+   *
+   * @generated from field: google.protobuf.Timestamp cancel_deadline = 22;
+   */
+  cancelDeadline?: Timestamp | undefined;
 };
 
 /**
@@ -149,6 +193,147 @@ export type Task = Message<"spage.core.Task"> & {
  */
 export const TaskSchema: GenMessage<Task> = /*@__PURE__*/
   messageDesc(file_spage_core_common, 0);
+
+/**
+ * One attempt at running a task on a daemon.
+ *
+ * @generated from message spage.core.TaskAttempt
+ */
+export type TaskAttempt = Message<"spage.core.TaskAttempt"> & {
+  /**
+   * 1 for the first attempt, then 2, 3, ...
+   *
+   * @generated from field: int32 number = 1;
+   */
+  number: number;
+
+  /**
+   * Daemon the attempt ran on.
+   *
+   * @generated from field: string daemon_id = 2;
+   */
+  daemonId: string;
+
+  /**
+   * When the task was handed to the daemon (UTC).
+   *
+   * @generated from field: google.protobuf.Timestamp assigned_at = 3;
+   */
+  assignedAt?: Timestamp | undefined;
+
+  /**
+   * When the daemon reported that it started the work (UTC); unset if it never did.
+   *
+   * @generated from field: google.protobuf.Timestamp started_at = 4;
+   */
+  startedAt?: Timestamp | undefined;
+
+  /**
+   * When the attempt ended (UTC); unset while it runs.
+   *
+   * @generated from field: google.protobuf.Timestamp ended_at = 5;
+   */
+  endedAt?: Timestamp | undefined;
+
+  /**
+   * How it ended: "running" while it runs, then "completed", "failed", "canceled", "timed_out",
+   * "requeued" (the daemon left before starting it, or gave it back) or "lost".
+   *
+   * @generated from field: string outcome = 6;
+   */
+  outcome: string;
+
+  /**
+   * Error of a failed or lost attempt; empty otherwise.
+   *
+   * @generated from field: string error = 7;
+   */
+  error: string;
+};
+
+/**
+ * Describes the message spage.core.TaskAttempt.
+ * Use `create(TaskAttemptSchema)` to create a new message.
+ */
+export const TaskAttemptSchema: GenMessage<TaskAttempt> = /*@__PURE__*/
+  messageDesc(file_spage_core_common, 1);
+
+/**
+ * A daemon: a process on a target machine that runs tasks the gateway hands it.
+ *
+ * @generated from message spage.core.Daemon
+ */
+export type Daemon = Message<"spage.core.Daemon"> & {
+  /**
+   * Id the daemon chose in its daemon.hello event; unique per machine and agent.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * Host name of its machine.
+   *
+   * @generated from field: string hostname = 2;
+   */
+  hostname: string;
+
+  /**
+   * Version of the daemon software.
+   *
+   * @generated from field: string version = 3;
+   */
+  version: string;
+
+  /**
+   * How many tasks it runs at once.
+   *
+   * @generated from field: int32 capacity = 4;
+   */
+  capacity: number;
+
+  /**
+   * Labels tasks can ask for (payload key "target_labels", e.g. "os=linux,zone=a").
+   *
+   * @generated from field: map<string, string> labels = 5;
+   */
+  labels: { [key: string]: string };
+
+  /**
+   * Tasks currently assigned to or running on it.
+   *
+   * @generated from field: repeated string task_ids = 6;
+   */
+  taskIds: string[];
+
+  /**
+   * Whether its event stream is open now.
+   *
+   * @generated from field: bool connected = 7;
+   */
+  connected: boolean;
+
+  /**
+   * When it last connected (UTC).
+   *
+   * @generated from field: google.protobuf.Timestamp connected_at = 8;
+   */
+  connectedAt?: Timestamp | undefined;
+
+  /**
+   * When the gateway last heard from it (UTC).
+   *
+   * @generated from field: google.protobuf.Timestamp last_seen = 9;
+   */
+  lastSeen?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message spage.core.Daemon.
+ * Use `create(DaemonSchema)` to create a new message.
+ */
+export const DaemonSchema: GenMessage<Daemon> = /*@__PURE__*/
+  messageDesc(file_spage_core_common, 2);
 
 /**
  * What one host did during a run, counted from the runner's per-task progress updates.
@@ -211,7 +396,7 @@ export type HostSummary = Message<"spage.core.HostSummary"> & {
  * Use `create(HostSummarySchema)` to create a new message.
  */
 export const HostSummarySchema: GenMessage<HostSummary> = /*@__PURE__*/
-  messageDesc(file_spage_core_common, 1);
+  messageDesc(file_spage_core_common, 3);
 
 /**
  * The final outcome of a task as reported by its runner.
@@ -288,7 +473,7 @@ export type TaskResult = Message<"spage.core.TaskResult"> & {
  * Use `create(TaskResultSchema)` to create a new message.
  */
 export const TaskResultSchema: GenMessage<TaskResult> = /*@__PURE__*/
-  messageDesc(file_spage_core_common, 2);
+  messageDesc(file_spage_core_common, 4);
 
 /**
  * One progress report from a runner. Spage cores send one per Ansible task and host (and loop item):
@@ -345,7 +530,7 @@ export type ProgressUpdate = Message<"spage.core.ProgressUpdate"> & {
  * Use `create(ProgressUpdateSchema)` to create a new message.
  */
 export const ProgressUpdateSchema: GenMessage<ProgressUpdate> = /*@__PURE__*/
-  messageDesc(file_spage_core_common, 3);
+  messageDesc(file_spage_core_common, 5);
 
 /**
  * Something that happened, as stored in the gateway's event log or exchanged on an event stream.
@@ -406,7 +591,7 @@ export type Event = Message<"spage.core.Event"> & {
  * Use `create(EventSchema)` to create a new message.
  */
 export const EventSchema: GenMessage<Event> = /*@__PURE__*/
-  messageDesc(file_spage_core_common, 4);
+  messageDesc(file_spage_core_common, 6);
 
 /**
  * The uniform error carried inside responses that have an `error` field. The RPC status code is
@@ -443,7 +628,7 @@ export type Error = Message<"spage.core.Error"> & {
  * Use `create(ErrorSchema)` to create a new message.
  */
 export const ErrorSchema: GenMessage<Error> = /*@__PURE__*/
-  messageDesc(file_spage_core_common, 5);
+  messageDesc(file_spage_core_common, 7);
 
 /**
  * Health of the gateway and its dependencies.
@@ -485,7 +670,7 @@ export type HealthStatus = Message<"spage.core.HealthStatus"> & {
  * Use `create(HealthStatusSchema)` to create a new message.
  */
 export const HealthStatusSchema: GenMessage<HealthStatus> = /*@__PURE__*/
-  messageDesc(file_spage_core_common, 6);
+  messageDesc(file_spage_core_common, 8);
 
 /**
  * A snapshot of the gateway's metrics.
@@ -527,14 +712,14 @@ export type Metrics = Message<"spage.core.Metrics"> & {
  * Use `create(MetricsSchema)` to create a new message.
  */
 export const MetricsSchema: GenMessage<Metrics> = /*@__PURE__*/
-  messageDesc(file_spage_core_common, 7);
+  messageDesc(file_spage_core_common, 9);
 
 /**
  * The lifecycle state of a task. The gateway enforces which state may follow which (see the table
  * in the README); an illegal change is answered with FAILED_PRECONDITION.
  *
- * Terminal states: COMPLETED, FAILED, CANCELED, SKIPPED, TIMED_OUT. LOST is terminal unless the
- * task's lost-task policy requeues it.
+ * Terminal states: COMPLETED, FAILED, CANCELED, SKIPPED, TIMED_OUT. LOST is passed through when a
+ * daemon vanishes mid-run: the task's lost-task policy then requeues it (PENDING) or fails it.
  *
  * @generated from enum spage.core.TaskStatus
  */
@@ -613,7 +798,8 @@ export enum TaskStatus {
 
   /**
    * Its runner vanished mid-run and did not come back within the grace window; the outcome is
-   * unknown. Terminal unless the task's lost-task policy requeues it (back to PENDING).
+   * unknown. The lost-task policy then moves it on: back to PENDING ("requeue", while attempts
+   * remain) or to FAILED ("fail"); a task that was being canceled ends CANCELED.
    *
    * @generated from enum value: TASK_STATUS_LOST = 10;
    */

@@ -9,11 +9,14 @@
  * | ASSIGNED  | RUNNING, PENDING, CANCELING, COMPLETED, FAILED                    |
  * | RUNNING   | COMPLETED, FAILED, CANCELING, CANCELED, TIMED_OUT, LOST, SKIPPED |
  * | CANCELING | CANCELED, COMPLETED, FAILED, TIMED_OUT, LOST                      |
- * | LOST      | PENDING (only when the task's lost-task policy requeues it)        |
+ * | LOST      | PENDING (policy requeue), FAILED (policy fail), CANCELED (was canceling) |
  * | COMPLETED, FAILED, CANCELED, SKIPPED, TIMED_OUT | nothing: terminal                   |
  *
- * ASSIGNED -> PENDING is a daemon vanishing before it started the task; PENDING -> RUNNING is a
- * Spage core that registered and reported progress without a daemon in between.
+ * ASSIGNED -> PENDING is a daemon vanishing before it started the task (or giving it back);
+ * PENDING -> RUNNING is a Spage core that registered and reported progress without a daemon in
+ * between. LOST is where a task whose daemon vanished mid-run waits for its lost-task policy:
+ * "requeue" sends it back to PENDING while attempts remain, "fail" ends it FAILED; a task that was
+ * being canceled ends CANCELED.
  */
 import { TaskStatus } from "../../../gen/spage/core/common_pb.js";
 import { FailedPreconditionError } from "./errors.js";
@@ -45,7 +48,7 @@ export const allowedTransitions: Readonly<Record<TaskStatus, readonly TaskStatus
     TaskStatus.TIMED_OUT,
     TaskStatus.LOST,
   ],
-  [TaskStatus.LOST]: [TaskStatus.PENDING],
+  [TaskStatus.LOST]: [TaskStatus.PENDING, TaskStatus.FAILED, TaskStatus.CANCELED],
   [TaskStatus.COMPLETED]: [],
   [TaskStatus.FAILED]: [],
   [TaskStatus.CANCELED]: [],
@@ -53,14 +56,20 @@ export const allowedTransitions: Readonly<Record<TaskStatus, readonly TaskStatus
   [TaskStatus.TIMED_OUT]: [],
 };
 
-/** States after which nothing else happens to a task. LOST is terminal unless requeued. */
+/** States after which nothing else happens to a task. */
 export const terminalStates: ReadonlySet<TaskStatus> = new Set([
   TaskStatus.COMPLETED,
   TaskStatus.FAILED,
   TaskStatus.CANCELED,
   TaskStatus.SKIPPED,
   TaskStatus.TIMED_OUT,
-  TaskStatus.LOST,
+]);
+
+/** States in which a task belongs to a daemon. */
+export const activeStates: ReadonlySet<TaskStatus> = new Set([
+  TaskStatus.ASSIGNED,
+  TaskStatus.RUNNING,
+  TaskStatus.CANCELING,
 ]);
 
 /** The short upper-case name of a state, e.g. `RUNNING`. */

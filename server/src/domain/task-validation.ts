@@ -96,6 +96,19 @@ export function checkTimeout(v: Violations, field: string, seconds: number): voi
   }
 }
 
+/** Attempts a task gets under the requeue policy when it does not say. */
+export const defaultMaxAttempts = 3;
+
+/** Checks the lost-task policy and its attempt limit. */
+export function checkLostPolicy(v: Violations, onLost: string, maxAttempts: number): void {
+  if (onLost !== "" && onLost !== "fail" && onLost !== "requeue") {
+    v.add("on_lost", `must be "fail" or "requeue" (got "${onLost.slice(0, 32)}")`);
+  }
+  if (!Number.isInteger(maxAttempts) || maxAttempts < 0 || maxAttempts > 20) {
+    v.add("max_attempts", `must be between 1 and 20, or 0 for ${defaultMaxAttempts} (got ${maxAttempts})`);
+  }
+}
+
 /** Checks a free-text reason. */
 export function checkReason(v: Violations, field: string, reason: string): void {
   if (reason.length > taskLimits.reasonMaxLength)

@@ -25,6 +25,11 @@ export interface EventBus {
   publish(events: readonly Event[]): void;
   /** Starts receiving events published from now on. */
   subscribe(filter: EventFilter, maxBuffered: number, signal?: AbortSignal): Subscription;
+  /**
+   * Calls `listener` synchronously with every published batch (for in-process reactions such as
+   * dispatch); returns a function that removes it. A listener must not throw or block.
+   */
+  listen(listener: (events: readonly Event[]) => void): () => void;
   /** Number of open subscriptions. */
   readonly subscriberCount: number;
   /** Ends every subscription with `reason` (used at shutdown). */
@@ -111,8 +116,10 @@ class QueueSubscription implements Subscription {
 /** Creates an empty bus. */
 export function createEventBus(): EventBus {
   const subs = new Set<QueueSubscription>();
+  const listeners = new Set<(events: readonly Event[]) => void>();
   return {
     publish(events) {
+      for (const l of listeners) l(events);
       if (subs.size === 0) return;
       for (const ev of events) {
         for (const s of subs) {
@@ -128,6 +135,10 @@ export function createEventBus(): EventBus {
         else signal.addEventListener("abort", () => sub.close(), { once: true });
       }
       return sub;
+    },
+    listen(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
     },
     get subscriberCount() {
       return subs.size;

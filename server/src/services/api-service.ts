@@ -3,6 +3,7 @@
  * to TaskService, the event log and the daemon channel.
  */
 import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import type { SpageAPI } from "../../../gen/spage/api/tasks_pb.js";
 import { ErrorSchema } from "../../../gen/spage/core/common_pb.js";
@@ -10,7 +11,7 @@ import { Violations } from "../domain/task-validation.js";
 import type { EventBus } from "../events/event-bus.js";
 import { watchEvents } from "../events/watch-events.js";
 import type { TaskStore } from "../store/task-store.js";
-import { handleDaemonStream } from "./daemon-channel.js";
+import { type DaemonChannelDeps, handleDaemonStream } from "./daemon-channel.js";
 import type { GatewayMetrics } from "./gateway-metrics.js";
 import type { HealthState } from "./health-state.js";
 import type { TaskService } from "./task-service.js";
@@ -18,6 +19,8 @@ import type { TaskService } from "./task-service.js";
 /** What SpageAPI needs. */
 export interface ApiServiceDeps {
   readonly tasks: TaskService;
+  /** The daemon channel's collaborators. */
+  readonly daemons: DaemonChannelDeps;
   readonly store: TaskStore;
   readonly bus: EventBus;
   readonly health: HealthState;
@@ -52,7 +55,33 @@ export function createApiService(deps: ApiServiceDeps): ServiceImpl<typeof Spage
       return { success: true, task, sequence };
     },
     streamEvents(events, ctx) {
-      return handleDaemonStream(events, ctx.signal, metrics);
+      return handleDaemonStream(events, ctx.signal, deps.daemons);
+    },
+    async listDaemons(req) {
+      const since = new Date(Date.now() - 24 * 3600 * 1000);
+      const records = await store.listDaemons(req.includeDisconnected, since);
+      const tasksBy = new Map<string, string[]>();
+      await Promise.all(
+        records.map(async (d) =>
+          tasksBy.set(
+            d.id,
+            (await store.tasksOfDaemon(d.id)).map((r) => r.task.id),
+          ),
+        ),
+      );
+      return {
+        daemons: records.map((d) => ({
+          id: d.id,
+          hostname: d.hostname,
+          version: d.version,
+          capacity: d.capacity,
+          labels: { ...d.labels },
+          taskIds: tasksBy.get(d.id) ?? [],
+          connected: d.connected,
+          connectedAt: timestampFromDate(d.connectedAt),
+          lastSeen: timestampFromDate(d.lastSeen),
+        })),
+      };
     },
     async authenticate() {
       throw new ConnectError(

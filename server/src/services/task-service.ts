@@ -10,22 +10,26 @@ import type { Event, Task, TaskResult } from "../../../gen/spage/core/common_pb.
 import { TaskPriority, TaskStatus } from "../../../gen/spage/core/common_pb.js";
 import { AlreadyExistsError, FailedPreconditionError, NotFoundError } from "../domain/errors.js";
 import { applyStep, classifyUpdate, overallProgress, runEndOf } from "../domain/run-progress.js";
-import { statusName, terminalStates, transition } from "../domain/task-state.js";
+import { statusName, terminalStates } from "../domain/task-state.js";
 import {
+  checkLostPolicy,
   checkPriority,
   checkReason,
   checkStringMap,
   checkTaskId,
   checkTaskType,
   checkTimeout,
+  defaultMaxAttempts,
   effectivePriority,
   requestFingerprint,
   Violations,
 } from "../domain/task-validation.js";
 import type { EventBus } from "../events/event-bus.js";
-import type { Expected, NewEvent, TaskPatch, TaskRecord, TaskStore } from "../store/task-store.js";
+import type { NewEvent, TaskPatch, TaskRecord, TaskStore } from "../store/task-store.js";
 import { type ListInput, parseListInput } from "./list-query.js";
 import { encodePageToken } from "./page-token.js";
+import { chainChanges, statusChange } from "./status-change.js";
+import { expectedOf, type TaskWriter } from "./task-writer.js";
 
 /** A request to create a task. */
 export interface SubmitInput {
@@ -35,6 +39,10 @@ export interface SubmitInput {
   readonly payload: Readonly<Record<string, string>>;
   readonly metadata: Readonly<Record<string, string>>;
   readonly timeoutSeconds?: number;
+  /** Lost-task policy: "" or "fail" (default), or "requeue". */
+  readonly onLost?: string;
+  /** Most attempts under the requeue policy; 0 for the default. */
+  readonly maxAttempts?: number;
 }
 
 /** A Spage core's registration of a run. */
@@ -55,10 +63,7 @@ export interface ProgressInput {
   readonly metadata: Readonly<Record<string, string>>;
 }
 
-/** What a change to one task decided: the patch and events to write, or nothing to do. */
-type Decision = { readonly patch: TaskPatch; readonly events: NewEvent[] } | undefined;
-
-/** How many times a conditional update is retried after losing a race. */
+/** How many times a registration is retried after losing a race. */
 const maxRaceRetries = 16;
 
 /** Outcomes a runner may report as a task's final state. */
@@ -71,10 +76,16 @@ const reportableOutcomes: ReadonlySet<TaskStatus> = new Set([
 
 /** The task operations. */
 export class TaskService {
+  private readonly store: TaskStore;
+  private readonly bus: EventBus;
+
   constructor(
-    private readonly store: TaskStore,
-    private readonly bus: EventBus,
-  ) {}
+    private readonly writer: TaskWriter,
+    private readonly options: { readonly cancelGraceMs: number } = { cancelGraceMs: 30_000 },
+  ) {
+    this.store = writer.store;
+    this.bus = writer.bus;
+  }
 
   /** Creates a task, or returns the existing one for an identical retry. */
   async submit(input: SubmitInput): Promise<{ task: Task; created: boolean }> {
@@ -85,7 +96,10 @@ export class TaskService {
     checkStringMap(v, "payload", input.payload);
     checkStringMap(v, "metadata", input.metadata);
     checkTimeout(v, "timeout_seconds", input.timeoutSeconds ?? 0);
+    checkLostPolicy(v, input.onLost ?? "", input.maxAttempts ?? 0);
     v.throwIfAny();
+    const onLost = input.onLost || "fail";
+    const maxAttempts = input.maxAttempts || defaultMaxAttempts;
 
     const priority = effectivePriority(input.priority);
     const timeoutSeconds = input.timeoutSeconds ?? 0;
@@ -95,6 +109,8 @@ export class TaskService {
       payload: input.payload,
       metadata: input.metadata,
       timeoutSeconds,
+      onLost,
+      maxAttempts,
     });
     const id = input.taskId || randomUUID();
     const { record, created, events } = await this.store.createTask(
@@ -107,6 +123,8 @@ export class TaskService {
         requestHash,
         status: TaskStatus.PENDING,
         timeoutSeconds,
+        onLost,
+        maxAttempts,
       },
       {
         type: "task.submitted",
@@ -231,7 +249,7 @@ export class TaskService {
     checkTaskId(v, "task_id", taskId, true);
     checkReason(v, "reason", reason);
     v.throwIfAny();
-    const { record } = await this.mutate(taskId, (rec) => {
+    const { record } = await this.writer.mutate(taskId, (rec) => {
       const from = rec.task.status;
       if (from === TaskStatus.CANCELING) return undefined;
       if (terminalStates.has(from)) {
@@ -248,7 +266,12 @@ export class TaskService {
         rec,
         to,
         { reason: reason || "canceled" },
-        to === TaskStatus.CANCELED ? { error: reason || "canceled" } : {},
+        to === TaskStatus.CANCELED
+          ? { error: reason || "canceled" }
+          : {
+              cancelDeadline: new Date(Date.now() + this.options.cancelGraceMs),
+              error: reason || "canceled",
+            },
       );
     });
     return record.task;
@@ -286,7 +309,7 @@ export class TaskService {
         ]),
       },
     };
-    const { events } = await this.mutate(
+    const { events } = await this.writer.mutate(
       input.taskId,
       (rec) => {
         const events: NewEvent[] = [];
@@ -332,7 +355,7 @@ export class TaskService {
     if (Buffer.byteLength(result.output) > 64 * 1024) v.add("output", "must be at most 65536 bytes");
     v.throwIfAny();
     const outcome = result.status;
-    const { record, events } = await this.mutate(result.taskId, (rec) => {
+    const { record, events } = await this.writer.mutate(result.taskId, (rec) => {
       const from = rec.task.status;
       if (from === outcome) return undefined;
       if (terminalStates.has(from)) {
@@ -349,19 +372,14 @@ export class TaskService {
         ...(result.completedAt ? { completedAt: timestampDate(result.completedAt) } : {}),
       };
       if (from === TaskStatus.PENDING || from === TaskStatus.ASSIGNED) {
-        const start = statusChange(
+        return chainChanges(
           rec,
-          TaskStatus.RUNNING,
-          {},
-          result.startedAt ? { startedAt: timestampDate(result.startedAt) } : {},
+          {
+            to: TaskStatus.RUNNING,
+            more: result.startedAt ? { startedAt: timestampDate(result.startedAt) } : {},
+          },
+          { to: outcome, extra: result.error ? { error: result.error } : {}, more },
         );
-        const end = statusChange(
-          { ...rec, task: { ...rec.task, status: TaskStatus.RUNNING } as Task },
-          outcome,
-          result.error ? { error: result.error } : {},
-          more,
-        );
-        return { patch: { ...start.patch, ...end.patch }, events: [...start.events, ...end.events] };
       }
       return statusChange(rec, outcome, result.error ? { error: result.error } : {}, more);
     });
@@ -378,7 +396,7 @@ export class TaskService {
     let n = 0;
     for (const rec of due) {
       try {
-        await this.mutate(rec.task.id, (cur) => {
+        await this.writer.mutate(rec.task.id, (cur) => {
           if (terminalStates.has(cur.task.status) || cur.task.status === TaskStatus.PENDING) return undefined;
           const deadline = cur.task.deadlineAt ? timestampDate(cur.task.deadlineAt) : undefined;
           if (!deadline || deadline > now) return undefined;
@@ -392,70 +410,6 @@ export class TaskService {
     }
     return n;
   }
-
-  /**
-   * Reads a task, lets `decide` compute the change, writes it conditionally and publishes the
-   * events; re-reads and decides again when another writer changed the task in between.
-   */
-  private async mutate(
-    taskId: string,
-    decide: (rec: TaskRecord) => Decision,
-    notFound = `task ${taskId} not found`,
-  ): Promise<{ record: TaskRecord; events: Event[] }> {
-    for (let attempt = 0; attempt < maxRaceRetries; attempt++) {
-      const { record } = await this.store.getTask(taskId);
-      if (!record) throw new NotFoundError(notFound, { task_id: taskId });
-      const decision = decide(record);
-      if (!decision) return { record, events: [] };
-      if (Object.keys(decision.patch).length === 0) {
-        const events = await this.store.appendEvents(decision.events);
-        this.bus.publish(events);
-        return { record, events };
-      }
-      const res = await this.store.updateTask(taskId, expectedOf(record), decision.patch, decision.events);
-      if (!res) continue;
-      this.bus.publish(res.events);
-      return res;
-    }
-    throw new FailedPreconditionError(`task ${taskId} changed too often while updating; retry`, {
-      task_id: taskId,
-    });
-  }
-}
-
-/**
- * The patch and `task.status` event of one state change, with the bookkeeping each state implies:
- * start time and deadline when work begins, completion time and a cleared deadline when it ends.
- */
-export function statusChange(
-  rec: TaskRecord,
-  to: TaskStatus,
-  extra: Record<string, string> = {},
-  more: TaskPatch = {},
-): { patch: TaskPatch; events: NewEvent[] } {
-  const from = rec.task.status;
-  const change = transition(rec.task.id, from, to, extra);
-  const now = new Date();
-  const patch: { -readonly [K in keyof TaskPatch]: TaskPatch[K] } = { status: to };
-  if (to === TaskStatus.RUNNING && !rec.task.startedAt) patch.startedAt = now;
-  if (from === TaskStatus.PENDING && to !== TaskStatus.CANCELED && rec.task.timeoutSeconds > 0) {
-    patch.deadlineAt = new Date(now.getTime() + rec.task.timeoutSeconds * 1000);
-  }
-  if (to === TaskStatus.PENDING) patch.deadlineAt = null;
-  if (terminalStates.has(to)) {
-    patch.completedAt = now;
-    patch.deadlineAt = null;
-    if (to === TaskStatus.COMPLETED) patch.progress = 100;
-  }
-  return {
-    patch: { ...patch, ...more },
-    events: [{ type: "task.status", taskId: rec.task.id, data: change.data }],
-  };
-}
-
-/** What a conditional update of `rec` expects to find. */
-function expectedOf(rec: TaskRecord): Expected {
-  return { status: rec.task.status, version: rec.version };
 }
 
 function playbookPayload(input: {

@@ -2,15 +2,17 @@
  * Conversion between SQLite rows and the wire types.
  */
 import { create } from "@bufbuild/protobuf";
-import { type Timestamp, timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { type Timestamp, timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import {
   type Event,
   EventSchema,
   type HostSummary,
   HostSummarySchema,
+  type TaskAttempt,
+  TaskAttemptSchema,
   TaskSchema,
 } from "../../../gen/spage/core/common_pb.js";
-import type { TaskRecord } from "./task-store.js";
+import type { DaemonRecord, TaskRecord } from "./task-store.js";
 
 /** A row of the tasks table. */
 export interface TaskRow {
@@ -33,6 +35,26 @@ export interface TaskRow {
   started_at: number | null;
   completed_at: number | null;
   deadline_at: number | null;
+  daemon_id: string;
+  attempt: number;
+  max_attempts: number;
+  on_lost: string;
+  attempts: string;
+  cancel_deadline: number | null;
+  output_seq: number;
+}
+
+/** A row of the daemons table. */
+export interface DaemonRow {
+  id: string;
+  hostname: string;
+  version: string;
+  capacity: number;
+  labels: string;
+  connected: number;
+  connected_at: number;
+  last_seen: number;
+  disconnected_at: number | null;
 }
 
 /** A row of the events table. */
@@ -84,10 +106,72 @@ export function rowToRecord(row: TaskRow): TaskRecord {
       timeoutSeconds: row.timeout_seconds,
       metadata: JSON.parse(row.metadata) as Record<string, string>,
       deadlineAt: ts(row.deadline_at),
+      daemonId: row.daemon_id,
+      attempt: row.attempt,
+      maxAttempts: row.max_attempts,
+      onLost: row.on_lost,
+      attempts: (JSON.parse(row.attempts) as StoredAttempt[]).map(attemptFromJson),
+      cancelDeadline: ts(row.cancel_deadline),
     }),
     requestHash: row.request_hash,
     version: row.version,
     position: row.position,
+    outputSeq: row.output_seq,
+  };
+}
+
+/** An attempt as stored: times in milliseconds. */
+interface StoredAttempt {
+  number: number;
+  daemonId: string;
+  assignedAt?: number;
+  startedAt?: number;
+  endedAt?: number;
+  outcome: string;
+  error: string;
+}
+
+function attemptFromJson(a: StoredAttempt): TaskAttempt {
+  return create(TaskAttemptSchema, {
+    number: a.number,
+    daemonId: a.daemonId,
+    assignedAt: a.assignedAt === undefined ? undefined : timestampFromMs(a.assignedAt),
+    startedAt: a.startedAt === undefined ? undefined : timestampFromMs(a.startedAt),
+    endedAt: a.endedAt === undefined ? undefined : timestampFromMs(a.endedAt),
+    outcome: a.outcome,
+    error: a.error,
+  });
+}
+
+/** Serialises attempts for the attempts column. */
+export function attemptsToJson(attempts: readonly TaskAttempt[]): string {
+  return JSON.stringify(
+    attempts.map(
+      (a): StoredAttempt => ({
+        number: a.number,
+        daemonId: a.daemonId,
+        assignedAt: a.assignedAt ? timestampMs(a.assignedAt) : undefined,
+        startedAt: a.startedAt ? timestampMs(a.startedAt) : undefined,
+        endedAt: a.endedAt ? timestampMs(a.endedAt) : undefined,
+        outcome: a.outcome,
+        error: a.error,
+      }),
+    ),
+  );
+}
+
+/** Builds a DaemonRecord from a row. */
+export function rowToDaemon(row: DaemonRow): DaemonRecord {
+  return {
+    id: row.id,
+    hostname: row.hostname,
+    version: row.version,
+    capacity: row.capacity,
+    labels: JSON.parse(row.labels) as Record<string, string>,
+    connected: row.connected === 1,
+    connectedAt: new Date(row.connected_at),
+    lastSeen: new Date(row.last_seen),
+    disconnectedAt: row.disconnected_at === null ? undefined : new Date(row.disconnected_at),
   };
 }
 

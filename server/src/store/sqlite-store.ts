@@ -10,11 +10,22 @@ import type { Event } from "../../../gen/spage/core/common_pb.js";
 import { TaskStatus } from "../../../gen/spage/core/common_pb.js";
 import { GroupCommit } from "./group-commit.js";
 import { migrate } from "./sqlite-migrate.js";
-import { type EventRow, hostsToJson, rowToEvent, rowToRecord, type TaskRow } from "./sqlite-rows.js";
+import {
+  attemptsToJson,
+  type DaemonRow,
+  type EventRow,
+  hostsToJson,
+  rowToDaemon,
+  rowToEvent,
+  rowToRecord,
+  type TaskRow,
+} from "./sqlite-rows.js";
 import type {
+  DaemonRecord,
   EventQuery,
   NewEvent,
   NewTask,
+  OrphanedTask,
   RecentDurations,
   StoreStats,
   TaskPage,
@@ -45,8 +56,10 @@ export function openSqliteStore(opts: SqliteStoreOptions): TaskStore {
 
   const stmt = {
     insertTask: db.prepare(
-      `INSERT INTO tasks (id, type, priority, status, payload, metadata, request_hash, timeout_seconds, created_at, updated_at)
-       VALUES (@id, @type, @priority, @status, @payload, @metadata, @request_hash, @timeout_seconds, @now, @now)
+      `INSERT INTO tasks (id, type, priority, status, payload, metadata, request_hash, timeout_seconds, on_lost,
+                          max_attempts, created_at, updated_at)
+       VALUES (@id, @type, @priority, @status, @payload, @metadata, @request_hash, @timeout_seconds, @on_lost,
+               @max_attempts, @now, @now)
        ON CONFLICT (id) DO NOTHING`,
     ),
     taskById: db.prepare("SELECT * FROM tasks WHERE id = ?"),
@@ -59,6 +72,34 @@ export function openSqliteStore(opts: SqliteStoreOptions): TaskStore {
     ),
     queue: db.prepare(
       `SELECT * FROM tasks WHERE status = ${TaskStatus.PENDING} ORDER BY priority DESC, position LIMIT ?`,
+    ),
+    dueCancels: db.prepare(
+      `SELECT * FROM tasks WHERE cancel_deadline IS NOT NULL AND cancel_deadline <= ? AND status = ${TaskStatus.CANCELING}
+       ORDER BY cancel_deadline LIMIT ?`,
+    ),
+    ofDaemon: db.prepare(
+      `SELECT * FROM tasks WHERE daemon_id = ? AND status IN (${activeStates.join(",")}) ORDER BY position`,
+    ),
+    orphaned: db.prepare(
+      `SELECT t.*, d.connected AS d_connected, d.last_seen AS d_last_seen, d.disconnected_at AS d_disconnected_at
+       FROM tasks t LEFT JOIN daemons d ON d.id = t.daemon_id
+       WHERE t.status IN (${activeStates.join(",")})
+         AND (d.id IS NULL OR d.connected = 0 OR d.last_seen < @stale)
+       ORDER BY t.position LIMIT @limit`,
+    ),
+    daemonUpsert: db.prepare(
+      `INSERT INTO daemons (id, hostname, version, capacity, labels, connected, connected_at, last_seen, disconnected_at)
+       VALUES (@id, @hostname, @version, @capacity, @labels, 1, @now, @now, NULL)
+       ON CONFLICT (id) DO UPDATE SET hostname = excluded.hostname, version = excluded.version,
+         capacity = excluded.capacity, labels = excluded.labels, connected = 1, connected_at = excluded.connected_at,
+         last_seen = excluded.last_seen, disconnected_at = NULL`,
+    ),
+    daemonSeen: db.prepare("UPDATE daemons SET last_seen = ? WHERE id = ?"),
+    daemonGone: db.prepare(
+      "UPDATE daemons SET connected = 0, disconnected_at = ?, last_seen = ? WHERE id = ?",
+    ),
+    daemons: db.prepare(
+      "SELECT * FROM daemons WHERE connected = 1 OR (@all = 1 AND last_seen >= @since) ORDER BY connected DESC, id",
     ),
     due: db.prepare(
       `SELECT * FROM tasks WHERE deadline_at IS NOT NULL AND deadline_at <= ? AND status IN (${activeStates.join(",")})
@@ -108,6 +149,8 @@ export function openSqliteStore(opts: SqliteStoreOptions): TaskStore {
           metadata: JSON.stringify(t.metadata),
           request_hash: t.requestHash,
           timeout_seconds: t.timeoutSeconds,
+          on_lost: t.onLost ?? "fail",
+          max_attempts: t.maxAttempts ?? 3,
           now,
         });
         const row = getRow(t.id);
@@ -146,6 +189,12 @@ export function openSqliteStore(opts: SqliteStoreOptions): TaskStore {
         if (patch.startedAt !== undefined) set("started_at", patch.startedAt?.getTime() ?? null);
         if (patch.completedAt !== undefined) set("completed_at", patch.completedAt?.getTime() ?? null);
         if (patch.deadlineAt !== undefined) set("deadline_at", patch.deadlineAt?.getTime() ?? null);
+        if (patch.daemonId !== undefined) set("daemon_id", patch.daemonId);
+        if (patch.attempt !== undefined) set("attempt", patch.attempt);
+        if (patch.attempts) set("attempts", attemptsToJson(patch.attempts));
+        if (patch.cancelDeadline !== undefined)
+          set("cancel_deadline", patch.cancelDeadline?.getTime() ?? null);
+        if (patch.outputSeq !== undefined) set("output_seq", patch.outputSeq);
         const info = prepared(
           `UPDATE tasks SET ${sets.join(", ")} WHERE id = @id AND status = @expected_status AND version = @expected_version`,
         ).run(params);
@@ -227,6 +276,60 @@ export function openSqliteStore(opts: SqliteStoreOptions): TaskStore {
 
     async dueDeadlines(now, limit): Promise<TaskRecord[]> {
       return (stmt.due.all(now.getTime(), limit) as TaskRow[]).map(rowToRecord);
+    },
+
+    async dueCancels(now, limit) {
+      return (stmt.dueCancels.all(now.getTime(), limit) as TaskRow[]).map(rowToRecord);
+    },
+
+    async tasksOfDaemon(daemonId) {
+      return (stmt.ofDaemon.all(daemonId) as TaskRow[]).map(rowToRecord);
+    },
+
+    async orphanedTasks(now, leaseMs, limit): Promise<OrphanedTask[]> {
+      const rows = stmt.orphaned.all({ stale: now.getTime() - leaseMs, limit }) as (TaskRow & {
+        d_connected: number | null;
+        d_last_seen: number | null;
+        d_disconnected_at: number | null;
+      })[];
+      return rows.map((r) => {
+        let gone = r.updated_at;
+        if (r.d_connected === 1 && r.d_last_seen !== null) gone = r.d_last_seen + leaseMs;
+        else if (r.d_disconnected_at !== null) gone = r.d_disconnected_at;
+        return { record: rowToRecord(r), goneSince: new Date(gone) };
+      });
+    },
+
+    daemonConnected(d) {
+      return writer.submit(() => {
+        stmt.daemonUpsert.run({
+          id: d.id,
+          hostname: d.hostname,
+          version: d.version,
+          capacity: d.capacity,
+          labels: JSON.stringify(d.labels),
+          now: Date.now(),
+        });
+      });
+    },
+
+    daemonSeen(id) {
+      return writer.submit(() => {
+        stmt.daemonSeen.run(Date.now(), id);
+      });
+    },
+
+    daemonDisconnected(id) {
+      return writer.submit(() => {
+        const now = Date.now();
+        stmt.daemonGone.run(now, now, id);
+      });
+    },
+
+    async listDaemons(includeDisconnected, seenSince): Promise<DaemonRecord[]> {
+      return (
+        stmt.daemons.all({ all: includeDisconnected ? 1 : 0, since: seenSince.getTime() }) as DaemonRow[]
+      ).map(rowToDaemon);
     },
 
     async stats(): Promise<StoreStats> {

@@ -8,6 +8,7 @@ import type {
   Event,
   HostSummary,
   Task,
+  TaskAttempt,
   TaskPriority,
   TaskStatus,
 } from "../../../gen/spage/core/common_pb.js";
@@ -22,6 +23,8 @@ export interface TaskRecord {
   readonly version: number;
   /** Insertion order, unique and increasing; orders the queue (within a priority) and listings. */
   readonly position: number;
+  /** Highest `task.output` line number stored for the current attempt. */
+  readonly outputSeq: number;
 }
 
 /** What a new task is made of. */
@@ -36,6 +39,10 @@ export interface NewTask {
   readonly status: TaskStatus;
   /** Run-time limit in seconds; 0 for none. */
   readonly timeoutSeconds: number;
+  /** Lost-task policy: "fail" or "requeue". */
+  readonly onLost?: string;
+  /** Most attempts under the requeue policy. */
+  readonly maxAttempts?: number;
 }
 
 /** An event to append: the store assigns id, sequence and timestamp. */
@@ -57,6 +64,31 @@ export interface TaskPatch {
   readonly startedAt?: Date | null;
   readonly completedAt?: Date | null;
   readonly deadlineAt?: Date | null;
+  readonly daemonId?: string;
+  readonly attempt?: number;
+  readonly attempts?: readonly TaskAttempt[];
+  readonly cancelDeadline?: Date | null;
+  readonly outputSeq?: number;
+}
+
+/** A daemon as the store keeps it. */
+export interface DaemonRecord {
+  readonly id: string;
+  readonly hostname: string;
+  readonly version: string;
+  readonly capacity: number;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly connected: boolean;
+  readonly connectedAt: Date;
+  readonly lastSeen: Date;
+  readonly disconnectedAt?: Date;
+}
+
+/** An active task whose daemon is gone (stream closed, or silent past its lease). */
+export interface OrphanedTask {
+  readonly record: TaskRecord;
+  /** Since when the daemon counts as gone. */
+  readonly goneSince: Date;
 }
 
 /** What a conditional update expects to find. */
@@ -146,6 +178,25 @@ export interface TaskStore {
   pendingQueue(limit: number): Promise<TaskRecord[]>;
   /** Tasks that are not PENDING, not ended, and whose deadline is at or before `now`. */
   dueDeadlines(now: Date, limit: number): Promise<TaskRecord[]>;
+  /** CANCELING tasks whose cancel deadline is at or before `now`. */
+  dueCancels(now: Date, limit: number): Promise<TaskRecord[]>;
+  /** Tasks assigned to, running on or canceling on a daemon. */
+  tasksOfDaemon(daemonId: string): Promise<TaskRecord[]>;
+  /**
+   * Active tasks (ASSIGNED, RUNNING, CANCELING) whose daemon is disconnected, unknown, or has not
+   * been seen for `leaseMs`.
+   */
+  orphanedTasks(now: Date, leaseMs: number, limit: number): Promise<OrphanedTask[]>;
+  /** Records a daemon's hello: creates or updates it as connected now. */
+  daemonConnected(
+    daemon: Pick<DaemonRecord, "id" | "hostname" | "version" | "capacity" | "labels">,
+  ): Promise<void>;
+  /** Records that a daemon was heard from now. */
+  daemonSeen(id: string): Promise<void>;
+  /** Records that a daemon's stream closed now. */
+  daemonDisconnected(id: string): Promise<void>;
+  /** Daemons, connected first; with `includeDisconnected`, also those seen since `seenSince`. */
+  listDaemons(includeDisconnected: boolean, seenSince: Date): Promise<DaemonRecord[]>;
   /** Counts by status and the last sequence. */
   stats(): Promise<StoreStats>;
   /** Queue-wait and run times of the most recently finished tasks (at most `limit`). */

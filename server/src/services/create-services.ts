@@ -1,0 +1,92 @@
+/**
+ * Builds every service object of a gateway from its config and store, and starts and stops the
+ * background parts (dispatcher, sweeper). Kept apart from app.ts so the HTTP wiring stays small.
+ */
+import type { FastifyBaseLogger } from "fastify";
+import type { GatewayConfig } from "../config.js";
+import { createEventBus, type EventBus } from "../events/event-bus.js";
+import type { ServiceDeps } from "../routes.js";
+import type { TaskStore } from "../store/task-store.js";
+import { DaemonRegistry } from "./daemon-registry.js";
+import { DaemonTasks } from "./daemon-tasks.js";
+import { Dispatcher } from "./dispatcher.js";
+import { createGatewayMetrics, type GatewayMetrics } from "./gateway-metrics.js";
+import { createHealthState, type HealthState } from "./health-state.js";
+import { TaskService } from "./task-service.js";
+import { startTaskSweeper, type TaskSweeper } from "./task-sweeper.js";
+import { TaskWriter } from "./task-writer.js";
+
+/** The services of one gateway. */
+export interface Services {
+  readonly bus: EventBus;
+  readonly health: HealthState;
+  readonly metrics: GatewayMetrics;
+  readonly registry: DaemonRegistry;
+  readonly dispatcher: Dispatcher;
+  /** What routes.ts registers. */
+  readonly deps: ServiceDeps;
+  /** Starts the dispatcher and the sweeper. */
+  start(): void;
+  /** Stops them; returns the sweeper for a last run if wanted. */
+  stop(): void;
+  /** The running sweeper, once started. */
+  sweeper(): TaskSweeper | undefined;
+}
+
+/** Creates the services. */
+export function createServices(
+  config: GatewayConfig,
+  store: TaskStore,
+  version: string,
+  log: FastifyBaseLogger,
+): Services {
+  const bus = createEventBus();
+  const writer = new TaskWriter(store, bus);
+  const tasks = new TaskService(writer, { cancelGraceMs: config.cancelGraceMs });
+  const health = createHealthState(store, version);
+  const metrics = createGatewayMetrics(store, bus);
+  const registry = new DaemonRegistry();
+  const daemonTasks = new DaemonTasks(writer, {
+    leaseMs: config.leaseMs,
+    lostGraceMs: config.lostGraceMs,
+    cancelGraceMs: config.cancelGraceMs,
+  });
+  const dispatcher = new Dispatcher(registry, store, daemonTasks, bus, log, config.dispatchPollMs);
+  let sweeper: TaskSweeper | undefined;
+  const deps: ServiceDeps = {
+    store,
+    bus,
+    tasks,
+    health,
+    metrics,
+    watchBuffer: config.watchBuffer,
+    daemons: {
+      registry,
+      daemonTasks,
+      dispatcher,
+      writer,
+      store,
+      bus,
+      metrics,
+      log,
+      heartbeatMs: config.heartbeatMs,
+    },
+  };
+  return {
+    bus,
+    health,
+    metrics,
+    registry,
+    dispatcher,
+    deps,
+    start() {
+      dispatcher.start();
+      sweeper = startTaskSweeper(tasks, daemonTasks, registry, log, config.sweepIntervalMs);
+    },
+    stop() {
+      dispatcher.stop();
+      sweeper?.stop();
+    },
+    sweeper: () => sweeper,
+  };
+}

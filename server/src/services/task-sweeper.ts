@@ -1,0 +1,52 @@
+/**
+ * Periodic upkeep of tasks and daemons: timeouts (TIMED_OUT), unconfirmed cancels, tasks of daemons
+ * that are gone (requeue, or LOST and the lost-task policy), and local daemon streams whose lease ran
+ * out. Safe with several gateways on one store: every change is a conditional update.
+ */
+import type { FastifyBaseLogger } from "fastify";
+import { UnavailableError } from "../domain/errors.js";
+import type { DaemonRegistry } from "./daemon-registry.js";
+import type { DaemonTasks } from "./daemon-tasks.js";
+import type { TaskService } from "./task-service.js";
+
+/** A running sweeper. */
+export interface TaskSweeper {
+  /** Runs one sweep now (tests and shutdown use it); resolves when done. */
+  sweep(): Promise<void>;
+  stop(): void;
+}
+
+/** Starts sweeping every `intervalMs`. */
+export function startTaskSweeper(
+  tasks: TaskService,
+  daemonTasks: DaemonTasks,
+  registry: DaemonRegistry,
+  log: FastifyBaseLogger,
+  intervalMs: number,
+): TaskSweeper {
+  let running: Promise<void> | undefined;
+  const once = async () => {
+    const now = new Date();
+    for (const session of registry.all()) {
+      if (now.getTime() - session.lastSeen > daemonTasks.timings.leaseMs) {
+        log.warn({ daemon: session.id }, "daemon missed its lease; closing its stream");
+        session.end(new UnavailableError(`no heartbeat from daemon ${session.id} within its lease`));
+      }
+    }
+    const timedOut = await tasks.expireDeadlines(now);
+    const cancels = await daemonTasks.expireCancels(now);
+    const orphans = await daemonTasks.handleOrphans(now, (id) => registry.has(id));
+    if (timedOut + cancels + orphans > 0) log.info({ timedOut, cancels, orphans }, "tasks swept");
+  };
+  const sweep = () => {
+    running ??= once()
+      .catch((err: unknown) => log.error({ err }, "task sweep failed"))
+      .finally(() => {
+        running = undefined;
+      });
+    return running;
+  };
+  const timer = setInterval(() => void sweep(), intervalMs);
+  timer.unref();
+  return { sweep, stop: () => clearInterval(timer) };
+}
