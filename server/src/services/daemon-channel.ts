@@ -99,13 +99,17 @@ export async function* handleDaemonStream(
             }
             session = await hello(ev, deps);
             for (const e of early.splice(0)) session.send(e);
+            // The sender waits on the early queue until now; from here on it reads the session's.
+            wakeEarly?.();
             continue;
           }
           send(await handle(session, ev, deps));
         } catch (err) {
           if (!(err instanceof DomainError)) deps.log.error({ err, type: ev.type }, "daemon event failed");
           const ce = toConnectError(err);
-          send(errorReply(ev, err instanceof DomainError ? err.kind : "internal", ce.rawMessage));
+          const e = errorReply(ev, err instanceof DomainError ? err.kind : "internal", ce.rawMessage);
+          if (ev.data.task_id) e.data.task_id = ev.data.task_id;
+          send(e);
         }
       }
     } catch (err) {

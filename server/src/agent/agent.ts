@@ -1,0 +1,352 @@
+/**
+ * The reference daemon: connects to the gateway over native gRPC (SpageAPI.StreamEvents), announces
+ * its capacity and labels, runs a real process for every task it is handed, streams the process's
+ * output back in numbered chunks, reports the exit code, and stops a process on cancel (SIGTERM,
+ * then SIGKILL). It reconnects with backoff and re-attaches the tasks it still runs; output and
+ * outcomes are kept until the gateway acknowledges them, so nothing is lost across a reconnect.
+ */
+import { create } from "@bufbuild/protobuf";
+import { timestampNow } from "@bufbuild/protobuf/wkt";
+import { type Client, createClient, type Interceptor } from "@connectrpc/connect";
+import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import { SpageAPI } from "../../../gen/spage/api/tasks_pb.js";
+import { type Event, EventSchema } from "../../../gen/spage/core/common_pb.js";
+import { defaultSpageCommand, renderTemplate } from "./command-template.js";
+import { OutputBuffer } from "./output-buffer.js";
+import { startTaskProcess, type TaskProcess } from "./task-process.js";
+
+/** How an agent runs. */
+export interface AgentOptions {
+  /** Gateway URL, e.g. http://127.0.0.1:9091. */
+  readonly endpoint: string;
+  readonly daemonId: string;
+  readonly hostname: string;
+  readonly version: string;
+  readonly capacity: number;
+  readonly labels: Readonly<Record<string, string>>;
+  /** Shell template replacing the default `spage run` command. */
+  readonly command?: string;
+  /** Bearer token sent with every call (and to the processes it starts, as SPAGE_TOKEN). */
+  readonly token?: string;
+  /** Time between SIGTERM and SIGKILL when a task is stopped. */
+  readonly killGraceMs: number;
+  /** How long output lines wait to be sent together. */
+  readonly flushMs?: number;
+  readonly log: (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
+}
+
+interface LocalTask {
+  readonly id: string;
+  readonly output: OutputBuffer;
+  proc?: TaskProcess;
+  /** The final report, kept until acknowledged. */
+  outcome?: { type: string; data: Record<string, string> };
+  stopRequested: boolean;
+  flushTimer?: NodeJS.Timeout;
+  lastStderr: string;
+}
+
+/** A queue of events to send on the current stream. */
+class Outbox implements AsyncIterable<Event> {
+  private readonly items: Event[] = [];
+  private wake: (() => void) | undefined;
+  private closed = false;
+
+  push(ev: Event): void {
+    if (this.closed) return;
+    this.items.push(ev);
+    this.wake?.();
+  }
+
+  close(): void {
+    this.closed = true;
+    this.wake?.();
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<Event> {
+    for (;;) {
+      const ev = this.items.shift();
+      if (ev) {
+        yield ev;
+        continue;
+      }
+      if (this.closed) return;
+      await new Promise<void>((r) => {
+        this.wake = r;
+      });
+      this.wake = undefined;
+    }
+  }
+}
+
+/** A running agent. */
+export class Agent {
+  private readonly tasks = new Map<string, LocalTask>();
+  private readonly client: Client<typeof SpageAPI>;
+  private readonly sessions: Http2SessionManager;
+  private outbox: Outbox | undefined;
+  private stopping = false;
+  private abort = new AbortController();
+  private eventCounter = 0;
+  private readonly endpointHostPort: string;
+
+  constructor(private readonly opts: AgentOptions) {
+    const url = new URL(opts.endpoint);
+    this.endpointHostPort = `${url.hostname}:${url.port || (url.protocol === "https:" ? "443" : "80")}`;
+    this.sessions = new Http2SessionManager(opts.endpoint, { pingIntervalMs: 10_000, pingTimeoutMs: 10_000 });
+    const auth: Interceptor = (next) => (req) => {
+      if (opts.token) req.header.set("authorization", `Bearer ${opts.token}`);
+      return next(req);
+    };
+    this.client = createClient(
+      SpageAPI,
+      createGrpcTransport({ baseUrl: opts.endpoint, sessionManager: this.sessions, interceptors: [auth] }),
+    );
+  }
+
+  /** Connects and serves until `stop()`; reconnects with backoff when the stream breaks. */
+  async run(): Promise<void> {
+    let delay = 200;
+    while (!this.stopping) {
+      const started = Date.now();
+      try {
+        await this.session();
+      } catch (err) {
+        if (this.stopping) break;
+        this.opts.log("warn", "gateway stream ended", {
+          err: err instanceof Error ? err.message : String(err),
+        });
+      }
+      if (this.stopping) break;
+      if (Date.now() - started > 10_000) delay = 200;
+      const wait = delay * (0.75 + Math.random() * 0.5);
+      delay = Math.min(delay * 2, 10_000);
+      await new Promise((r) => setTimeout(r, wait));
+    }
+  }
+
+  /** Stops every task process, reports them, and disconnects. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    for (const t of this.tasks.values()) {
+      t.stopRequested = true;
+      t.proc?.stop(this.opts.killGraceMs);
+    }
+    await Promise.all([...this.tasks.values()].map((t) => t.proc?.exited));
+    // Give the last reports a moment to be acknowledged before the stream goes.
+    const deadline = Date.now() + 2000;
+    while ([...this.tasks.values()].some((t) => t.outcome) && Date.now() < deadline && this.outbox) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    this.outbox?.close();
+    this.abort.abort();
+    this.sessions.abort();
+  }
+
+  /** Ids of the tasks this agent holds (running, or with unacknowledged reports). */
+  get taskIds(): string[] {
+    return [...this.tasks.keys()];
+  }
+
+  private send(type: string, data: Record<string, string>): void {
+    this.outbox?.push(
+      create(EventSchema, {
+        id: `${this.opts.daemonId}-${++this.eventCounter}`,
+        type,
+        data,
+        timestamp: timestampNow(),
+      }),
+    );
+  }
+
+  private async session(): Promise<void> {
+    const outbox = new Outbox();
+    this.abort = new AbortController();
+    this.outbox = outbox;
+    let heartbeat: NodeJS.Timeout | undefined;
+    outbox.push(
+      create(EventSchema, {
+        id: `${this.opts.daemonId}-${++this.eventCounter}`,
+        type: "daemon.hello",
+        timestamp: timestampNow(),
+        data: {
+          daemon_id: this.opts.daemonId,
+          hostname: this.opts.hostname,
+          version: this.opts.version,
+          capacity: String(this.opts.capacity),
+          labels: Object.entries(this.opts.labels)
+            .map(([k, v]) => `${k}=${v}`)
+            .join(","),
+          running: this.taskIds.join(","),
+        },
+      }),
+    );
+    try {
+      for await (const ev of this.client.streamEvents(outbox, { signal: this.abort.signal })) {
+        if (ev.type === "daemon.welcome") {
+          const every = Math.max(50, Number(ev.data.heartbeat_ms ?? "5000"));
+          if (heartbeat) clearInterval(heartbeat);
+          heartbeat = setInterval(() => this.send("daemon.heartbeat", {}), every);
+          this.welcomed(ev);
+          continue;
+        }
+        this.onEvent(ev);
+      }
+    } finally {
+      if (heartbeat) clearInterval(heartbeat);
+      outbox.close();
+      if (this.outbox === outbox) this.outbox = undefined;
+    }
+  }
+
+  private welcomed(ev: Event): void {
+    const list = (key: string) => new Set((ev.data[key] ?? "").split(",").filter(Boolean));
+    const reattached = list("reattached");
+    const cancel = list("cancel");
+    this.opts.log("info", "connected to the gateway", {
+      daemon: this.opts.daemonId,
+      reattached: reattached.size,
+      cancel: cancel.size,
+    });
+    for (const t of [...this.tasks.values()]) {
+      if (reattached.has(t.id)) {
+        // Resend what the gateway may not have: unacknowledged output, then the outcome.
+        for (const c of t.output.pendingChunks()) this.sendChunk(t.id, c);
+        if (t.outcome) this.send(t.outcome.type, t.outcome.data);
+        continue;
+      }
+      // The gateway settled this task while we were away (or gave it to another daemon): stop it.
+      t.stopRequested = true;
+      t.proc?.stop(this.opts.killGraceMs);
+      if (!t.proc || t.outcome) this.drop(t);
+    }
+  }
+
+  private onEvent(ev: Event): void {
+    const taskId = ev.data.task_id ?? "";
+    switch (ev.type) {
+      case "task.assigned":
+        this.assigned(ev);
+        return;
+      case "task.cancel": {
+        const t = this.tasks.get(taskId);
+        if (!t) return;
+        t.stopRequested = true;
+        if (t.proc) t.proc.stop(this.opts.killGraceMs);
+        else this.finish(t, { type: "task.canceled", data: { task_id: t.id } });
+        return;
+      }
+      case "ack": {
+        const t = this.tasks.get(taskId);
+        if (!t) return;
+        if (ev.data.of === "task.output") t.output.ack(Number(ev.data.seq ?? "0"));
+        if (ev.data.of === t.outcome?.type) this.drop(t);
+        return;
+      }
+      case "error": {
+        this.opts.log("warn", "the gateway refused an event", { ...ev.data });
+        const t = this.tasks.get(taskId);
+        // A report the gateway will never take (the task is not ours any more): forget the task.
+        if (t && (ev.data.code === "failed_precondition" || ev.data.code === "not_found")) {
+          t.stopRequested = true;
+          t.proc?.stop(this.opts.killGraceMs);
+          if (!t.proc || t.outcome) this.drop(t);
+        }
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  private assigned(ev: Event): void {
+    const d = ev.data;
+    const id = d.task_id ?? "";
+    if (!id || this.tasks.has(id)) return;
+    if (this.tasks.size >= this.opts.capacity || this.stopping) {
+      this.send("task.rejected", {
+        task_id: id,
+        reason: this.stopping ? "agent is stopping" : "agent is full",
+      });
+      return;
+    }
+    const t: LocalTask = { id, output: new OutputBuffer(), stopRequested: false, lastStderr: "" };
+    this.tasks.set(id, t);
+    this.send("task.accepted", { task_id: id });
+    let command: string;
+    try {
+      const values = {
+        taskId: id,
+        playbook: d.playbook ?? "",
+        inventory: d.inventory ?? "",
+        variablesJson: d.variables || "{}",
+        endpoint: this.endpointHostPort,
+      };
+      command = this.opts.command ? renderTemplate(this.opts.command, values) : defaultSpageCommand(values);
+    } catch (err) {
+      this.finish(t, {
+        type: "task.failed",
+        data: { task_id: id, exit_code: "127", error: err instanceof Error ? err.message : String(err) },
+      });
+      return;
+    }
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      SPAGE_TASK_ID: id,
+      SPAGE_GATEWAY: this.endpointHostPort,
+      SPAGE_GATEWAY_URL: this.opts.endpoint,
+      ...(this.opts.token ? { SPAGE_TOKEN: this.opts.token } : {}),
+    };
+    const proc = startTaskProcess(command, env, (stream, line) => this.line(t, stream, line));
+    t.proc = proc;
+    this.send("task.started", { task_id: id, pid: String(proc.pid) });
+    this.opts.log("info", "task started", { task: id, pid: proc.pid, command });
+    void proc.exited.then((exit) => {
+      this.flushOutput(t);
+      if (exit.stopped || t.stopRequested) {
+        this.finish(t, { type: "task.canceled", data: { task_id: id, exit_code: String(exit.exitCode) } });
+      } else if (exit.exitCode === 0) {
+        this.finish(t, { type: "task.completed", data: { task_id: id, exit_code: "0" } });
+      } else {
+        this.finish(t, {
+          type: "task.failed",
+          data: {
+            task_id: id,
+            exit_code: String(exit.exitCode),
+            error: t.lastStderr || `exit code ${exit.exitCode}`,
+          },
+        });
+      }
+      this.opts.log("info", "task ended", { task: id, exitCode: exit.exitCode, stopped: exit.stopped });
+    });
+  }
+
+  private line(t: LocalTask, stream: "stdout" | "stderr", line: string): void {
+    if (stream === "stderr" && line.trim() !== "") t.lastStderr = line.slice(0, 1024);
+    for (const c of t.output.add(stream, line)) this.sendChunk(t.id, c);
+    t.flushTimer ??= setTimeout(() => {
+      t.flushTimer = undefined;
+      this.flushOutput(t);
+    }, this.opts.flushMs ?? 50);
+  }
+
+  private flushOutput(t: LocalTask): void {
+    if (t.flushTimer) clearTimeout(t.flushTimer);
+    t.flushTimer = undefined;
+    for (const c of t.output.flush()) this.sendChunk(t.id, c);
+  }
+
+  private sendChunk(taskId: string, c: { seq: number; stream: string; text: string }): void {
+    this.send("task.output", { task_id: taskId, seq: String(c.seq), stream: c.stream, line: c.text });
+  }
+
+  private finish(t: LocalTask, outcome: { type: string; data: Record<string, string> }): void {
+    t.outcome = outcome;
+    this.send(outcome.type, outcome.data);
+  }
+
+  private drop(t: LocalTask): void {
+    if (t.flushTimer) clearTimeout(t.flushTimer);
+    this.tasks.delete(t.id);
+  }
+}

@@ -1,0 +1,57 @@
+/**
+ * The command line an agent runs for a task: by default Spage's own `spage run`, pointed back at the
+ * gateway with --daemon-grpc and --task-id; or an operator's template run by the shell, with
+ * placeholders replaced by shell-quoted values.
+ */
+
+/** Values a template may use. */
+export interface TaskCommandValues {
+  readonly taskId: string;
+  readonly playbook: string;
+  readonly inventory: string;
+  /** The task's variables as a JSON object text. */
+  readonly variablesJson: string;
+  /** The gateway as host:port, the form Spage's --daemon-grpc takes. */
+  readonly endpoint: string;
+}
+
+/** Placeholders understood in `--command` templates. */
+export const placeholders = ["task_id", "playbook", "inventory", "endpoint", "variables_json"] as const;
+
+/** Quotes a value for POSIX sh: single quotes, with embedded single quotes closed and escaped. */
+export function shellQuote(value: string): string {
+  if (value !== "" && /^[A-Za-z0-9_./:=@%+,-]+$/.test(value)) return value;
+  return `'${value.replace(/'/g, `'"'"'`)}'`;
+}
+
+/** The default: `spage run <playbook> [-i <inventory>] [-e <variables>] --daemon-grpc ... --task-id ...`. */
+export function defaultSpageCommand(v: TaskCommandValues): string {
+  const parts = ["spage", "run", shellQuote(v.playbook)];
+  if (v.inventory) parts.push("-i", shellQuote(v.inventory));
+  if (v.variablesJson && v.variablesJson !== "{}") parts.push("-e", shellQuote(v.variablesJson));
+  parts.push("--daemon-grpc", shellQuote(v.endpoint), "--task-id", shellQuote(v.taskId));
+  return parts.join(" ");
+}
+
+/** Fills a template: each `{name}` placeholder becomes its shell-quoted value; others are errors. */
+export function renderTemplate(template: string, v: TaskCommandValues): string {
+  const values: Record<(typeof placeholders)[number], string> = {
+    task_id: v.taskId,
+    playbook: v.playbook,
+    inventory: v.inventory,
+    endpoint: v.endpoint,
+    variables_json: v.variablesJson,
+  };
+  return template.replace(/\{([a-z_]+)\}/g, (whole, name: string) => {
+    if (!(name in values))
+      throw new Error(
+        `unknown placeholder ${whole} in --command; use ${placeholders.map((p) => `{${p}}`).join(", ")}`,
+      );
+    return shellQuote(values[name as keyof typeof values]);
+  });
+}
+
+/** Checks a template's placeholders up front, so a typo fails at start, not at the first task. */
+export function checkTemplate(template: string): void {
+  renderTemplate(template, { taskId: "", playbook: "", inventory: "", variablesJson: "{}", endpoint: "" });
+}
