@@ -238,7 +238,10 @@ export function behaviourSuite(getClient: () => SuiteClient, opts: { smoke?: boo
       ],
     );
     assert.match(str(((replies[1]?.data ?? {}) as JsonObject).message), /unknown event type/);
-    assert.match(str(((replies[2]?.data ?? {}) as JsonObject).message), /daemon.hello needs data key\(s\): daemon_id/);
+    assert.match(
+      str(((replies[2]?.data ?? {}) as JsonObject).message),
+      /daemon.hello needs data key\(s\): daemon_id/,
+    );
   });
 }
 
