@@ -799,7 +799,8 @@ export enum TaskStatus {
   /**
    * Its runner vanished mid-run and did not come back within the grace window; the outcome is
    * unknown. The lost-task policy then moves it on: back to PENDING ("requeue", while attempts
-   * remain) or to FAILED ("fail"); a task that was being canceled ends CANCELED.
+   * remain) or to FAILED ("fail", or no attempts left); a task that was being canceled ends FAILED
+   * under "fail" and CANCELED under "requeue" (canceled work is never rerun).
    *
    * @generated from enum value: TASK_STATUS_LOST = 10;
    */

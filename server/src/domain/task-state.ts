@@ -16,7 +16,7 @@
  * PENDING -> RUNNING is a Spage core that registered and reported progress without a daemon in
  * between. LOST is where a task whose daemon vanished mid-run waits for its lost-task policy:
  * "requeue" sends it back to PENDING while attempts remain, "fail" ends it FAILED; a task that was
- * being canceled ends CANCELED.
+ * being canceled ends FAILED under "fail" and CANCELED under "requeue" (it is never rerun).
  */
 import { TaskStatus } from "../../../gen/spage/core/common_pb.js";
 import { FailedPreconditionError } from "./errors.js";
