@@ -6,7 +6,7 @@
  * | state     | may become                                                        |
  * | --------- | ----------------------------------------------------------------- |
  * | PENDING   | ASSIGNED, RUNNING, CANCELED, SKIPPED                              |
- * | ASSIGNED  | RUNNING, PENDING, CANCELING, COMPLETED, FAILED                    |
+ * | ASSIGNED  | RUNNING, PENDING, CANCELING, COMPLETED, FAILED, TIMED_OUT         |
  * | RUNNING   | COMPLETED, FAILED, CANCELING, CANCELED, TIMED_OUT, LOST, SKIPPED |
  * | CANCELING | CANCELED, COMPLETED, FAILED, TIMED_OUT, LOST                      |
  * | LOST      | PENDING (policy requeue), FAILED (policy fail), CANCELED (was canceling) |
@@ -31,6 +31,7 @@ export const allowedTransitions: Readonly<Record<TaskStatus, readonly TaskStatus
     TaskStatus.CANCELING,
     TaskStatus.COMPLETED,
     TaskStatus.FAILED,
+    TaskStatus.TIMED_OUT,
   ],
   [TaskStatus.RUNNING]: [
     TaskStatus.COMPLETED,

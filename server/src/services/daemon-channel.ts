@@ -50,8 +50,10 @@ export interface DaemonChannelDeps {
 }
 
 const daemonIdPattern = /^[A-Za-z0-9._:-]{1,128}$/;
-/** Store a daemon's liveness at most this often; its session keeps the exact time. */
+/** Store a daemon's liveness at most this often (and well within its lease); its session keeps the exact time. */
 const seenWriteEveryMs = 1000;
+/** How long a daemon that gave a task back is not offered it again. */
+const refuseForMs = 30_000;
 
 function reply(type: string, ref: Event, data: Record<string, string>): Event {
   return create(EventSchema, {
@@ -145,7 +147,12 @@ export async function* handleDaemonStream(
     if (inboundError) throw inboundError;
   } finally {
     closeGauge();
-    if (session) await goodbye(session, deps, signal.aborted ? "stream aborted" : "stream closed");
+    if (session)
+      await goodbye(
+        session,
+        deps,
+        session.endReason ?? (signal.aborted ? "stream aborted" : "stream closed"),
+      );
   }
 }
 
@@ -224,6 +231,9 @@ async function hello(ev: Event, deps: DaemonChannelDeps): Promise<DaemonSession>
     });
   }
   const stop = [...running];
+  // From the welcome on, the daemon takes tasks and must heartbeat.
+  session.lastSeen = Date.now();
+  session.ready = true;
   session.send(
     create(EventSchema, {
       id: `welcome-${ev.id}`,
@@ -313,6 +323,8 @@ async function handle(session: DaemonSession, ev: Event, deps: DaemonChannelDeps
     case "task.rejected":
       await t.rejected(taskId, session.id, (d.reason ?? "").slice(0, 1024));
       session.tasks.delete(taskId);
+      // Not offered to this daemon again for a while, so a full or unwilling daemon does not spin.
+      session.refused.set(taskId, Date.now() + refuseForMs);
       deps.dispatcher.kick();
       return ack();
     default:
@@ -324,7 +336,7 @@ async function handle(session: DaemonSession, ev: Event, deps: DaemonChannelDeps
 async function seen(session: DaemonSession, deps: DaemonChannelDeps): Promise<void> {
   const now = Date.now();
   session.lastSeen = now;
-  if (now - session.lastSeenStored < seenWriteEveryMs) return;
+  if (now - session.lastSeenStored < Math.min(seenWriteEveryMs, deps.daemonTasks.timings.leaseMs / 3)) return;
   session.lastSeenStored = now;
   await deps.store.daemonSeen(session.id);
 }

@@ -13,6 +13,10 @@ export class DaemonSession {
   readonly tasks = new Set<string>();
   /** Claims in flight for this daemon (counted against its capacity). */
   reserved = 0;
+  /** Set once the daemon's hello is stored and answered; until then it gets no tasks and no lease checks. */
+  ready = false;
+  /** Tasks this daemon gave back, not offered to it again until the time (ms since epoch) given. */
+  readonly refused = new Map<string, number>();
   /** When the daemon was last heard from (ms since epoch). */
   lastSeen = Date.now();
   /** When it was last written to the store as seen (ms since epoch). */
@@ -33,7 +37,16 @@ export class DaemonSession {
 
   /** Free slots: capacity minus held and reserved tasks. */
   get free(): number {
-    return this.capacity - this.tasks.size - this.reserved;
+    return this.ready ? this.capacity - this.tasks.size - this.reserved : 0;
+  }
+
+  /** Whether the daemon gave `taskId` back recently. */
+  refuses(taskId: string, now = Date.now()): boolean {
+    const until = this.refused.get(taskId);
+    if (until === undefined) return false;
+    if (until > now) return true;
+    this.refused.delete(taskId);
+    return false;
   }
 
   /** Whether the daemon has every label in `wanted`. */
@@ -52,9 +65,13 @@ export class DaemonSession {
     this.notify();
   }
 
+  /** Why the session ended, when the gateway ended it. */
+  endReason: string | undefined;
+
   /** Ends the session's stream with `err` (or normally when undefined). */
   end(err?: Error): void {
     if (this.ended) return;
+    if (err) this.endReason = err.message;
     this.failure = err;
     this.ended = true;
     this.notify();

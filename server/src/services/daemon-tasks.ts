@@ -7,7 +7,7 @@
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { TaskStatus } from "../../../gen/spage/core/common_pb.js";
 import { openAttempt } from "../domain/attempts.js";
-import { FailedPreconditionError, InvalidArgumentError } from "../domain/errors.js";
+import { DomainError, FailedPreconditionError, InvalidArgumentError } from "../domain/errors.js";
 import { activeStates, statusName, terminalStates } from "../domain/task-state.js";
 import type { TaskPatch, TaskRecord } from "../store/task-store.js";
 import { chainChanges, statusChange } from "./status-change.js";
@@ -187,10 +187,12 @@ export class DaemonTasks {
     let n = 0;
     for (const rec of await this.writer.store.tasksOfDaemon(daemonId)) {
       if (rec.task.status !== TaskStatus.ASSIGNED) continue;
-      await this.writer.mutate(rec.task.id, (cur) =>
-        cur.task.status === TaskStatus.ASSIGNED && cur.task.daemonId === daemonId
-          ? statusChange(cur, TaskStatus.PENDING, { reason }, { error: "" })
-          : undefined,
+      await this.settle(() =>
+        this.writer.mutate(rec.task.id, (cur) =>
+          cur.task.status === TaskStatus.ASSIGNED && cur.task.daemonId === daemonId
+            ? statusChange(cur, TaskStatus.PENDING, { reason }, { error: "" })
+            : undefined,
+        ),
       );
       n++;
     }
@@ -209,27 +211,31 @@ export class DaemonTasks {
       const daemonId = record.task.daemonId;
       if (daemonId && isConnectedHere(daemonId)) continue;
       if (record.task.status === TaskStatus.ASSIGNED) {
-        await this.writer.mutate(record.task.id, (cur) =>
-          cur.task.status === TaskStatus.ASSIGNED && cur.task.daemonId === daemonId
-            ? statusChange(
-                cur,
-                TaskStatus.PENDING,
-                { reason: `daemon ${daemonId || "?"} left before starting it` },
-                { error: "" },
-              )
-            : undefined,
+        await this.settle(() =>
+          this.writer.mutate(record.task.id, (cur) =>
+            cur.task.status === TaskStatus.ASSIGNED && cur.task.daemonId === daemonId
+              ? statusChange(
+                  cur,
+                  TaskStatus.PENDING,
+                  { reason: `daemon ${daemonId || "?"} left before starting it` },
+                  { error: "" },
+                )
+              : undefined,
+          ),
         );
         n++;
         continue;
       }
       if (now.getTime() - goneSince.getTime() < this.timings.lostGraceMs) continue;
-      await this.writer.mutate(record.task.id, (cur) =>
-        activeStates.has(cur.task.status) && cur.task.daemonId === daemonId
-          ? lostThenPolicy(
-              cur,
-              `daemon ${daemonId || "?"} vanished mid-run and did not come back; the outcome is unknown`,
-            )
-          : undefined,
+      await this.settle(() =>
+        this.writer.mutate(record.task.id, (cur) =>
+          activeStates.has(cur.task.status) && cur.task.daemonId === daemonId
+            ? lostThenPolicy(
+                cur,
+                `daemon ${daemonId || "?"} vanished mid-run and did not come back; the outcome is unknown`,
+              )
+            : undefined,
+        ),
       );
       n++;
     }
@@ -240,17 +246,30 @@ export class DaemonTasks {
   async expireCancels(now: Date): Promise<number> {
     const due = await this.writer.store.dueCancels(now, 100);
     for (const rec of due) {
-      await this.writer.mutate(rec.task.id, (cur) => {
-        if (cur.task.status !== TaskStatus.CANCELING || !cur.task.cancelDeadline) return undefined;
-        if (timestampMs(cur.task.cancelDeadline) > now.getTime()) return undefined;
-        const seconds = Math.round(this.timings.cancelGraceMs / 1000);
-        return lostThenPolicy(
-          cur,
-          `daemon ${cur.task.daemonId || "?"} did not confirm the cancel within ${seconds}s; the process may still be running`,
-        );
-      });
+      await this.settle(() =>
+        this.writer.mutate(rec.task.id, (cur) => {
+          if (cur.task.status !== TaskStatus.CANCELING || !cur.task.cancelDeadline) return undefined;
+          if (timestampMs(cur.task.cancelDeadline) > now.getTime()) return undefined;
+          const seconds = Math.round(this.timings.cancelGraceMs / 1000);
+          return lostThenPolicy(
+            cur,
+            `daemon ${cur.task.daemonId || "?"} did not confirm the cancel within ${seconds}s; the process may still be running`,
+          );
+        }),
+      );
     }
     return due.length;
+  }
+
+  /** Runs one task's sweep step; a task that moved on meanwhile is skipped, not an error. */
+  private async settle(step: () => Promise<unknown>): Promise<boolean> {
+    try {
+      await step();
+      return true;
+    } catch (err) {
+      if (err instanceof DomainError) return false;
+      throw err;
+    }
   }
 
   /**

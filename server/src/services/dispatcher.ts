@@ -160,7 +160,7 @@ export class Dispatcher {
       const wanted = parseLabels(rec.task.payload.target_labels);
       let best: DaemonSession | undefined;
       for (const s of sessions) {
-        if (s.closed || s.free <= 0 || !s.matches(wanted)) continue;
+        if (s.closed || s.free <= 0 || !s.matches(wanted) || s.refuses(rec.task.id)) continue;
         if (!best || s.free > best.free) best = s;
       }
       if (!best) continue;

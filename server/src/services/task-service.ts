@@ -8,7 +8,7 @@ import { randomUUID } from "node:crypto";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Event, Task, TaskResult } from "../../../gen/spage/core/common_pb.js";
 import { TaskPriority, TaskStatus } from "../../../gen/spage/core/common_pb.js";
-import { AlreadyExistsError, FailedPreconditionError, NotFoundError } from "../domain/errors.js";
+import { AlreadyExistsError, DomainError, FailedPreconditionError, NotFoundError } from "../domain/errors.js";
 import { applyStep, classifyUpdate, overallProgress, runEndOf } from "../domain/run-progress.js";
 import { statusName, terminalStates } from "../domain/task-state.js";
 import {
@@ -405,7 +405,8 @@ export class TaskService {
         });
         n++;
       } catch (err) {
-        if (!(err instanceof NotFoundError)) throw err;
+        // A task that moved on meanwhile (or vanished) is simply skipped.
+        if (!(err instanceof DomainError)) throw err;
       }
     }
     return n;

@@ -28,14 +28,24 @@ export function startTaskSweeper(
   const once = async () => {
     const now = new Date();
     for (const session of registry.all()) {
+      if (session.closed || !session.ready) continue;
       if (now.getTime() - session.lastSeen > daemonTasks.timings.leaseMs) {
         log.warn({ daemon: session.id }, "daemon missed its lease; closing its stream");
         session.end(new UnavailableError(`no heartbeat from daemon ${session.id} within its lease`));
       }
     }
-    const timedOut = await tasks.expireDeadlines(now);
-    const cancels = await daemonTasks.expireCancels(now);
-    const orphans = await daemonTasks.handleOrphans(now, (id) => registry.has(id));
+    // Each stage on its own: a failure in one must not hold up the others.
+    const stage = async (name: string, run: () => Promise<number>) => {
+      try {
+        return await run();
+      } catch (err) {
+        log.error({ err, stage: name }, "task sweep stage failed");
+        return 0;
+      }
+    };
+    const timedOut = await stage("timeouts", () => tasks.expireDeadlines(now));
+    const cancels = await stage("cancels", () => daemonTasks.expireCancels(now));
+    const orphans = await stage("orphans", () => daemonTasks.handleOrphans(now, (id) => registry.has(id)));
     if (timedOut + cancels + orphans > 0) log.info({ timedOut, cancels, orphans }, "tasks swept");
   };
   const sweep = () => {
