@@ -1,0 +1,239 @@
+/**
+ * Server processes under test: the gateway and the two peers, each a separate Node process pinned to
+ * core 0 (when `taskset` exists), and helpers to pin this process and read a process's resident memory.
+ */
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import * as net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** The repository root. */
+export const root = fileURLToPath(new URL("../", import.meta.url));
+
+/**
+ * The checkout whose gateway is started: this one, or SPAGE_BENCH_GATEWAY_DIR (another checkout with
+ * its node_modules), e.g. to compare two versions with the same bench.
+ */
+export const gatewayDir = process.env.SPAGE_BENCH_GATEWAY_DIR || root;
+
+/** The core the servers run on, and the one the load tools and this process run on. */
+export const serverCore = 0;
+export const loadCore = 1;
+
+let tasksetPath: string | null | undefined;
+/** Path of `taskset`, or null when the machine has none. */
+export function taskset(): string | null {
+  if (tasksetPath === undefined) {
+    tasksetPath = ["/usr/bin/taskset", "/bin/taskset", "/usr/local/bin/taskset"].find(existsSync) ?? null;
+  }
+  return tasksetPath;
+}
+
+/** `cmd args` prefixed with `taskset -c core` when taskset exists. */
+export function pinned(core: number, cmd: string, args: readonly string[]): [string, string[]] {
+  const ts = taskset();
+  return ts ? [ts, ["-c", String(core), cmd, ...args]] : [cmd, [...args]];
+}
+
+/** Pins every thread of this process to `core`; false when taskset is missing. */
+export function pinSelf(core: number): boolean {
+  const ts = taskset();
+  if (!ts) return false;
+  execFileSync(ts, ["-a", "-p", "-c", String(core), String(process.pid)], { stdio: "ignore" });
+  return true;
+}
+
+/** Resident memory of a process in KiB (VmRSS), or NaN when it cannot be read. */
+export function rssKiB(pid: number): number {
+  try {
+    const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m ? Number(m[1]) : Number.NaN;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** A running server process. */
+export interface ServerProcess {
+  readonly name: string;
+  readonly pid: number;
+  readonly port: number;
+  readonly baseUrl: string;
+  /** Sends SIGTERM, waits for the exit (SIGKILL after 10 s), removes the data dir. */
+  stop(): Promise<void>;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const addr = srv.address();
+      const port = typeof addr === "object" && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+const tsxArgs = ["--import", "tsx"];
+let dataDirSupported: boolean | undefined;
+
+/** Whether the gateway has the `--data-dir` flag (read from its `--help`). */
+export function gatewayHasDataDir(): boolean {
+  if (dataDirSupported === undefined) {
+    const help = execFileSync(process.execPath, [...tsxArgs, "server/src/main.ts", "--help"], {
+      cwd: gatewayDir,
+      encoding: "utf8",
+    });
+    dataDirSupported = help.includes("--data-dir");
+  }
+  return dataDirSupported;
+}
+
+function launch(
+  name: string,
+  cwd: string,
+  script: string,
+  args: readonly string[],
+  env: NodeJS.ProcessEnv,
+): ChildProcess {
+  const [cmd, argv] = pinned(serverCore, process.execPath, [...tsxArgs, script, ...args]);
+  const child = spawn(cmd, argv, {
+    cwd,
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  if (child.pid === undefined) throw new Error(`cannot start ${name}`);
+  return child;
+}
+
+const running = new Set<() => Promise<void>>();
+
+/** Stops every server process still running (on errors and interrupts). */
+export async function stopAll(): Promise<void> {
+  await Promise.allSettled([...running].map((stop) => stop()));
+}
+
+function stopper(child: ChildProcess, cleanup: () => void): () => Promise<void> {
+  const exited = new Promise<void>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) resolve();
+    else child.once("exit", () => resolve());
+  });
+  const stop = async () => {
+    running.delete(stop);
+    child.kill("SIGTERM");
+    const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+    await exited;
+    clearTimeout(timer);
+    cleanup();
+  };
+  running.add(stop);
+  return stop;
+}
+
+function collect(child: ChildProcess): { out: () => string; err: () => string } {
+  let out = "";
+  let err = "";
+  child.stdout?.on("data", (d: Buffer) => {
+    out += d.toString();
+    if (out.length > 1_000_000) out = out.slice(-100_000);
+  });
+  child.stderr?.on("data", (d: Buffer) => {
+    err += d.toString();
+    if (err.length > 1_000_000) err = err.slice(-100_000);
+  });
+  return { out: () => out, err: () => err };
+}
+
+/**
+ * Starts the gateway on a free port with `--log-level warn` (at `info` it logs every RPC, and its
+ * "serving" line, so readiness is polled on /readyz instead) and, when the flag exists, a fresh
+ * `--data-dir`.
+ */
+export async function startGateway(): Promise<ServerProcess> {
+  const port = await freePort();
+  const args = ["--port", String(port), "--log-level", "warn"];
+  let dataDir: string | undefined;
+  if (gatewayHasDataDir()) {
+    dataDir = mkdtempSync(join(tmpdir(), "spage-bench-"));
+    args.push("--data-dir", dataDir);
+  }
+  const child = launch("gateway", gatewayDir, "server/src/main.ts", args, {});
+  const logs = collect(child);
+  const stop = stopper(child, () => {
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  });
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      await stop();
+      throw new Error(`gateway exited before it was ready:\n${logs.err()}${logs.out()}`);
+    }
+    const ok = await fetch(`${baseUrl}/readyz`).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (ok) break;
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(`gateway not ready on ${baseUrl} within 30 s:\n${logs.err()}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { name: "gateway", pid: child.pid as number, port, baseUrl, stop };
+}
+
+/** Starts a peer script (bench/peers/*.ts), which prints `{"port":N}` once it listens. */
+export async function startPeer(
+  name: string,
+  script: string,
+  env: NodeJS.ProcessEnv,
+): Promise<ServerProcess> {
+  const child = launch(name, root, script, [], env);
+  const logs = collect(child);
+  const stop = stopper(child, () => {});
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${name} did not start:\n${logs.err()}`)), 30_000);
+    const onData = () => {
+      const m = /"port":(\d+)/.exec(logs.out());
+      if (m) {
+        clearTimeout(timer);
+        child.stdout?.off("data", onData);
+        resolve(Number(m[1]));
+      }
+    };
+    child.stdout?.on("data", onData);
+    child.once("exit", () => reject(new Error(`${name} exited:\n${logs.err()}`)));
+  }).catch(async (err: unknown) => {
+    await stop();
+    throw err;
+  });
+  return { name, pid: child.pid as number, port, baseUrl: `http://127.0.0.1:${port}`, stop };
+}
+
+/** CPU seconds (user + system) a process has used so far, or NaN when it cannot be read. */
+export function cpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // After "pid (comm) ", utime and stime are the 12th and 13th fields, in clock ticks (100/s).
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** Busy core-seconds of the whole machine so far (all CPUs, from /proc/stat), or NaN. */
+export function machineBusySeconds(): number {
+  try {
+    const line = readFileSync("/proc/stat", "utf8").split("\n")[0] ?? "";
+    const ticks = line.trim().split(/\s+/).slice(1, 9).map(Number);
+    const idle = (ticks[3] ?? 0) + (ticks[4] ?? 0);
+    return (ticks.reduce((a, b) => a + b, 0) - idle) / 100;
+  } catch {
+    return Number.NaN;
+  }
+}

@@ -1,0 +1,105 @@
+/**
+ * The three protocols under load, as raw requests for the load tools (path, headers, body bytes) and
+ * as real connect-node clients for the checks.
+ */
+import { create, type DescMessage, type MessageShape, toBinary, toJson } from "@bufbuild/protobuf";
+import { type Client, createClient, type Transport } from "@connectrpc/connect";
+import {
+  createConnectTransport,
+  createGrpcTransport,
+  createGrpcWebTransport,
+  Http2SessionManager,
+} from "@connectrpc/connect-node";
+import { GetTaskStatusRequestSchema, SpageAPI, SubmitTaskRequestSchema } from "../gen/spage/api/tasks_pb.js";
+
+export type Protocol = "grpc" | "connect-json" | "grpc-web";
+export type Method = "GetTaskStatus" | "SubmitTask";
+
+/** Labels used in the tables. */
+export const protocolLabel: Record<Protocol, string> = {
+  grpc: "gRPC (h2c)",
+  "connect-json": "Connect JSON (HTTP/1.1)",
+  "grpc-web": "gRPC-Web (HTTP/1.1)",
+};
+
+/** A request as the load tools send it. */
+export interface RawRequest {
+  readonly path: string;
+  readonly headers: Record<string, string>;
+  readonly body: Buffer;
+}
+
+/** A gRPC / gRPC-Web length-prefixed message: flag 0, 4-byte big-endian length, the bytes. */
+export function envelope(bytes: Uint8Array): Buffer {
+  const out = Buffer.alloc(5 + bytes.length);
+  out.writeUInt8(0, 0);
+  out.writeUInt32BE(bytes.length, 1);
+  out.set(bytes, 5);
+  return out;
+}
+
+/** The task type every bench submit uses. */
+export const benchTaskType = "bench";
+
+function requestMessage(
+  method: Method,
+  taskId: string,
+): { schema: DescMessage; msg: MessageShape<DescMessage> } {
+  return method === "GetTaskStatus"
+    ? { schema: GetTaskStatusRequestSchema, msg: create(GetTaskStatusRequestSchema, { taskId }) }
+    : // task_id left empty: every call creates a new task.
+      { schema: SubmitTaskRequestSchema, msg: create(SubmitTaskRequestSchema, { type: benchTaskType }) };
+}
+
+/** The raw request of `method` over `protocol` (taskId only matters for GetTaskStatus). */
+export function rawRequest(protocol: Protocol, method: Method, taskId = ""): RawRequest {
+  const path = `/${SpageAPI.typeName}/${method}`;
+  const { schema, msg } = requestMessage(method, taskId);
+  switch (protocol) {
+    case "grpc":
+      return {
+        path,
+        headers: { "content-type": "application/grpc", te: "trailers" },
+        body: envelope(toBinary(schema, msg)),
+      };
+    case "grpc-web":
+      return {
+        path,
+        headers: { "content-type": "application/grpc-web+proto", "x-grpc-web": "1" },
+        body: envelope(toBinary(schema, msg)),
+      };
+    case "connect-json":
+      return {
+        path,
+        headers: { "content-type": "application/json", "connect-protocol-version": "1" },
+        body: Buffer.from(JSON.stringify(toJson(schema, msg))),
+      };
+  }
+}
+
+/** A real client over one protocol, with a close() for its HTTP/2 session if it has one. */
+export interface ApiClient {
+  readonly api: Client<typeof SpageAPI>;
+  close(): void;
+}
+
+/** A SpageAPI client speaking `protocol` the way the load tool does (h2c for gRPC, HTTP/1.1 otherwise). */
+export function apiClient(protocol: Protocol, baseUrl: string): ApiClient {
+  let transport: Transport;
+  let close = () => {};
+  switch (protocol) {
+    case "grpc": {
+      const sessionManager = new Http2SessionManager(baseUrl);
+      transport = createGrpcTransport({ baseUrl, sessionManager });
+      close = () => sessionManager.abort();
+      break;
+    }
+    case "grpc-web":
+      transport = createGrpcWebTransport({ baseUrl, httpVersion: "1.1" });
+      break;
+    case "connect-json":
+      transport = createConnectTransport({ baseUrl, httpVersion: "1.1" });
+      break;
+  }
+  return { api: createClient(SpageAPI, transport), close };
+}

@@ -1,0 +1,157 @@
+/**
+ * `npm run bench`: measures the gateway per protocol against two reference peers, checks every answer,
+ * prints a Markdown table and writes it into BENCHMARKS.md. Exits 1 when a check fails, 2 when h2load
+ * is missing.
+ */
+import { toBinary } from "@bufbuild/protobuf";
+import { GetTaskStatusResponseSchema } from "../gen/spage/api/tasks_pb.js";
+import { fail, failuresSoFar, note } from "./checks.js";
+import {
+  loadCore,
+  machineBusySeconds,
+  pinSelf,
+  type ServerProcess,
+  startGateway,
+  startPeer,
+  stopAll,
+} from "./gateway.js";
+import { h2loadAvailable, h2loadMissing } from "./h2load.js";
+import { type MemoryResult, measureMemory } from "./memory.js";
+import { apiClient, benchTaskType, type Protocol } from "./protocols.js";
+import { describeMachine, renderResults, writeBenchmarksMd } from "./report.js";
+import { measureUnary, type UnaryRow } from "./unary.js";
+import { measureStreaming, type StreamingResult } from "./watchers.js";
+
+const protocols: readonly Protocol[] = ["grpc", "grpc-web", "connect-json"];
+/** Submits per second while 100 watchers listen (x100 events/s offered): a light and a heavy load. */
+const streamingRates = [50, 200];
+const peers = [
+  { name: "grpc-js peer", script: "bench/peers/grpc-js-peer.ts" },
+  { name: "connect-node peer", script: "bench/peers/connect-node-peer.ts" },
+];
+
+/** Runs `body` with a fresh gateway, stopping it afterwards. */
+async function withGateway<T>(body: (gw: ServerProcess) => Promise<T>): Promise<T> {
+  const gw = await startGateway();
+  try {
+    return await body(gw);
+  } finally {
+    await gw.stop();
+  }
+}
+
+async function unaryPhase(): Promise<{ rows: UnaryRow[]; storeKind: string }> {
+  return withGateway(async (gw) => {
+    const client = apiClient("grpc", gw.baseUrl);
+    try {
+      const health = await client.api.healthCheck({});
+      const storeKind = health.details.store_kind ?? "unknown";
+      const submitted = await client.api.submitTask({
+        type: benchTaskType,
+        payload: { playbook: "site.yml", inventory: "hosts.ini" },
+        metadata: { team: "bench" },
+      });
+      const taskId = submitted.taskId;
+      const answer = await client.api.getTaskStatus({ taskId });
+      const rows: UnaryRow[] = [];
+      const target = { server: "gateway", baseUrl: gw.baseUrl, pid: gw.pid, full: true };
+      for (const p of protocols) rows.push(await measureUnary(target, p, "GetTaskStatus", taskId));
+      const env = {
+        SPAGE_BENCH_RESPONSE: Buffer.from(toBinary(GetTaskStatusResponseSchema, answer)).toString("base64"),
+      };
+      for (const peer of peers) {
+        const server = await startPeer(peer.name, peer.script, env);
+        try {
+          const peerTarget = { server: peer.name, baseUrl: server.baseUrl, pid: server.pid, full: false };
+          rows.push(await measureUnary(peerTarget, "grpc", "GetTaskStatus", taskId));
+        } finally {
+          await server.stop();
+        }
+      }
+      for (const p of protocols) rows.push(await measureUnary(target, p, "SubmitTask", taskId));
+      return { rows, storeKind };
+    } finally {
+      client.close();
+    }
+  });
+}
+
+async function main(): Promise<number> {
+  if (!h2loadAvailable()) {
+    process.stderr.write(`${h2loadMissing}\n`);
+    return 2;
+  }
+  const started = Date.now();
+  // Read before pinning: nproc counts only the cores this process may use.
+  const machine = describeMachine();
+  const pinned = pinSelf(loadCore);
+  const busy0 = machineBusySeconds();
+  await new Promise((r) => setTimeout(r, 1000));
+  const busy = machineBusySeconds() - busy0;
+  if (busy > 0.2) {
+    note(
+      `WARNING: other processes keep ${Math.round(busy * 100)} % of a core busy; figures will be disturbed (see "other CPU")`,
+    );
+  }
+  if (!pinned) note("taskset not found: servers and load tools are not pinned to separate cores");
+
+  let unary: UnaryRow[] = [];
+  let storeKind = "unknown";
+  const streaming: StreamingResult[] = [];
+  let memory: MemoryResult | undefined;
+  // Each phase on its own gateway; one that breaks is reported and the others still run.
+  const phase = async (name: string, body: () => Promise<void>) => {
+    try {
+      await body();
+    } catch (err) {
+      fail(`${name} aborted: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    } finally {
+      await stopAll();
+    }
+  };
+  await phase("unary calls", async () => {
+    ({ rows: unary, storeKind } = await unaryPhase());
+  });
+  for (const submitRate of streamingRates) {
+    const opts = { watchers: 100, sessions: 4, submitRate, seconds: 5 };
+    await phase(`streaming at ${submitRate} submits/s`, async () => {
+      streaming.push(await withGateway((gw) => measureStreaming(gw, opts)));
+    });
+  }
+  await phase("memory", async () => {
+    memory = await withGateway((gw) => measureMemory(gw));
+  });
+
+  const results = renderResults({
+    date: new Date(),
+    machine,
+    storeKind,
+    pinned,
+    unary,
+    streaming,
+    memory,
+    failures: failuresSoFar(),
+    seconds: (Date.now() - started) / 1000,
+  });
+  process.stdout.write(`\n${results}\n`);
+  const path = writeBenchmarksMd(results);
+  note(`wrote ${path}`);
+  const failures = failuresSoFar().length;
+  if (failures > 0) process.stdout.write(`FAIL: ${failures} check(s) failed\n`);
+  return failures > 0 ? 1 : 0;
+}
+
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.once(signal, () => {
+    stopAll().finally(() => process.exit(130));
+  });
+}
+
+main().then(
+  (code) => process.exit(code),
+  async (err: unknown) => {
+    process.stdout.write(`FAIL: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    await stopAll();
+    process.exit(1);
+  },
+);
