@@ -6,6 +6,7 @@
 import { toBinary } from "@bufbuild/protobuf";
 import { GetTaskStatusResponseSchema } from "../gen/spage/api/tasks_pb.js";
 import { fail, failuresSoFar, note } from "./checks.js";
+import { type DispatchResult, measureDispatch, renderDispatch } from "./dispatch.js";
 import {
   loadCore,
   machineBusySeconds,
@@ -121,8 +122,12 @@ async function main(): Promise<number> {
   await phase("memory", async () => {
     memory = await withGateway((gw) => measureMemory(gw));
   });
+  let dispatch: DispatchResult | undefined;
+  await phase("dispatch", async () => {
+    dispatch = await withGateway((gw) => measureDispatch(gw));
+  });
 
-  const results = renderResults({
+  const results0 = renderResults({
     date: new Date(),
     machine,
     storeKind,
@@ -133,6 +138,7 @@ async function main(): Promise<number> {
     failures: failuresSoFar(),
     seconds: (Date.now() - started) / 1000,
   });
+  const results = dispatch ? `${results0}\n${renderDispatch(dispatch).join("\n")}` : results0;
   process.stdout.write(`\n${results}\n`);
   const path = writeBenchmarksMd(results);
   note(`wrote ${path}`);
