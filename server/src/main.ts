@@ -50,21 +50,40 @@ export async function serve(argv: readonly string[]): Promise<number> {
   );
 
   return new Promise<number>((resolve) => {
+    // Logging must never stand between a signal and the shutdown (stdout may be a closed pipe).
+    const say = (fn: () => void) => {
+      try {
+        fn();
+      } catch {
+        // nothing to do: the log is gone
+      }
+    };
+    let stopping = false;
     const stop = (signal: NodeJS.Signals) => {
-      log.info({ signal }, "shutting down");
+      if (stopping) {
+        // A second signal: the operator wants out now.
+        process.exit(1);
+      }
+      stopping = true;
+      // Whatever happens during shutdown, the process ends within its bound; acknowledged writes
+      // are on disk already, so an exit here loses nothing.
+      setTimeout(() => process.exit(1), config.shutdownTimeoutMs + 3000).unref();
       gateway.shutdown().then(
         () => {
-          log.info("stopped");
+          say(() => log.info("stopped"));
           resolve(0);
         },
         (err: unknown) => {
-          log.error({ err }, "shutdown failed");
+          say(() => log.error({ err }, "shutdown failed"));
           resolve(1);
         },
       );
+      say(() => log.info({ signal }, "shutting down"));
     };
-    process.once("SIGTERM", stop);
-    process.once("SIGINT", stop);
+    process.on("SIGTERM", stop);
+    process.on("SIGINT", stop);
+    // A write to a closed stdout must not crash or wedge the gateway.
+    process.stdout.on("error", () => {});
   });
 }
 
