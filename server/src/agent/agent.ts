@@ -162,7 +162,8 @@ export class Agent {
   private async session(): Promise<void> {
     const outbox = new Outbox();
     this.abort = new AbortController();
-    this.outbox = outbox;
+    // Nothing but the hello goes out before the welcome: the resends in welcomed() must come
+    // first, in order, or the gateway would drop older output chunks as repeats.
     let heartbeat: NodeJS.Timeout | undefined;
     outbox.push(
       create(EventSchema, {
@@ -187,6 +188,7 @@ export class Agent {
           const every = Math.max(50, Number(ev.data.heartbeat_ms ?? "5000"));
           if (heartbeat) clearInterval(heartbeat);
           heartbeat = setInterval(() => this.send("daemon.heartbeat", {}), every);
+          this.outbox = outbox;
           this.welcomed(ev);
           continue;
         }
@@ -247,7 +249,12 @@ export class Agent {
         this.opts.log("warn", "the gateway refused an event", { ...ev.data });
         const t = this.tasks.get(taskId);
         // A report the gateway will never take (the task is not ours any more): forget the task.
-        if (t && (ev.data.code === "failed_precondition" || ev.data.code === "not_found")) {
+        // A refused output chunk alone is no reason to stop a process.
+        if (
+          t &&
+          ev.data.of !== "task.output" &&
+          (ev.data.code === "failed_precondition" || ev.data.code === "not_found")
+        ) {
           t.stopRequested = true;
           t.proc?.stop(this.opts.killGraceMs);
           if (!t.proc || t.outcome) this.drop(t);

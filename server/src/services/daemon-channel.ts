@@ -111,6 +111,7 @@ export async function* handleDaemonStream(
           const ce = toConnectError(err);
           const e = errorReply(ev, err instanceof DomainError ? err.kind : "internal", ce.rawMessage);
           if (ev.data.task_id) e.data.task_id = ev.data.task_id;
+          e.data.of = ev.type;
           send(e);
         }
       }

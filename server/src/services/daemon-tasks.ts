@@ -23,6 +23,9 @@ export interface DaemonTimings {
   readonly cancelGraceMs: number;
 }
 
+/** When this gateway process started: its own downtime is not held against daemons. */
+const gatewayStartedAt = Date.now();
+
 /** A daemon's report that a task ended. */
 export interface DaemonOutcome {
   readonly status: TaskStatus.COMPLETED | TaskStatus.FAILED;
@@ -108,16 +111,27 @@ export class DaemonTasks {
     if (!Number.isSafeInteger(seq) || seq < 1)
       throw InvalidArgumentError.field("seq", "must be a whole number from 1");
     let stored = false;
-    await this.owned(taskId, daemonId, (rec) => {
-      if (seq <= rec.outputSeq) return undefined;
-      stored = true;
-      return {
-        patch: { outputSeq: seq },
-        events: [
-          { type: "task.output", taskId, data: { daemon_id: daemonId, seq: String(seq), stream, line } },
-        ],
-      };
-    });
+    // Output may trail the end of the run (a core's run_status can arrive first): the daemon of the
+    // last attempt may still add it, as history.
+    const lastRanHere = (rec: TaskRecord) =>
+      terminalStates.has(rec.task.status) &&
+      rec.task.attempts[rec.task.attempts.length - 1]?.daemonId === daemonId;
+    await this.owned(
+      taskId,
+      daemonId,
+      (rec) => {
+        if (seq <= rec.outputSeq) return undefined;
+        stored = true;
+        return {
+          patch: { outputSeq: seq },
+          events: [
+            { type: "task.output", taskId, data: { daemon_id: daemonId, seq: String(seq), stream, line } },
+          ],
+        };
+      },
+      undefined,
+      lastRanHere,
+    );
     return stored;
   }
 
@@ -226,7 +240,10 @@ export class DaemonTasks {
         n++;
         continue;
       }
-      if (now.getTime() - goneSince.getTime() < this.timings.lostGraceMs) continue;
+      // A daemon cannot reconnect to a gateway that was down, so the grace starts no earlier than
+      // one lease after this gateway did.
+      const since = Math.max(goneSince.getTime(), gatewayStartedAt + this.timings.leaseMs);
+      if (now.getTime() - since < this.timings.lostGraceMs) continue;
       await this.settle(() =>
         this.writer.mutate(record.task.id, (cur) =>
           activeStates.has(cur.task.status) && cur.task.daemonId === daemonId
@@ -281,9 +298,11 @@ export class DaemonTasks {
     daemonId: string,
     decide: (rec: TaskRecord) => Decision,
     alreadyDone?: (rec: TaskRecord) => boolean,
+    alsoAllowed?: (rec: TaskRecord) => boolean,
   ): Promise<void> {
     await this.writer.mutate(taskId, (rec) => {
       if (alreadyDone?.(rec)) return undefined;
+      if (alsoAllowed?.(rec)) return decide(rec);
       if (rec.task.daemonId !== daemonId || !activeStates.has(rec.task.status)) {
         throw new FailedPreconditionError(
           `task ${taskId} is ${statusName(rec.task.status)}${rec.task.daemonId ? ` on daemon ${rec.task.daemonId}` : ""}, not running on ${daemonId}`,
