@@ -16,14 +16,10 @@ import {
   storedEvents,
   submit,
   type TestDaemon,
+  transitions,
   waitForTask,
   withGateway,
 } from "./helpers/test-daemon.js";
-
-async function transitions(env: GatewayEnv, taskId: string): Promise<string[]> {
-  const events = await storedEvents(env.api, taskId);
-  return events.filter((e) => e.type === "task.status").map((e) => `${e.data.from}->${e.data.to}`);
-}
 
 /** Waits for `taskId` on `d` and reports it started (RUNNING). */
 async function start(env: GatewayEnv, d: TestDaemon, taskId: string): Promise<void> {

@@ -17,15 +17,10 @@ import {
   storedEvents,
   submit,
   type TestDaemon,
+  transitions,
   waitForTask,
   withGateway,
 } from "./helpers/test-daemon.js";
-
-/** The from->to of a task's stored task.status events. */
-async function transitions(env: GatewayEnv, taskId: string): Promise<string[]> {
-  const events = await storedEvents(env.api, taskId);
-  return events.filter((e) => e.type === "task.status").map((e) => `${e.data.from}->${e.data.to}`);
-}
 
 /** Waits until ListDaemons no longer shows `daemonId` as connected (its goodbye is recorded). */
 async function waitGone(env: GatewayEnv, daemonId: string, timeoutMs = 5000): Promise<void> {

@@ -5,17 +5,17 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { kLog } from "../context-keys.js";
-import { mapStreamErrors } from "./stream-errors.js";
+import { createRpcEndInterceptor } from "./rpc-end.js";
 
 const serverFaults = new Set([Code.Internal, Code.Unknown, Code.DataLoss]);
 
 /** Creates the logging interceptor; place it first (outermost) so it sees mapped errors. */
 export function createLoggingInterceptor(): Interceptor {
-  return (next) => async (req) => {
+  return createRpcEndInterceptor((req) => {
     const started = performance.now();
     const log = req.contextValues.get(kLog);
     const rpc = `${req.service.typeName}/${req.method.name}`;
-    const done = (err: unknown, aborted = false) => {
+    return (err, aborted) => {
       const ms = Math.round((performance.now() - started) * 100) / 100;
       if (aborted) {
         log.info({ rpc, code: "canceled", ms }, "rpc ended by client");
@@ -33,16 +33,5 @@ export function createLoggingInterceptor(): Interceptor {
         log.info({ rpc, code, ms, reason: ce.rawMessage }, "rpc");
       }
     };
-    try {
-      const res = await next(req);
-      if (!res.stream) {
-        done(undefined);
-        return res;
-      }
-      return { ...res, message: mapStreamErrors(res.message, (e) => e, done) };
-    } catch (err) {
-      done(err);
-      throw err;
-    }
-  };
+  });
 }

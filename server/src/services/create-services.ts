@@ -27,10 +27,8 @@ export interface Services {
   readonly deps: ServiceDeps;
   /** Starts the dispatcher and the sweeper. */
   start(): void;
-  /** Stops them; returns the sweeper for a last run if wanted. */
+  /** Stops them. */
   stop(): void;
-  /** The running sweeper, once started. */
-  sweeper(): TaskSweeper | undefined;
 }
 
 /** Creates the services. */
@@ -87,6 +85,5 @@ export function createServices(
       dispatcher.stop();
       sweeper?.stop();
     },
-    sweeper: () => sweeper,
   };
 }

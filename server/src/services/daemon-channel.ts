@@ -15,7 +15,7 @@ import { abortable } from "../events/abortable.js";
 import type { EventBus } from "../events/event-bus.js";
 import { toConnectError } from "../interceptors/error-mapping.js";
 import type { TaskStore } from "../store/task-store.js";
-import { DaemonRegistry, DaemonSession } from "./daemon-registry.js";
+import { type DaemonRegistry, DaemonSession } from "./daemon-registry.js";
 import { type DaemonTasks, lostThenPolicy } from "./daemon-tasks.js";
 import { cancelEvent, type Dispatcher, parseLabels } from "./dispatcher.js";
 import type { GatewayMetrics } from "./gateway-metrics.js";
@@ -361,5 +361,3 @@ async function goodbye(session: DaemonSession, deps: DaemonChannelDeps, reason: 
   deps.log.info({ daemon: session.id, reason }, "daemon disconnected");
   deps.dispatcher.kick();
 }
-
-export { DaemonRegistry };

@@ -62,7 +62,6 @@ export function chainChanges(
       status: first.to,
       attempts: a.patch.attempts ? [...a.patch.attempts] : rec.task.attempts,
       daemonId: a.patch.daemonId ?? rec.task.daemonId,
-      startedAt: rec.task.startedAt,
     },
   };
   const b = statusChange(mid, second.to, second.extra, second.more);

@@ -366,6 +366,12 @@ export async function storedEvents(api: Client<typeof SpageAPI>, taskId?: string
   return taskId === undefined ? all : all.filter((e) => e.taskId === taskId);
 }
 
+/** The from->to of a task's stored task.status events, in order. */
+export async function transitions(env: GatewayEnv, taskId: string): Promise<string[]> {
+  const events = await storedEvents(env.api, taskId);
+  return events.filter((e) => e.type === "task.status").map((e) => `${e.data.from}->${e.data.to}`);
+}
+
 /** Submits a task and returns its id. */
 export async function submit(
   api: Client<typeof SpageAPI>,
