@@ -2,6 +2,8 @@
  * Builds the gateway application: services, interceptors, CORS, health routes and the one-port
  * listener, wired into one Fastify instance. Never listens; `main.ts` (and each test) does that.
  */
+
+import { setMaxListeners } from "node:events";
 import { Code, ConnectError, cors as connectCors, createContextValues } from "@connectrpc/connect";
 import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
 import fastifyCors from "@fastify/cors";
@@ -84,6 +86,20 @@ export async function buildApp(deps: AppDeps): Promise<Gateway> {
   registerMetricsRoute(app, metrics);
   registerNotFound(app);
 
+  // Aborted shutdownTimeoutMs after close starts: every RPC still running then ends with
+  // shutdownError. Each running call listens on it until it ends, so it has as many listeners as
+  // calls in flight: no limit, or Node would warn of a leak under load.
+  const shutdownController = new AbortController();
+  setMaxListeners(0, shutdownController.signal);
+  const shutdownError = new ConnectError(
+    "the gateway is shutting down; retry on another replica or after restart",
+    Code.Unavailable,
+  );
+  app.addHook("preClose", (done) => {
+    setTimeout(() => shutdownController.abort(shutdownError), config.shutdownTimeoutMs).unref();
+    done();
+  });
+
   await app.register(fastifyConnectPlugin, {
     routes: createRoutes(services.deps),
     interceptors: [
@@ -94,11 +110,7 @@ export async function buildApp(deps: AppDeps): Promise<Gateway> {
     readMaxBytes: config.readMaxBytes,
     writeMaxBytes: config.writeMaxBytes,
     maxTimeoutMs: config.maxTimeoutMs,
-    shutdownTimeoutMs: config.shutdownTimeoutMs,
-    shutdownError: new ConnectError(
-      "the gateway is shutting down; retry on another replica or after restart",
-      Code.Unavailable,
-    ),
+    shutdownSignal: shutdownController.signal,
     contextValues: (req) =>
       createContextValues()
         .set(kLog, req.log)
