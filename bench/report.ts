@@ -41,15 +41,23 @@ and exits 2 saying so when it is missing; everything else comes with \`npm insta
 How it measures: servers run pinned to core 0, the load tools and the bench process to core 1 (with
 \`taskset\`, when it exists). Native gRPC is loaded with h2load over h2c (prior knowledge); Connect JSON
 and gRPC-Web with autocannon over HTTP/1.1. For each server, protocol and call there is a 2 s warm-up,
-then per load level a 1 s calibration run that sizes the measured run to about 5 s by request count,
-so every count can be checked exactly. Each figure comes from one run: expect some noise between
+then per load level a calibration run (1 s; over HTTP/1.1, until 1 s after its connection ramp) that
+sizes the measured run to about 5 s of steady load by request count, so every count can be checked
+exactly. Each figure comes from one run: expect some noise between
 runs, and much more when other processes use the machine (see "Other processes' CPU").
 
 Columns:
 
 - **calls/s**: completed calls per second at 256 calls in flight (h2load \`-c 4 -m 64\`, autocannon
   256 connections) and at 1 in flight (h2load \`-c 1 -m 1\`, 1 connection).
-- **p50 / p99 ms**: latency percentiles over every call of the run, as the load tool timed it.
+- **p50 / p99 ms**: latency percentiles over every call of the run, as the load tool timed it
+  (HTTP/1.1: of the steady part, see the connection ramp).
+- **connection ramp s**: autocannon opens its 256 connections at once and sends on each as soon as it
+  is up, but Node accepts one connection per event-loop turn, and a turn of a saturated server lasts
+  as long as the calls it serves: the last connections get their first answer seconds later. The
+  column is the time until every connection had its first answer; the HTTP/1.1 calls/s and latencies
+  are taken from the steady part after it (the checks still cover every call of the run). Clients
+  that keep their connections, as gRPC-Web and Connect clients do, see the steady figures.
 - **server / load CPU**: share of one core used by the server process and by the load tool during the
   run at 256 in flight (from /proc). Near 100 % means that side was the limit.
 - **other CPU**: share of a core that other processes on the machine used during the row's two
@@ -85,6 +93,7 @@ once they are closed.
 const int = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString("en-US") : "n/a");
 const ms = (n: number) => (Number.isFinite(n) ? (n < 10 ? n.toFixed(2) : n.toFixed(1)) : "n/a");
 const pct = (n: number) => (Number.isFinite(n) ? `${Math.round(n * 100)} %` : "n/a");
+const seconds = (n: number) => (Number.isFinite(n) ? n.toFixed(2) : "n/a");
 const ratio = (a: number, b: number) => (b > 0 && Number.isFinite(a / b) ? `${(a / b).toFixed(2)}x` : "n/a");
 
 function git(args: string[]): string {
@@ -121,17 +130,42 @@ function unaryTable(rows: readonly UnaryRow[]): string[] {
   const one = levels.findIndex((l) => l.inFlight === 1);
   const many = levels.findIndex((l) => l.inFlight !== 1);
   const out = [
-    "| Server | Protocol | Call | calls/s (256 in flight) | p50 ms (256) | p99 ms (256) | server / load CPU (256) | calls/s (1 in flight) | p50 ms (1) | p99 ms (1) | other CPU |",
-    "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    "| Server | Protocol | Call | calls/s (256 in flight) | p50 ms (256) | p99 ms (256) | server / load CPU (256) | connection ramp s (256) | calls/s (1 in flight) | p50 ms (1) | p99 ms (1) | other CPU |",
+    "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
   ];
   for (const r of rows) {
     const m = r.byLevel[many] as Figures;
     const o = r.byLevel[one] as Figures;
     out.push(
-      `| ${r.server} | ${protocolLabel[r.protocol]} | ${r.method} | ${int(m.callsPerSec)} | ${ms(m.p50Ms)} | ${ms(m.p99Ms)} | ${pct(m.serverCpu)} / ${pct(m.loadCpu)} | ${int(o.callsPerSec)} | ${ms(o.p50Ms)} | ${ms(o.p99Ms)} | ${pct(Math.max(m.otherCpu, o.otherCpu))} |`,
+      `| ${r.server} | ${protocolLabel[r.protocol]} | ${r.method} | ${int(m.callsPerSec)} | ${ms(m.p50Ms)} | ${ms(m.p99Ms)} | ${pct(m.serverCpu)} / ${pct(m.loadCpu)} | ${r.protocol === "grpc" ? "-" : seconds(m.rampSeconds)} | ${int(o.callsPerSec)} | ${ms(o.p50Ms)} | ${ms(o.p99Ms)} | ${pct(Math.max(m.otherCpu, o.otherCpu))} |`,
     );
   }
   return out;
+}
+
+/** The write-path target: durable SubmitTask/s at least this share of GetTaskStatus/s, per protocol. */
+export const writeTarget = 0.8;
+
+/** Durable SubmitTask/s over the gateway's own GetTaskStatus/s, per protocol, at 256 in flight. */
+export function writeRatios(rows: readonly UnaryRow[]): { protocol: UnaryRow["protocol"]; ratio: number }[] {
+  const many = levels.findIndex((l) => l.inFlight !== 1);
+  const gateway = rows.filter((r) => r.server === "gateway");
+  return gateway
+    .filter((r) => r.method === "SubmitTask")
+    .map((submit) => {
+      const get = gateway.find((r) => r.method === "GetTaskStatus" && r.protocol === submit.protocol);
+      const a = (submit.byLevel[many] as Figures).callsPerSec;
+      const b = get ? (get.byLevel[many] as Figures).callsPerSec : Number.NaN;
+      return { protocol: submit.protocol, ratio: a / b };
+    });
+}
+
+function writeTable(rows: readonly UnaryRow[]): string[] {
+  return [
+    `| Protocol | durable SubmitTask/s ÷ GetTaskStatus/s, 256 in flight (target ≥ ${pct(writeTarget)}) |`,
+    "| --- | ---: |",
+    ...writeRatios(rows).map((w) => `| ${protocolLabel[w.protocol]} | ${pct(w.ratio)} |`),
+  ];
 }
 
 function ratioTable(rows: readonly UnaryRow[]): string[] {
@@ -201,6 +235,10 @@ export function renderResults(r: Results): string {
     "### Unary calls",
     "",
     ...unaryTable(r.unary),
+    "",
+    "### Write path (durable SubmitTask against GetTaskStatus)",
+    "",
+    ...writeTable(r.unary),
     "",
     "### Gateway gRPC against the reference peers (same h2load command)",
     "",

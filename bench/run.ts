@@ -18,8 +18,8 @@ import {
 } from "./gateway.js";
 import { h2loadAvailable, h2loadMissing } from "./h2load.js";
 import { type MemoryResult, measureMemory } from "./memory.js";
-import { apiClient, benchTaskType, type Protocol } from "./protocols.js";
-import { describeMachine, renderResults, writeBenchmarksMd } from "./report.js";
+import { apiClient, benchTaskType, type Protocol, protocolLabel } from "./protocols.js";
+import { describeMachine, renderResults, writeBenchmarksMd, writeRatios, writeTarget } from "./report.js";
 import { measureUnary, type UnaryRow } from "./unary.js";
 import { measureStreaming, type StreamingResult } from "./watchers.js";
 
@@ -113,6 +113,13 @@ async function main(): Promise<number> {
   await phase("unary calls", async () => {
     ({ rows: unary, storeKind } = await unaryPhase());
   });
+  for (const w of writeRatios(unary)) {
+    if (!(w.ratio >= writeTarget)) {
+      fail(
+        `${protocolLabel[w.protocol]}: durable SubmitTask/s is ${Math.round(w.ratio * 100)} % of GetTaskStatus/s, under the ${Math.round(writeTarget * 100)} % target`,
+      );
+    }
+  }
   for (const submitRate of streamingRates) {
     const opts = { watchers: 100, sessions: 4, submitRate, seconds: 5 };
     await phase(`streaming at ${submitRate} submits/s`, async () => {

@@ -49,6 +49,12 @@ export interface Figures {
   readonly loadCpu: number;
   /** Share of a core used by everything else on the machine (other processes) during the run. */
   readonly otherCpu: number;
+  /**
+   * HTTP/1.1 runs: seconds until every connection had its first answer, and the calls completed by
+   * then; the other figures are from the steady part after it (see autocannon.ts). 0 for h2load.
+   */
+  readonly rampSeconds: number;
+  readonly rampCalls: number;
 }
 
 /** One table row: a server, protocol and call, at each level (same order as `levels`). */
@@ -86,7 +92,7 @@ async function shoot(
   method: Method,
   taskId: string,
   level: Level,
-  amount: { durationS: number } | { requests: number },
+  amount: { durationS: number; steadySeconds?: number } | { requests: number },
   expect: Expectation,
 ): Promise<Shot> {
   const request = rawRequest(protocol, method, taskId);
@@ -139,6 +145,8 @@ async function shoot(
       calls: r.done,
       ...shares,
       loadCpu: r.cpuSeconds / r.seconds,
+      rampSeconds: 0,
+      rampCalls: 0,
       problems,
     };
   }
@@ -154,6 +162,9 @@ async function shoot(
     problems.push(`autocannon: ${r.non2xx} non-2xx, ${r.errors} errors, ${r.timeouts} timeouts`);
   }
   if (r.mismatches > 0) problems.push(`autocannon: ${r.mismatches} response bodies are not a success`);
+  if (exact && !(r.rampSeconds >= 0)) {
+    problems.push("autocannon: some connection never got an answer, so the run had no steady part");
+  }
   if (exact && (r.completed !== amount.requests || r.status2xx !== amount.requests)) {
     problems.push(
       `autocannon: ${r.completed} completed and ${r.status2xx} 2xx of ${amount.requests} requests (${r.sent} sent)`,
@@ -166,6 +177,8 @@ async function shoot(
     calls: r.completed,
     ...shares,
     loadCpu: r.cpuSeconds / r.seconds,
+    rampSeconds: r.rampSeconds,
+    rampCalls: r.rampCalls,
     problems,
   };
 }
@@ -228,9 +241,10 @@ function checkCounters(
 }
 
 /**
- * Measures `method` over `protocol` on one server at every level: a 2 s warm-up, then per level a 1 s
- * calibration run (which sizes the measured run to ~measureSeconds) and the measured run by request
- * count, so that every count can be checked exactly.
+ * Measures `method` over `protocol` on one server at every level: a 2 s warm-up, then per level a
+ * calibration run (1 s, or for HTTP/1.1 until 1 s after its connection ramp) which sizes the measured
+ * run to ~measureSeconds of steady load, and the measured run by request count, so that every count
+ * can be checked exactly.
  */
 export async function measureUnary(
   target: UnaryTarget,
@@ -258,8 +272,10 @@ export async function measureUnary(
     const byLevel: Figures[] = [];
     for (const level of levels) {
       const at = `${label} at ${level.inFlight} in flight`;
-      const calib = await shoot(target, protocol, method, taskId, level, { durationS: 1 }, expect);
-      const requests = Math.max(level.inFlight * 4, Math.round(calib.callsPerSec * measureSeconds));
+      const calibration = protocol === "grpc" ? { durationS: 1 } : { durationS: 15, steadySeconds: 1 };
+      const calib = await shoot(target, protocol, method, taskId, level, calibration, expect);
+      const requests =
+        Math.max(level.inFlight * 4, Math.round(calib.callsPerSec * measureSeconds)) + calib.rampCalls;
       if (control) await settle(control);
       const before = control ? await readCounters(control) : undefined;
       const shot = await shoot(target, protocol, method, taskId, level, { requests }, expect);
