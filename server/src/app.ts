@@ -16,19 +16,22 @@ import { registerGrpcMessageEncoding } from "./http/grpc-message-encoding.js";
 import { registerHealthRoutes } from "./http/health-routes.js";
 import { registerMetricsRoute } from "./http/metrics-route.js";
 import { registerNotFound } from "./http/not-found.js";
+import { createAuditInterceptor } from "./interceptors/audit.js";
+import { createAuthInterceptor } from "./interceptors/auth.js";
 import { createErrorMappingInterceptor } from "./interceptors/error-mapping.js";
 import { createLoggingInterceptor } from "./interceptors/logging.js";
 import { createMetricsInterceptor } from "./interceptors/metrics.js";
+import { createRateLimitInterceptor } from "./interceptors/rate-limit.js";
 import { createOnePortServer, type DualHandler, type OnePortServer } from "./listen.js";
 import { createRoutes } from "./routes.js";
 import { createServices, type Services } from "./services/create-services.js";
 import type { HealthState } from "./services/health-state.js";
-import type { TaskStore } from "./store/task-store.js";
+import type { GatewayStore } from "./store/gateway-store.js";
 
 /** What the app is built from. */
 export interface AppDeps {
   readonly config: GatewayConfig;
-  readonly store: TaskStore;
+  readonly store: GatewayStore;
   readonly version: string;
 }
 
@@ -102,10 +105,15 @@ export async function buildApp(deps: AppDeps): Promise<Gateway> {
 
   await app.register(fastifyConnectPlugin, {
     routes: createRoutes(services.deps),
+    // Outermost first: logging and metrics see every outcome, audit records the code the client
+    // gets, and auth runs before the rate limiter so limits are per principal.
     interceptors: [
       createLoggingInterceptor(),
       createMetricsInterceptor(metrics),
+      createAuditInterceptor(services.access.audit),
       createErrorMappingInterceptor(),
+      createAuthInterceptor(services.access.authn, services.access.limiter, config.access),
+      createRateLimitInterceptor(services.access.limiter, services.access.streams, config.access),
     ],
     readMaxBytes: config.readMaxBytes,
     writeMaxBytes: config.writeMaxBytes,

@@ -5,6 +5,9 @@
  */
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
+import type { AccessPolicy, AnonymousExecution } from "./auth/access-policy.js";
+import type { Rate } from "./auth/rate-limiter.js";
+import { allScopes, type Scope } from "./auth/scopes.js";
 
 /** The parsed configuration of `spage-gateway serve`. */
 export interface GatewayConfig {
@@ -30,7 +33,20 @@ export interface GatewayConfig {
   readonly lostGraceMs: number;
   readonly cancelGraceMs: number;
   readonly dispatchPollMs: number;
+  /** Authentication, anonymous cores and limits. */
+  readonly access: AccessPolicy;
 }
+
+/** Calls per second per principal, by class, unless --rate-limits says otherwise. */
+const defaultRates: Readonly<Record<Scope | "streams", number>> = {
+  "tasks:read": 1000,
+  "tasks:write": 200,
+  "tasks:cancel": 100,
+  agent: 1000,
+  execution: 2000,
+  admin: 20,
+  streams: 50,
+};
 
 /** Thrown for a bad flag or variable; its message is meant for the person starting the gateway. */
 export class ConfigError extends Error {
@@ -223,6 +239,56 @@ export const serveOptions: readonly Option[] = [
     max: 60000,
     help: "how often the queue is checked for work queued elsewhere",
   },
+  {
+    flag: "auth",
+    env: "SPAGE_AUTH",
+    kind: "string",
+    def: "on",
+    help: "on: SpageAPI calls need an API key or session token; off: anyone may call anything",
+  },
+  {
+    flag: "token-ttl-seconds",
+    env: "SPAGE_TOKEN_TTL_SECONDS",
+    kind: "int",
+    def: "3600",
+    min: 1,
+    max: 30 * 24 * 3600,
+    help: "lifetime of the session tokens Authenticate issues",
+  },
+  {
+    flag: "anonymous-execution",
+    env: "SPAGE_ANONYMOUS_EXECUTION",
+    kind: "string",
+    def: "loopback",
+    help: "who may call SpageExecution without credentials (Spage cores send none): loopback, any or none",
+  },
+  {
+    flag: "rate-limits",
+    env: "SPAGE_RATE_LIMITS",
+    kind: "list",
+    def: "",
+    help: `per-principal limits as class=calls_per_second[/burst], comma-separated; classes: ${[...allScopes, "streams"].join(", ")}; 0 is unlimited (defaults: ${Object.entries(
+      defaultRates,
+    )
+      .map(([k, n]) => `${k}=${n}`)
+      .join(",")}; burst twice the rate)`,
+  },
+  {
+    flag: "max-streams-per-principal",
+    env: "SPAGE_MAX_STREAMS_PER_PRINCIPAL",
+    kind: "int",
+    def: "1000",
+    min: 0,
+    help: "streams one principal may have open at once (0: no cap)",
+  },
+  {
+    flag: "auth-failures-per-minute",
+    env: "SPAGE_AUTH_FAILURES_PER_MINUTE",
+    kind: "int",
+    def: "20",
+    min: 0,
+    help: "failed authentications allowed per client address and minute before it must wait (0: no limit)",
+  },
 ];
 
 /** The `--help` text of `serve`. */
@@ -336,7 +402,49 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pr
     lostGraceMs: int("lost-grace-ms"),
     cancelGraceMs: int("cancel-grace-ms"),
     dispatchPollMs: int("dispatch-poll-ms"),
+    access: Object.freeze(accessPolicy(str, int, list)),
   });
+}
+
+function accessPolicy(
+  str: (flag: string) => string,
+  int: (flag: string) => number,
+  list: (flag: string) => string[],
+): AccessPolicy {
+  const auth = str("auth");
+  if (auth !== "on" && auth !== "off") {
+    throw new ConfigError(`invalid --auth "${auth}" (env SPAGE_AUTH): expected on or off`);
+  }
+  const anonymous = str("anonymous-execution");
+  if (!["loopback", "any", "none"].includes(anonymous)) {
+    throw new ConfigError(
+      `invalid --anonymous-execution "${anonymous}" (env SPAGE_ANONYMOUS_EXECUTION): expected loopback, any or none`,
+    );
+  }
+  const rates = new Map<string, Rate>(
+    Object.entries(defaultRates).map(([k, n]) => [k, { perSecond: n, burst: n * 2 }]),
+  );
+  for (const item of list("rate-limits")) {
+    const m = /^([a-z:]+)=(\d+)(?:\/(\d+))?$/.exec(item);
+    if (!m?.[1] || !m[2] || !rates.has(m[1])) {
+      throw new ConfigError(
+        `invalid --rate-limits entry "${item}" (env SPAGE_RATE_LIMITS): expected class=calls_per_second[/burst] with class one of ${[...rates.keys()].join(", ")}`,
+      );
+    }
+    const perSecond = Number(m[2]);
+    rates.set(m[1], { perSecond, burst: m[3] ? Math.max(1, Number(m[3])) : Math.max(1, perSecond * 2) });
+  }
+  const rate = (k: string) => rates.get(k) as Rate;
+  const failures = int("auth-failures-per-minute");
+  return {
+    enabled: auth === "on",
+    anonymousExecution: anonymous as AnonymousExecution,
+    tokenTtlMs: int("token-ttl-seconds") * 1000,
+    rates: Object.fromEntries(allScopes.map((s) => [s, rate(s)])) as Record<Scope, Rate>,
+    streamRate: rate("streams"),
+    maxStreamsPerPrincipal: int("max-streams-per-principal"),
+    authFailureRate: { perSecond: failures / 60, burst: failures },
+  };
 }
 
 function readPem(path: string, flag: string): Buffer {

@@ -1,10 +1,12 @@
 /**
  * Typed per-request values that travel with each RPC in Connect's context (never on mutated request
- * objects). Filled in once per request by `routes.ts` from the Fastify request.
+ * objects). The first three are filled in once per request from the Fastify request (app.ts); the
+ * principal by the auth interceptor.
  */
 import { createContextKey } from "@connectrpc/connect";
 import type { FastifyBaseLogger } from "fastify";
 import { pino } from "pino";
+import type { Principal } from "./auth/principal.js";
 
 /** The request-scoped logger (Fastify's child logger carrying the request id). */
 export const kLog = createContextKey<FastifyBaseLogger>(pino({ level: "silent" }), {
@@ -16,3 +18,12 @@ export const kPeerAddress = createContextKey<string>("", { description: "peer ad
 
 /** The request id assigned by Fastify, echoed in logs. */
 export const kRequestId = createContextKey<string>("", { description: "request id" });
+
+/** The authenticated caller, set by the auth interceptor; undefined for public methods. */
+export const kPrincipal = createContextKey<Principal | undefined>(undefined, { description: "principal" });
+
+/** The API key id the caller's credentials named, even when they were rejected ("" when none). */
+export const kClaimedKeyId = createContextKey<string>("", { description: "claimed key id" });
+
+/** Extra detail a handler adds to its audit record (e.g. the name of a created key). */
+export const kAuditDetail = createContextKey<string>("", { description: "audit detail" });

@@ -4,6 +4,7 @@
 
 import { join } from "node:path";
 import { buildApp } from "./app.js";
+import { bootstrapAdminKey, bootstrapNotice } from "./auth/bootstrap.js";
 import { ConfigError, parseConfig, serveHelp } from "./config.js";
 import { openSqliteStore } from "./store/sqlite-store.js";
 import { gatewayVersion } from "./version.js";
@@ -35,6 +36,18 @@ export async function serve(argv: readonly string[]): Promise<number> {
   }
   const gateway = await buildApp({ config, store, version: gatewayVersion });
   const log = gateway.app.log;
+  if (config.access.enabled) {
+    const first = await bootstrapAdminKey(store, gateway.services.access.audit);
+    if (first) {
+      process.stderr.write(`${bootstrapNotice(first)}\n`);
+      log.info(
+        { keyId: first.keyId },
+        "created the first admin API key (its secret was printed once on stderr)",
+      );
+    }
+  } else {
+    log.warn("authentication is off (--auth off): anyone who reaches this port may call anything");
+  }
   try {
     await gateway.app.listen({ host: config.host, port: config.port });
   } catch (err) {

@@ -8,6 +8,7 @@ import { Health } from "../../gen/grpc/health/v1/health_pb.js";
 import { SpageAPI } from "../../gen/spage/api/tasks_pb.js";
 import { SpageExecution } from "../../gen/spage/core/execution_pb.js";
 import type { EventBus } from "./events/event-bus.js";
+import type { AccessServiceDeps } from "./services/access-service.js";
 import { createApiService } from "./services/api-service.js";
 import type { DaemonChannelDeps } from "./services/daemon-channel.js";
 import { createExecutionService } from "./services/execution-service.js";
@@ -27,6 +28,7 @@ export interface ServiceDeps {
   readonly metrics: GatewayMetrics;
   readonly watchBuffer: number;
   readonly daemons: DaemonChannelDeps;
+  readonly access: AccessServiceDeps;
 }
 
 /** The Spage services, in the order they are listed by reflection. */

@@ -83,7 +83,7 @@ export function behaviourSuite(getClient: () => SuiteClient, opts: { smoke?: boo
     const after = await c.unary(SpageExecution, "GetTaskStatus", { taskId });
     assert.equal((after.task as JsonObject).status, "TASK_STATUS_CANCELED");
     await rejectsWith(c.unary(SpageAPI, "CancelTask", { taskId }), "failed_precondition");
-    await rejectsWith(c.unary(SpageAPI, "Authenticate", { apiKey: "x" }), "unimplemented");
+    await rejectsWith(c.unary(SpageAPI, "Authenticate", { apiKey: "x" }), "unauthenticated");
   });
 
   if (opts.smoke) return;

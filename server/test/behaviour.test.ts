@@ -29,14 +29,22 @@ const names = [
 ];
 
 before(async () => {
-  server = await startTestServer();
+  // With authentication on, as in production: grpc-js sends the API key itself, the others a
+  // session token from Authenticate.
+  server = await startTestServer(["--auth", "on", "--auth-failures-per-minute", "1000"]);
+  const auth = await fetch(`${server.url}/spage.api.SpageAPI/Authenticate`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ apiKey: server.adminKey, clientId: "behaviour-suite" }),
+  });
+  const { token } = (await auth.json()) as { token: string };
   const all = [
-    grpcJsClient(server.url),
-    ...connectNodeClients(server.url),
-    fetchJsonClient(server.url),
-    bufCurlClient(server.url, "connect"),
-    bufCurlClient(server.url, "grpcweb"),
-    bufCurlClient(server.url, "grpc"),
+    grpcJsClient(server.url, undefined, server.adminKey),
+    ...connectNodeClients(server.url, { token }),
+    fetchJsonClient(server.url, token),
+    bufCurlClient(server.url, "connect", undefined, token),
+    bufCurlClient(server.url, "grpcweb", undefined, token),
+    bufCurlClient(server.url, "grpc", undefined, token),
   ];
   for (const c of all) clients.set(c.name, c);
 });

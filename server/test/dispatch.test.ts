@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { type Event, TaskPriority, TaskStatus } from "../../gen/spage/core/common_pb.js";
-import type { TaskStore } from "../src/store/task-store.js";
+import type { GatewayStore } from "../src/store/gateway-store.js";
 import { describeEvents } from "./helpers/event-watch.js";
 import {
   fastTimings,
@@ -315,7 +315,7 @@ describe("dispatch to daemons", () => {
 
 describe("while a daemon's hello is being stored", () => {
   // Storing the hello is made slower than the lease (900 ms against 600 ms).
-  const slowHello = { wrapStore: (store: TaskStore) => slowStore(store, "daemonConnected", 900) };
+  const slowHello = { wrapStore: (store: GatewayStore) => slowStore(store, "daemonConnected", 900) };
 
   it("does not count the time against the daemon's lease", async () =>
     // The daemon learns heartbeat_ms from the welcome, so it cannot heartbeat before it.

@@ -1,13 +1,16 @@
 /**
  * `spage-gateway`: the gateway (serve, the default) and its command-line tools: agent, submit, get,
- * list, cancel, watch. Client commands talk to --endpoint (SPAGE_ENDPOINT, default
+ * list, cancel, watch, keys, audit. Client commands talk to --endpoint (SPAGE_ENDPOINT, default
  * http://127.0.0.1:9091), print for people by default and JSON with --json.
  */
 import { ConnectError } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
+import { DomainError } from "../domain/errors.js";
 import { serve } from "../main.js";
 import { agentCommand } from "./agent-command.js";
+import { auditCommand } from "./audit-commands.js";
 import { UsageError } from "./cli-args.js";
+import { keysCommand } from "./key-commands.js";
 import { cancelCommand, getCommand, listCommand, submitCommand } from "./task-commands.js";
 import { watchCommand } from "./watch-command.js";
 
@@ -22,6 +25,9 @@ Commands:
   list      list tasks: [--status S] [--type T] [--prefix P] [--limit N] [--oldest]
   cancel ID cancel a task [--reason TEXT]
   watch     follow events live: [--task ID] [--type T ...] [--after SEQ] [--until-end]
+  keys      API keys: create --name N --scopes a,b [--quiet] | list [--all] | revoke ID
+  audit     the audit log: list [--after SEQ] [--principal P] [--task ID] | verify
+            (keys and audit work on the store with --data-dir DIR, or through the gateway)
 
 Client options: --endpoint URL (SPAGE_ENDPOINT), --token TOKEN (SPAGE_TOKEN), --json`;
 
@@ -55,6 +61,10 @@ export async function main(argv: readonly string[]): Promise<number> {
         process.once("SIGINT", onSignal);
         process.once("SIGTERM", onSignal);
         return await watchCommand(rest, out, err, stop.signal);
+      case "keys":
+        return await keysCommand(rest, out);
+      case "audit":
+        return await auditCommand(rest, out, err);
       case "agent":
         process.once("SIGINT", onSignal);
         process.once("SIGTERM", onSignal);
@@ -68,6 +78,10 @@ export async function main(argv: readonly string[]): Promise<number> {
     if (e instanceof UsageError) {
       err(`spage-gateway ${first}: ${e.message}`);
       return 2;
+    }
+    if (e instanceof DomainError) {
+      err(`spage-gateway ${first}: ${e.kind}: ${e.message}`);
+      return 1;
     }
     if (e instanceof ConnectError) {
       err(`spage-gateway ${first}: ${codeToString(e.code)}: ${e.rawMessage}`);

@@ -74,7 +74,12 @@ export function toConnectError(err: unknown): ConnectError {
         }),
       });
     }
-    return new ConnectError(err.message, errorCodeOf[err.kind], undefined, details, err);
+    // Retry-After (whole seconds, rounded up) for clients and proxies that read headers, not details.
+    const metadata =
+      err instanceof ResourceExhaustedError && err.retryAfterMs !== undefined
+        ? { "retry-after": String(Math.max(1, Math.ceil(err.retryAfterMs / 1000))) }
+        : undefined;
+    return new ConnectError(err.message, errorCodeOf[err.kind], metadata, details, err);
   }
   // Unexpected: never leak internals to the client; the logging interceptor logs `cause`.
   return new ConnectError("internal error", Code.Internal, undefined, undefined, err);

@@ -1,16 +1,11 @@
-/**
- * SpageAPI, the service daemons, dashboards and scripts call: thin adapters from the wire messages
- * to TaskService, the event log and the daemon channel.
- */
-import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import type { ServiceImpl } from "@connectrpc/connect";
 import type { SpageAPI } from "../../../gen/spage/api/tasks_pb.js";
-import { ErrorSchema } from "../../../gen/spage/core/common_pb.js";
 import { Violations } from "../domain/task-validation.js";
 import type { EventBus } from "../events/event-bus.js";
 import { watchEvents } from "../events/watch-events.js";
 import type { TaskStore } from "../store/task-store.js";
+import { type AccessServiceDeps, createAccessService } from "./access-service.js";
 import { type DaemonChannelDeps, handleDaemonStream } from "./daemon-channel.js";
 import type { GatewayMetrics } from "./gateway-metrics.js";
 import type { HealthState } from "./health-state.js";
@@ -27,6 +22,8 @@ export interface ApiServiceDeps {
   readonly metrics: GatewayMetrics;
   /** Live events buffered per watcher before a slow one is ended. */
   readonly watchBuffer: number;
+  /** Keys, sessions, limits and the audit log, for the access RPCs. */
+  readonly access: AccessServiceDeps;
 }
 
 const maxWatchTypes = 32;
@@ -35,6 +32,7 @@ const maxWatchTypes = 32;
 export function createApiService(deps: ApiServiceDeps): ServiceImpl<typeof SpageAPI> {
   const { tasks, store, bus, health, metrics } = deps;
   return {
+    ...createAccessService(deps.access),
     async submitTask(req) {
       const { task, created } = await tasks.submit(req);
       if (created) metrics.count("tasks_submitted_total");
@@ -81,21 +79,6 @@ export function createApiService(deps: ApiServiceDeps): ServiceImpl<typeof Spage
           connectedAt: timestampFromDate(d.connectedAt),
           lastSeen: timestampFromDate(d.lastSeen),
         })),
-      };
-    },
-    async authenticate() {
-      throw new ConnectError(
-        "authentication is not enabled on this gateway: calls need no credentials",
-        Code.Unimplemented,
-      );
-    },
-    async validateToken() {
-      return {
-        valid: false,
-        error: create(ErrorSchema, {
-          code: "unimplemented",
-          message: "authentication is not enabled on this gateway: no token is issued or valid",
-        }),
       };
     },
     async healthCheck() {

@@ -3,10 +3,13 @@
  * background parts (dispatcher, sweeper). Kept apart from app.ts so the HTTP wiring stays small.
  */
 import type { FastifyBaseLogger } from "fastify";
+import { type Authenticator, createAuthenticator } from "../auth/authenticator.js";
+import { RateLimiter, StreamCounter } from "../auth/rate-limiter.js";
 import type { GatewayConfig } from "../config.js";
 import { createEventBus, type EventBus } from "../events/event-bus.js";
 import type { ServiceDeps } from "../routes.js";
-import type { TaskStore } from "../store/task-store.js";
+import type { GatewayStore } from "../store/gateway-store.js";
+import { type AuditLog, createAuditLog } from "./audit-log.js";
 import { DaemonRegistry } from "./daemon-registry.js";
 import { DaemonTasks } from "./daemon-tasks.js";
 import { Dispatcher } from "./dispatcher.js";
@@ -23,6 +26,13 @@ export interface Services {
   readonly metrics: GatewayMetrics;
   readonly registry: DaemonRegistry;
   readonly dispatcher: Dispatcher;
+  /** Access control: credentials, limits and the audit log, for the interceptors. */
+  readonly access: {
+    readonly authn: Authenticator;
+    readonly limiter: RateLimiter;
+    readonly streams: StreamCounter;
+    readonly audit: AuditLog;
+  };
   /** What routes.ts registers. */
   readonly deps: ServiceDeps;
   /** Starts the dispatcher and the sweeper. */
@@ -34,7 +44,7 @@ export interface Services {
 /** Creates the services. */
 export function createServices(
   config: GatewayConfig,
-  store: TaskStore,
+  store: GatewayStore,
   version: string,
   log: FastifyBaseLogger,
 ): Services {
@@ -50,6 +60,10 @@ export function createServices(
     cancelGraceMs: config.cancelGraceMs,
   });
   const dispatcher = new Dispatcher(registry, store, daemonTasks, bus, log, config.dispatchPollMs);
+  const authn = createAuthenticator(store, { tokenTtlMs: config.access.tokenTtlMs });
+  const limiter = new RateLimiter();
+  const streams = new StreamCounter();
+  const audit = createAuditLog(store);
   let sweeper: TaskSweeper | undefined;
   const deps: ServiceDeps = {
     store,
@@ -69,6 +83,7 @@ export function createServices(
       log,
       heartbeatMs: config.heartbeatMs,
     },
+    access: { store, authn, limiter, policy: config.access },
   };
   return {
     bus,
@@ -76,6 +91,7 @@ export function createServices(
     metrics,
     registry,
     dispatcher,
+    access: { authn, limiter, streams, audit },
     deps,
     start() {
       dispatcher.start();

@@ -8,7 +8,9 @@ import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import type { Event } from "../../../gen/spage/core/common_pb.js";
 import { TaskStatus } from "../../../gen/spage/core/common_pb.js";
+import type { GatewayStore } from "./gateway-store.js";
 import { GroupCommit } from "./group-commit.js";
+import { createSqliteAccess } from "./sqlite-access.js";
 import { migrate } from "./sqlite-migrate.js";
 import {
   attemptsToJson,
@@ -32,7 +34,6 @@ import type {
   TaskPatch,
   TaskQuery,
   TaskRecord,
-  TaskStore,
 } from "./task-store.js";
 
 /** Options of the SQLite store. */
@@ -44,7 +45,7 @@ export interface SqliteStoreOptions {
 const activeStates = [TaskStatus.ASSIGNED, TaskStatus.RUNNING, TaskStatus.CANCELING];
 
 /** Opens (creating and migrating if needed) the SQLite store. */
-export function openSqliteStore(opts: SqliteStoreOptions): TaskStore {
+export function openSqliteStore(opts: SqliteStoreOptions): GatewayStore {
   mkdirSync(dirname(opts.path), { recursive: true });
   const db = new Database(opts.path);
   db.pragma("journal_mode = WAL");
@@ -135,6 +136,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): TaskStore {
   };
 
   return {
+    ...createSqliteAccess(db, writer),
     kind: "sqlite",
 
     createTask(t: NewTask, event: NewEvent) {

@@ -25,9 +25,13 @@ export interface GatewayProcess {
   stderr(): string;
 }
 
-/** Starts `main.ts` with the given flags and environment. */
+/**
+ * Starts `main.ts` with the given flags and environment; authentication is off unless `args` or
+ * `env` set it (suites about something else are not made to carry credentials).
+ */
 export function startGatewayProcess(args: readonly string[], env: NodeJS.ProcessEnv = {}): GatewayProcess {
-  const child = spawn(process.execPath, ["--import", "tsx", "server/src/main.ts", ...args], {
+  const auth = args.includes("--auth") || env.SPAGE_AUTH !== undefined ? [] : ["--auth", "off"];
+  const child = spawn(process.execPath, ["--import", "tsx", "server/src/main.ts", ...auth, ...args], {
     cwd: root,
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],

@@ -16,7 +16,7 @@ import {
   toBinary,
   toJson,
 } from "@bufbuild/protobuf";
-import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
 import { codeFromString, codeToString } from "@connectrpc/connect/protocol-connect";
 import {
   createConnectTransport,
@@ -142,11 +142,20 @@ export function connectNodeClient(
   };
 }
 
-/** The connect-node clients of the suite, each on its own transport. */
+/** A connect interceptor that sends `Authorization: Bearer <token>`. */
+export function bearer(token: string): Interceptor {
+  return (next) => (req) => {
+    req.header.set("authorization", `Bearer ${token}`);
+    return next(req);
+  };
+}
+
+/** The connect-node clients of the suite, each on its own transport (with a token, when given). */
 export function connectNodeClients(
   baseUrl: string,
-  nodeOptions: { ca?: string | Buffer } = {},
+  nodeOptions: { ca?: string | Buffer; token?: string } = {},
 ): SuiteClient[] {
+  const interceptors = nodeOptions.token ? [bearer(nodeOptions.token)] : [];
   const h2 = () => new Http2SessionManager(baseUrl, {}, nodeOptions.ca ? { ca: nodeOptions.ca } : undefined);
   const grpcSm = h2();
   const connectSm = h2();
@@ -154,36 +163,48 @@ export function connectNodeClients(
   return [
     connectNodeClient(
       "connect-node gRPC h2",
-      createGrpcTransport({ baseUrl, sessionManager: grpcSm }),
+      createGrpcTransport({ baseUrl, sessionManager: grpcSm, interceptors }),
       true,
       () => grpcSm.abort(),
     ),
     connectNodeClient(
       "connect-node Connect binary h2",
-      createConnectTransport({ baseUrl, httpVersion: "2", useBinaryFormat: true, sessionManager: connectSm }),
+      createConnectTransport({
+        baseUrl,
+        httpVersion: "2",
+        useBinaryFormat: true,
+        sessionManager: connectSm,
+        interceptors,
+      }),
       true,
       () => connectSm.abort(),
     ),
     connectNodeClient(
       "connect-node Connect JSON h1",
-      createConnectTransport({ baseUrl, httpVersion: "1.1", ...h1Options }),
+      createConnectTransport({ baseUrl, httpVersion: "1.1", interceptors, ...h1Options }),
       false,
     ),
     connectNodeClient(
       "connect-node Connect binary h1",
-      createConnectTransport({ baseUrl, httpVersion: "1.1", useBinaryFormat: true, ...h1Options }),
+      createConnectTransport({
+        baseUrl,
+        httpVersion: "1.1",
+        useBinaryFormat: true,
+        interceptors,
+        ...h1Options,
+      }),
       false,
     ),
     connectNodeClient(
       "connect-node gRPC-Web h1",
-      createGrpcWebTransport({ baseUrl, httpVersion: "1.1", ...h1Options }),
+      createGrpcWebTransport({ baseUrl, httpVersion: "1.1", interceptors, ...h1Options }),
       false,
     ),
   ];
 }
 
 /** @grpc/grpc-js over h2c (or TLS with `ca`), with protobuf-es doing the encoding. */
-export function grpcJsClient(baseUrl: string, ca?: Buffer): SuiteClient {
+export function grpcJsClient(baseUrl: string, ca?: Buffer, token?: string): SuiteClient {
   const url = new URL(baseUrl);
   const creds = ca ? grpc.credentials.createSsl(ca) : grpc.credentials.createInsecure();
   const channelOptions: grpc.ChannelOptions = ca ? { "grpc.ssl_target_name_override": "localhost" } : {};
@@ -191,7 +212,11 @@ export function grpcJsClient(baseUrl: string, ca?: Buffer): SuiteClient {
   const path = (service: DescService, m: DescMethod) => `/${service.typeName}/${m.name}`;
   const serialize = (m: DescMethod) => (v: unknown) => Buffer.from(toBinary(m.input, v as never));
   const deserialize = (m: DescMethod) => (b: Buffer) => fromBinary(m.output, b);
-  const meta = () => new grpc.Metadata();
+  const meta = () => {
+    const m = new grpc.Metadata();
+    if (token) m.set("authorization", `Bearer ${token}`);
+    return m;
+  };
   const opts = (o?: CallOptions): grpc.CallOptions =>
     o?.timeoutMs ? { deadline: Date.now() + o.timeoutMs } : {};
   const err = (e: grpc.ServiceError) => new CallError(codeToString(e.code as number as Code), e.details, e);
@@ -267,10 +292,11 @@ function envelope(flags: number, data: Uint8Array): Uint8Array {
 }
 
 /** Plain fetch over HTTP/1.1 with Connect JSON, as a script or a browser would call the API. */
-export function fetchJsonClient(baseUrl: string): SuiteClient {
+export function fetchJsonClient(baseUrl: string, token?: string): SuiteClient {
   const headers = (opts?: CallOptions, streaming = false): Record<string, string> => ({
     "content-type": streaming ? "application/connect+json" : "application/json",
     "connect-protocol-version": "1",
+    ...(token ? { authorization: `Bearer ${token}` } : {}),
     ...(opts?.timeoutMs ? { "connect-timeout-ms": String(opts.timeoutMs) } : {}),
   });
   return {
@@ -363,9 +389,11 @@ export function bufCurlClient(
   baseUrl: string,
   protocol: "connect" | "grpcweb" | "grpc",
   cacert?: string,
+  token?: string,
 ): SuiteClient {
   const run = (service: DescService, method: string, data: string, opts?: CallOptions) => {
     const args = ["curl", "--protocol", protocol, "--data", "@-"];
+    if (token) args.push("--header", `Authorization: Bearer ${token}`);
     if (protocol === "grpc") args.push("--http2-prior-knowledge");
     if (cacert) args.push("--cacert", cacert);
     // buf curl sends its --timeout as the RPC's deadline (Connect-Timeout-Ms / Grpc-Timeout).

@@ -17,8 +17,8 @@ import { type Client, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { SpageAPI, type SubmitTaskRequestSchema } from "../../../gen/spage/api/tasks_pb.js";
 import { type Event, EventSchema, type Task, TaskStatus } from "../../../gen/spage/core/common_pb.js";
+import type { GatewayStore } from "../../src/store/gateway-store.js";
 import { openSqliteStore } from "../../src/store/sqlite-store.js";
-import type { TaskStore } from "../../src/store/task-store.js";
 import { describeEvents, gatewayClients, watchUntil } from "./event-watch.js";
 import { startTestServer, type TestServer } from "./test-server.js";
 
@@ -418,7 +418,7 @@ export const fastTimings: readonly string[] = [
 export async function withGateway(
   args: readonly string[],
   body: (env: GatewayEnv) => Promise<void>,
-  opts: { wrapStore?: (store: TaskStore) => TaskStore } = {},
+  opts: { wrapStore?: (store: GatewayStore) => GatewayStore } = {},
 ): Promise<void> {
   const dir = opts.wrapStore ? mkdtempSync(join(tmpdir(), "spage-dispatch-")) : undefined;
   const store =
@@ -448,7 +448,7 @@ export async function withGateway(
 }
 
 /** `store` with `method` delayed by `delayMs` before it runs. */
-export function slowStore(store: TaskStore, method: keyof TaskStore, delayMs: number): TaskStore {
+export function slowStore(store: GatewayStore, method: keyof GatewayStore, delayMs: number): GatewayStore {
   return new Proxy(store, {
     get(target, key, receiver) {
       const value = Reflect.get(target, key, receiver);

@@ -8,9 +8,11 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildApp, type Gateway } from "../../src/app.js";
+import { allScopes } from "../../src/auth/scopes.js";
 import { type GatewayConfig, parseConfig } from "../../src/config.js";
+import { createApiKey } from "../../src/services/api-keys.js";
+import type { GatewayStore } from "../../src/store/gateway-store.js";
 import { openSqliteStore } from "../../src/store/sqlite-store.js";
-import type { TaskStore } from "../../src/store/task-store.js";
 
 /** A running test gateway. */
 export interface TestServer {
@@ -19,14 +21,20 @@ export interface TestServer {
   readonly port: number;
   /** Base URL, `http://127.0.0.1:<port>` (or https with TLS). */
   readonly url: string;
+  /** With `--auth on`: an API key with every scope, made for the test. */
+  readonly adminKey: string;
   /** Waits up to `waitMs` for clients to let go, asserts nothing leaked, then shuts the gateway down. */
   close(waitMs?: number): Promise<void>;
 }
 
-/** Starts a gateway; `args` are extra `serve` flags (e.g. `["--shutdown-timeout-ms", "500"]`). */
+/**
+ * Starts a gateway; `args` are extra `serve` flags (e.g. `["--shutdown-timeout-ms", "500"]`).
+ * Authentication is off unless `args` holds `--auth on` (then `adminKey` holds a key with every
+ * scope); suites about something else are not made to carry credentials.
+ */
 export async function startTestServer(
   args: readonly string[] = [],
-  opts: { store?: TaskStore; env?: NodeJS.ProcessEnv } = {},
+  opts: { store?: GatewayStore; env?: NodeJS.ProcessEnv } = {},
 ): Promise<TestServer> {
   const config = parseConfig(
     [
@@ -41,6 +49,8 @@ export async function startTestServer(
       // Idle HTTP/1.1 keep-alive sockets close quickly, so the leak check can wait for them.
       "--keep-alive-timeout-ms",
       "200",
+      "--auth",
+      "off",
       ...args,
     ],
     opts.env ?? {},
@@ -48,6 +58,9 @@ export async function startTestServer(
   const dir = opts.store ? undefined : mkdtempSync(join(tmpdir(), "spage-test-"));
   const store = opts.store ?? openSqliteStore({ path: join(dir ?? "", "spage.db") });
   const gateway = await buildApp({ config, store, version: "test" });
+  const adminKey = config.access.enabled
+    ? (await createApiKey(store, "test-admin", allScopes, "test")).apiKey
+    : "";
   await gateway.app.listen({ host: "127.0.0.1", port: 0 });
   const addr = gateway.server.address();
   assert.ok(addr && typeof addr === "object");
@@ -58,6 +71,7 @@ export async function startTestServer(
     config,
     port,
     url,
+    adminKey,
     async close(waitMs = 2000) {
       const deadline = Date.now() + waitMs;
       while (

@@ -1,0 +1,119 @@
+/**
+ * Turns credentials into a Principal, and API keys into session tokens. Every check reads the
+ * store, never a cache, so a revoked key or token stops working at once on every gateway sharing
+ * the database; a session lookup is one indexed read.
+ */
+import { UnauthenticatedError } from "../domain/errors.js";
+import type { AccessStore } from "../store/access-store.js";
+import { newSessionToken, parseCredential, secretMatches } from "./credentials.js";
+import { keyPrincipalName, type Principal } from "./principal.js";
+import { isScope, type Scope } from "./scopes.js";
+
+/** Options of the authenticator. */
+export interface AuthenticatorOptions {
+  /** Lifetime of a session token. */
+  readonly tokenTtlMs: number;
+  /** The clock (tests may move it). */
+  readonly now?: () => Date;
+}
+
+/** A session token just issued. */
+export interface IssuedSession {
+  readonly token: string;
+  readonly expiresAt: Date;
+  readonly principal: Principal;
+}
+
+/** Resolves credentials and issues sessions. */
+export interface Authenticator {
+  /** The principal behind an API key or session token; throws UnauthenticatedError saying why not. */
+  resolve(credential: string): Promise<Principal>;
+  /** Exchanges an API key for a session token with the key's scopes. */
+  issueSession(apiKey: string, clientId: string): Promise<IssuedSession>;
+}
+
+const scopeSet = (scopes: readonly string[]): ReadonlySet<Scope> => new Set(scopes.filter(isScope));
+const iso = (d: Date) => d.toISOString();
+
+/** Creates the authenticator over the store. */
+export function createAuthenticator(store: AccessStore, opts: AuthenticatorOptions): Authenticator {
+  const now = opts.now ?? (() => new Date());
+
+  const keyPrincipal = async (id: string, secret: string): Promise<Principal> => {
+    const key = await store.getApiKey(id);
+    if (!key || !secretMatches(secret, key.salt, key.hash)) {
+      throw new UnauthenticatedError("invalid API key");
+    }
+    if (key.revokedAt) {
+      throw new UnauthenticatedError(`API key ${id} was revoked at ${iso(key.revokedAt)}`);
+    }
+    return {
+      name: keyPrincipalName(key.id),
+      keyId: key.id,
+      sessionId: "",
+      clientId: "",
+      scopes: scopeSet(key.scopes),
+    };
+  };
+
+  return {
+    async resolve(credential) {
+      const parsed = parseCredential(credential);
+      if (!parsed) {
+        throw new UnauthenticatedError(
+          "malformed credentials: expected an API key (spk_...) or a session token (sps_...)",
+        );
+      }
+      if (parsed.kind === "api_key") return keyPrincipal(parsed.id, parsed.secret);
+      const s = await store.getSession(parsed.id);
+      if (!s || !secretMatches(parsed.secret, s.salt, s.hash)) {
+        throw new UnauthenticatedError("invalid session token");
+      }
+      if (s.keyRevokedAt) {
+        throw new UnauthenticatedError(
+          `the API key of this session token was revoked at ${iso(s.keyRevokedAt)}`,
+        );
+      }
+      if (s.revokedAt) throw new UnauthenticatedError(`session token was revoked at ${iso(s.revokedAt)}`);
+      if (s.expiresAt.getTime() <= now().getTime()) {
+        throw new UnauthenticatedError(
+          `session token expired at ${iso(s.expiresAt)}; call Authenticate with the API key for a new one`,
+        );
+      }
+      return {
+        name: keyPrincipalName(s.keyId),
+        keyId: s.keyId,
+        sessionId: s.id,
+        clientId: s.clientId,
+        scopes: scopeSet(s.scopes),
+        expiresAt: s.expiresAt,
+      };
+    },
+
+    async issueSession(apiKey, clientId) {
+      const parsed = parseCredential(apiKey);
+      if (parsed?.kind !== "api_key") {
+        throw new UnauthenticatedError("invalid API key: expected spk_<id>_<secret>");
+      }
+      const principal = await keyPrincipal(parsed.id, parsed.secret);
+      const created = now();
+      const expiresAt = new Date(created.getTime() + opts.tokenTtlMs);
+      const token = newSessionToken();
+      await store.createSession({
+        id: token.id,
+        keyId: principal.keyId,
+        clientId,
+        scopes: [...principal.scopes],
+        salt: token.salt,
+        hash: token.hash,
+        createdAt: created,
+        expiresAt,
+      });
+      return {
+        token: token.token,
+        expiresAt,
+        principal: { ...principal, sessionId: token.id, clientId, expiresAt },
+      };
+    },
+  };
+}

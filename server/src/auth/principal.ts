@@ -1,0 +1,22 @@
+/** Who is calling: the identity every authorised RPC runs as. */
+import type { Scope } from "./scopes.js";
+
+/** An authenticated caller. */
+export interface Principal {
+  /** "key:<key id>", "anonymous" (a core allowed without credentials) or "open" (auth is off). */
+  readonly name: string;
+  /** The API key behind the call ("" for anonymous and open). */
+  readonly keyId: string;
+  /** The session token's id when the call used one, else "". */
+  readonly sessionId: string;
+  /** The client id given to Authenticate, for session tokens. */
+  readonly clientId: string;
+  readonly scopes: ReadonlySet<Scope>;
+  /** When the credentials stop working (session tokens only). */
+  readonly expiresAt?: Date;
+}
+
+/** The name of the principal of an API key. */
+export function keyPrincipalName(keyId: string): string {
+  return `key:${keyId}`;
+}

@@ -1,0 +1,119 @@
+/**
+ * Where the `keys` and `audit` commands act: directly on the store under --data-dir (for
+ * bootstrapping and recovery, with the gateway running or not), or through a running gateway at
+ * --endpoint with an admin --token. Both give the same wire messages back.
+ */
+import { join } from "node:path";
+import { create } from "@bufbuild/protobuf";
+import {
+  type ApiKey,
+  ApiKeySchema,
+  type AuditEvent,
+  AuditEventSchema,
+} from "../../../gen/spage/api/access_pb.js";
+import { auditToWire, keyToWire } from "../services/access-wire.js";
+import { createApiKey, revokeApiKey } from "../services/api-keys.js";
+import { createAuditLog } from "../services/audit-log.js";
+import { openSqliteStore } from "../store/sqlite-store.js";
+import { type CommonFlags, UsageError } from "./cli-args.js";
+import { openClient } from "./gateway-client.js";
+
+/** One page of the audit log. */
+export interface AuditPage {
+  readonly events: AuditEvent[];
+  /** 0 when there is no next page. */
+  readonly next: bigint;
+}
+
+/** Key and audit operations, wherever they run. */
+export interface AccessBackend {
+  createKey(name: string, scopes: string[]): Promise<{ key: ApiKey; apiKey: string }>;
+  listKeys(includeRevoked: boolean): Promise<ApiKey[]>;
+  revokeKey(id: string): Promise<ApiKey>;
+  auditPage(after: bigint, limit: number, principal: string, taskId: string): Promise<AuditPage>;
+  close(): Promise<void>;
+}
+
+/** Opens the backend the flags ask for: --data-dir (store) or --endpoint with --token (gateway). */
+export function openAccessBackend(
+  dataDir: string | undefined,
+  common: CommonFlags,
+  action: string,
+): AccessBackend {
+  if (dataDir !== undefined) return storeBackend(dataDir, action);
+  if (common.token === "") {
+    throw new UsageError(
+      "give --data-dir DIR to work on the store directly, or --token with an admin key or token (SPAGE_TOKEN) to go through the gateway at --endpoint",
+    );
+  }
+  return gatewayBackend(common);
+}
+
+function storeBackend(dataDir: string, action: string): AccessBackend {
+  const store = openSqliteStore({ path: join(dataDir, "spage.db") });
+  const audit = createAuditLog(store);
+  const record = (detail: string, keyId = "") =>
+    audit.record({
+      principal: "cli",
+      keyId,
+      clientAddress: "",
+      method: `cli/${action}`,
+      taskId: "",
+      code: "ok",
+      requestId: "",
+      detail,
+    });
+  return {
+    async createKey(name, scopes) {
+      const { record: k, apiKey } = await createApiKey(store, name, scopes, "cli");
+      await record(`created key ${k.id} "${k.name}" with ${k.scopes.join(",")}`, k.id);
+      return { key: create(ApiKeySchema, keyToWire(k)), apiKey };
+    },
+    async listKeys(includeRevoked) {
+      return (await store.listApiKeys(includeRevoked)).map((k) => create(ApiKeySchema, keyToWire(k)));
+    },
+    async revokeKey(id) {
+      const k = await revokeApiKey(store, id);
+      await record(`revoked key ${k.id} "${k.name}"`, k.id);
+      return create(ApiKeySchema, keyToWire(k));
+    },
+    async auditPage(after, limit, principal, taskId) {
+      const rows = await store.listAudit({
+        afterSequence: after,
+        limit,
+        ...(principal ? { principal } : {}),
+        ...(taskId ? { taskId } : {}),
+      });
+      const last = rows[rows.length - 1];
+      return {
+        events: rows.map((r) => create(AuditEventSchema, auditToWire(r))),
+        next: rows.length === limit && last ? last.sequence : 0n,
+      };
+    },
+    close: () => store.close(),
+  };
+}
+
+function gatewayBackend(common: CommonFlags): AccessBackend {
+  const client = openClient(common);
+  const { api } = client;
+  return {
+    async createKey(name, scopes) {
+      const res = await api.createApiKey({ name, scopes });
+      return { key: res.key ?? create(ApiKeySchema), apiKey: res.apiKey };
+    },
+    async listKeys(includeRevoked) {
+      return (await api.listApiKeys({ includeRevoked })).keys;
+    },
+    async revokeKey(id) {
+      return (await api.revokeApiKey({ id })).key ?? create(ApiKeySchema);
+    },
+    async auditPage(after, limit, principal, taskId) {
+      const res = await api.listAuditEvents({ afterSequence: after, limit, principal, taskId });
+      return { events: res.events, next: res.nextAfterSequence };
+    },
+    async close() {
+      client.close();
+    },
+  };
+}

@@ -1,0 +1,91 @@
+/**
+ * Appends an audit record for every mutating call and every authentication event (success or
+ * failure): time, principal, key id, client address, method, target task, outcome code and request
+ * id. A unary call answers only once its record is on disk; a stream is recorded when it ends.
+ * Place it outside error mapping, so it records the code the client sees.
+ */
+import { ConnectError, type Interceptor } from "@connectrpc/connect";
+import { codeToString } from "@connectrpc/connect/protocol-connect";
+import { kAuditDetail, kClaimedKeyId, kLog, kPeerAddress, kPrincipal, kRequestId } from "../context-keys.js";
+import type { AuditLog } from "../services/audit-log.js";
+import { mapStreamErrors } from "./stream-errors.js";
+
+/** Methods recorded whatever their outcome. */
+export const auditedMethods: ReadonlySet<string> = new Set([
+  "spage.api.SpageAPI/SubmitTask",
+  "spage.api.SpageAPI/CancelTask",
+  "spage.api.SpageAPI/StreamEvents",
+  "spage.api.SpageAPI/Authenticate",
+  "spage.api.SpageAPI/ReportTaskResult",
+  "spage.api.SpageAPI/CreateApiKey",
+  "spage.api.SpageAPI/RevokeApiKey",
+  "spage.api.SpageAPI/RevokeToken",
+  "spage.core.SpageExecution/ExecuteTask",
+  "spage.core.SpageExecution/CancelTask",
+  "spage.core.SpageExecution/RegisterTask",
+  "spage.core.SpageExecution/StreamProgress",
+]);
+
+/** Outcomes recorded for every method: refused credentials, scopes and brute force. */
+const authOutcomes = new Set(["unauthenticated", "permission_denied"]);
+
+const taskIdOf = (msg: unknown): string => {
+  const id = (msg as { taskId?: unknown } | undefined)?.taskId;
+  return typeof id === "string" ? id : "";
+};
+
+/** Creates the audit interceptor. */
+export function createAuditInterceptor(audit: AuditLog): Interceptor {
+  return (next) => async (req) => {
+    const method = `${req.service.typeName}/${req.method.name}`;
+    const always = auditedMethods.has(method);
+    const requestTask = req.stream ? "" : taskIdOf(req.message);
+    const write = async (err: unknown, aborted: boolean, responseTask: string, detail: string) => {
+      const code = aborted
+        ? "canceled"
+        : err === undefined
+          ? "ok"
+          : codeToString(ConnectError.from(err).code);
+      const limitedAuth =
+        code === "resource_exhausted" &&
+        ConnectError.from(err).rawMessage.startsWith("too many failed authentications");
+      if (!always && !authOutcomes.has(code) && !limitedAuth) return;
+      const principal = req.contextValues.get(kPrincipal);
+      try {
+        await audit.record({
+          principal: principal?.name ?? "unknown",
+          keyId: principal?.keyId || req.contextValues.get(kClaimedKeyId),
+          clientAddress: req.contextValues.get(kPeerAddress),
+          method,
+          taskId: requestTask || responseTask,
+          code,
+          requestId: req.contextValues.get(kRequestId),
+          detail: detail || (err === undefined ? "" : ConnectError.from(err).rawMessage.slice(0, 200)),
+        });
+      } catch (e) {
+        req.contextValues.get(kLog).error({ err: e, rpc: method }, "audit record not written");
+      }
+    };
+    let res: Awaited<ReturnType<typeof next>>;
+    try {
+      res = await next(req);
+    } catch (err) {
+      await write(err, false, "", "");
+      throw err;
+    }
+    if (!res.stream) {
+      await write(undefined, false, taskIdOf(res.message), req.contextValues.get(kAuditDetail));
+      return res;
+    }
+    return {
+      ...res,
+      message: mapStreamErrors(
+        res.message,
+        (e) => e,
+        (err, aborted) => {
+          void write(err, aborted, "", req.contextValues.get(kAuditDetail));
+        },
+      ),
+    };
+  };
+}

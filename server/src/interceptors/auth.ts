@@ -1,0 +1,110 @@
+/**
+ * Authentication and authorisation of every RPC, from one table (auth/scopes.ts): public methods
+ * pass; the others need `Authorization: Bearer <api key or session token>` whose scopes include
+ * one the method needs. SpageExecution also lets in anonymous cores where the policy allows.
+ * Failed authentications are limited per client address, so keys cannot be guessed at speed.
+ */
+import type { Interceptor } from "@connectrpc/connect";
+import { type AccessPolicy, anonymousAllowed } from "../auth/access-policy.js";
+import type { Authenticator } from "../auth/authenticator.js";
+import { parseCredential } from "../auth/credentials.js";
+import type { Principal } from "../auth/principal.js";
+import type { RateLimiter } from "../auth/rate-limiter.js";
+import { allScopes, methodRequirements, type Scope } from "../auth/scopes.js";
+import { kClaimedKeyId, kPeerAddress, kPrincipal } from "../context-keys.js";
+import { PermissionDeniedError, ResourceExhaustedError, UnauthenticatedError } from "../domain/errors.js";
+
+const openPrincipal: Principal = {
+  name: "open",
+  keyId: "",
+  sessionId: "",
+  clientId: "",
+  scopes: new Set(allScopes),
+};
+
+const anonymousPrincipal = (address: string): Principal => ({
+  name: "anonymous",
+  keyId: "",
+  sessionId: address,
+  clientId: "",
+  scopes: new Set<Scope>(["execution"]),
+});
+
+/** Key of the failed-authentication bucket of a client address. */
+export const authFailureKey = (address: string) => `auth-failures:${address}`;
+
+/** Creates the auth interceptor; place it inside error mapping, outside the rate limiter. */
+export function createAuthInterceptor(
+  authn: Authenticator,
+  limiter: RateLimiter,
+  policy: AccessPolicy,
+): Interceptor {
+  return (next) => async (req) => {
+    const method = `${req.service.typeName}/${req.method.name}`;
+    const need = methodRequirements.get(method);
+    if (!need) throw new PermissionDeniedError(`${method} is not open to any caller`);
+    if (need.kind === "public") return next(req);
+    if (!policy.enabled) {
+      req.contextValues.set(kPrincipal, openPrincipal);
+      return next(req);
+    }
+    const address = req.contextValues.get(kPeerAddress);
+    const header = req.header.get("authorization");
+    let principal: Principal;
+    if (
+      header === null &&
+      req.service.typeName === "spage.core.SpageExecution" &&
+      anonymousAllowed(policy, address)
+    ) {
+      principal = anonymousPrincipal(address);
+    } else {
+      const wait = limiter.peek(authFailureKey(address), policy.authFailureRate);
+      if (wait > 0) {
+        throw new ResourceExhaustedError(
+          `too many failed authentications from ${address}; retry in ${Math.ceil(wait / 1000)} s`,
+          { limit: "auth_failures" },
+          wait,
+        );
+      }
+      try {
+        principal = await authenticate(authn, header, (keyId) => req.contextValues.set(kClaimedKeyId, keyId));
+      } catch (err) {
+        limiter.take(authFailureKey(address), policy.authFailureRate);
+        throw err;
+      }
+    }
+    req.contextValues.set(kPrincipal, principal);
+    if (need.kind === "scope" && !need.scopes.some((s) => principal.scopes.has(s))) {
+      const has = [...principal.scopes].join(", ") || "no scopes";
+      throw new PermissionDeniedError(
+        `${req.method.name} needs scope ${need.scopes.map((s) => `"${s}"`).join(" or ")}; these credentials have ${has}`,
+        { scope: need.scopes.join(",") },
+      );
+    }
+    return next(req);
+  };
+}
+
+async function authenticate(
+  authn: Authenticator,
+  header: string | null,
+  claim: (keyId: string) => void,
+): Promise<Principal> {
+  if (header === null || header.trim() === "") {
+    throw new UnauthenticatedError(
+      'missing credentials: send the header "Authorization: Bearer <api key or session token>"',
+    );
+  }
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(header.trim());
+  if (!m?.[1]) {
+    throw new UnauthenticatedError(
+      'malformed Authorization header: expected "Bearer <api key or session token>"',
+    );
+  }
+  const credential = m[1];
+  const parsed = parseCredential(credential);
+  if (parsed?.kind === "api_key") claim(parsed.id);
+  const principal = await authn.resolve(credential);
+  claim(principal.keyId);
+  return principal;
+}

@@ -1,0 +1,78 @@
+/**
+ * Per-principal limits: a token bucket per principal and scope class for every call, another for
+ * opening streams, and a cap on streams open at once. Over a limit the call ends RESOURCE_EXHAUSTED
+ * with the delay after which a retry will pass (google.rpc.RetryInfo and a Retry-After header).
+ * Runs after auth, so it knows who is calling; public methods and an open gateway are not limited.
+ */
+import type { Interceptor } from "@connectrpc/connect";
+import type { AccessPolicy } from "../auth/access-policy.js";
+import type { RateLimiter, StreamCounter } from "../auth/rate-limiter.js";
+import { methodRequirements } from "../auth/scopes.js";
+import { kPeerAddress, kPrincipal } from "../context-keys.js";
+import { ResourceExhaustedError } from "../domain/errors.js";
+import { mapStreamErrors } from "./stream-errors.js";
+
+/** Creates the rate-limit interceptor; place it right inside the auth interceptor. */
+export function createRateLimitInterceptor(
+  limiter: RateLimiter,
+  streams: StreamCounter,
+  policy: AccessPolicy,
+): Interceptor {
+  return (next) => async (req) => {
+    const principal = req.contextValues.get(kPrincipal);
+    if (!principal || !policy.enabled) return next(req);
+    // Anonymous cores share no identity: each address gets its own buckets.
+    const who =
+      principal.name === "anonymous" ? `anonymous@${req.contextValues.get(kPeerAddress)}` : principal.name;
+    const need = methodRequirements.get(`${req.service.typeName}/${req.method.name}`);
+    const scope =
+      need?.kind === "scope"
+        ? (need.scopes.find((s) => principal.scopes.has(s)) ?? need.scopes[0])
+        : undefined;
+    const klass = scope ?? "tasks:read";
+    const wait = limiter.take(`${who}:${klass}`, policy.rates[klass]);
+    if (wait > 0) {
+      throw new ResourceExhaustedError(
+        `rate limit of ${policy.rates[klass].perSecond} calls/s for ${klass} exceeded by ${principal.name}; retry in ${wait} ms`,
+        { limit: klass },
+        wait,
+      );
+    }
+    if (!req.stream && req.method.methodKind === "unary") return next(req);
+    const streamWait = limiter.take(`${who}:streams`, policy.streamRate);
+    if (streamWait > 0) {
+      throw new ResourceExhaustedError(
+        `rate limit of ${policy.streamRate.perSecond} new streams/s exceeded by ${principal.name}; retry in ${streamWait} ms`,
+        { limit: "streams" },
+        streamWait,
+      );
+    }
+    if (!streams.acquire(who, policy.maxStreamsPerPrincipal)) {
+      throw new ResourceExhaustedError(
+        `${principal.name} already has ${policy.maxStreamsPerPrincipal} streams open, the most allowed; close one first`,
+        { limit: "open_streams" },
+        1000,
+      );
+    }
+    let released = false;
+    const release = () => {
+      if (!released) {
+        released = true;
+        streams.release(who);
+      }
+    };
+    // Also on the call's end: a response stream that is never iterated never runs its finally.
+    req.signal.addEventListener("abort", release, { once: true });
+    try {
+      const res = await next(req);
+      if (!res.stream) {
+        release();
+        return res;
+      }
+      return { ...res, message: mapStreamErrors(res.message, (e) => e, release) };
+    } catch (err) {
+      release();
+      throw err;
+    }
+  };
+}

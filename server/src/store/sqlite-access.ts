@@ -1,0 +1,246 @@
+/**
+ * The SQLite half of AccessStore: keys, sessions and the audit log, on the same connection and
+ * group commit as the task store, so an acknowledged key, revocation or audit record is on disk.
+ */
+import type Database from "better-sqlite3";
+import { type AuditFields, auditHash, genesisHash } from "../domain/audit-chain.js";
+import type {
+  AccessStore,
+  ApiKeyRecord,
+  AuditQuery,
+  AuditRecord,
+  SessionLookup,
+  SessionRecord,
+} from "./access-store.js";
+import type { GroupCommit } from "./group-commit.js";
+
+interface KeyRow {
+  id: string;
+  name: string;
+  scopes: string;
+  salt: string;
+  hash: string;
+  created_at: number;
+  revoked_at: number | null;
+  created_by: string;
+}
+
+interface SessionRow {
+  id: string;
+  key_id: string;
+  client_id: string;
+  scopes: string;
+  salt: string;
+  hash: string;
+  created_at: number;
+  expires_at: number;
+  revoked_at: number | null;
+  key_revoked_at: number | null;
+}
+
+interface AuditRow {
+  sequence: number;
+  time: number;
+  principal: string;
+  key_id: string;
+  client_address: string;
+  method: string;
+  task_id: string;
+  code: string;
+  request_id: string;
+  detail: string;
+  prev_hash: string;
+  hash: string;
+}
+
+const rowToKey = (r: KeyRow): ApiKeyRecord => ({
+  id: r.id,
+  name: r.name,
+  scopes: JSON.parse(r.scopes) as string[],
+  salt: r.salt,
+  hash: r.hash,
+  createdAt: new Date(r.created_at),
+  ...(r.revoked_at !== null ? { revokedAt: new Date(r.revoked_at) } : {}),
+  createdBy: r.created_by,
+});
+
+const rowToSession = (r: SessionRow): SessionLookup => ({
+  id: r.id,
+  keyId: r.key_id,
+  clientId: r.client_id,
+  scopes: JSON.parse(r.scopes) as string[],
+  salt: r.salt,
+  hash: r.hash,
+  createdAt: new Date(r.created_at),
+  expiresAt: new Date(r.expires_at),
+  ...(r.revoked_at !== null ? { revokedAt: new Date(r.revoked_at) } : {}),
+  ...(r.key_revoked_at !== null ? { keyRevokedAt: new Date(r.key_revoked_at) } : {}),
+});
+
+const rowToAudit = (r: AuditRow): AuditRecord => ({
+  sequence: BigInt(r.sequence),
+  time: new Date(r.time),
+  principal: r.principal,
+  keyId: r.key_id,
+  clientAddress: r.client_address,
+  method: r.method,
+  taskId: r.task_id,
+  code: r.code,
+  requestId: r.request_id,
+  detail: r.detail,
+  prevHash: r.prev_hash,
+  hash: r.hash,
+});
+
+/** Creates the AccessStore methods on an open, migrated database. */
+export function createSqliteAccess(db: Database.Database, writer: GroupCommit): AccessStore {
+  const stmt = {
+    insertKey: db.prepare(
+      `INSERT INTO api_keys (id, name, scopes, salt, hash, created_at, revoked_at, created_by)
+       VALUES (@id, @name, @scopes, @salt, @hash, @created_at, @revoked_at, @created_by)`,
+    ),
+    keyById: db.prepare("SELECT * FROM api_keys WHERE id = ?"),
+    keys: db.prepare("SELECT * FROM api_keys WHERE @all = 1 OR revoked_at IS NULL ORDER BY created_at, id"),
+    countKeys: db.prepare("SELECT COUNT(*) AS n FROM api_keys"),
+    revokeKey: db.prepare("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL"),
+    revokeSessionsOfKey: db.prepare(
+      "UPDATE sessions SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL",
+    ),
+    insertSession: db.prepare(
+      `INSERT INTO sessions (id, key_id, client_id, scopes, salt, hash, created_at, expires_at, revoked_at)
+       VALUES (@id, @key_id, @client_id, @scopes, @salt, @hash, @created_at, @expires_at, NULL)`,
+    ),
+    sessionById: db.prepare(
+      `SELECT s.*, k.revoked_at AS key_revoked_at FROM sessions s JOIN api_keys k ON k.id = s.key_id
+       WHERE s.id = ?`,
+    ),
+    revokeSession: db.prepare(
+      "UPDATE sessions SET revoked_at = @at WHERE id = @id AND revoked_at IS NULL AND expires_at > @at",
+    ),
+    deleteExpired: db.prepare("DELETE FROM sessions WHERE expires_at < ?"),
+    lastAudit: db.prepare("SELECT sequence, hash FROM audit_log ORDER BY sequence DESC LIMIT 1"),
+    insertAudit: db.prepare(
+      `INSERT INTO audit_log (sequence, time, principal, key_id, client_address, method, task_id, code,
+                              request_id, detail, prev_hash, hash)
+       VALUES (@sequence, @time, @principal, @key_id, @client_address, @method, @task_id, @code,
+               @request_id, @detail, @prev_hash, @hash)`,
+    ),
+  };
+  const auditShapes = new Map<string, Database.Statement>();
+
+  return {
+    createApiKey(k) {
+      return writer.submit(() => {
+        stmt.insertKey.run({
+          id: k.id,
+          name: k.name,
+          scopes: JSON.stringify(k.scopes),
+          salt: k.salt,
+          hash: k.hash,
+          created_at: k.createdAt.getTime(),
+          revoked_at: k.revokedAt?.getTime() ?? null,
+          created_by: k.createdBy,
+        });
+      });
+    },
+
+    async getApiKey(id) {
+      const row = stmt.keyById.get(id) as KeyRow | undefined;
+      return row && rowToKey(row);
+    },
+
+    async listApiKeys(includeRevoked) {
+      return (stmt.keys.all({ all: includeRevoked ? 1 : 0 }) as KeyRow[]).map(rowToKey);
+    },
+
+    async countApiKeys() {
+      return (stmt.countKeys.get() as { n: number }).n;
+    },
+
+    revokeApiKey(id, at) {
+      return writer.submit(() => {
+        stmt.revokeKey.run(at.getTime(), id);
+        stmt.revokeSessionsOfKey.run(at.getTime(), id);
+        const row = stmt.keyById.get(id) as KeyRow | undefined;
+        return row && rowToKey(row);
+      });
+    },
+
+    createSession(s: SessionRecord) {
+      return writer.submit(() => {
+        stmt.insertSession.run({
+          id: s.id,
+          key_id: s.keyId,
+          client_id: s.clientId,
+          scopes: JSON.stringify(s.scopes),
+          salt: s.salt,
+          hash: s.hash,
+          created_at: s.createdAt.getTime(),
+          expires_at: s.expiresAt.getTime(),
+        });
+      });
+    },
+
+    async getSession(id) {
+      const row = stmt.sessionById.get(id) as SessionRow | undefined;
+      return row && rowToSession(row);
+    },
+
+    revokeSession(id, at) {
+      return writer.submit(() => stmt.revokeSession.run({ id, at: at.getTime() }).changes > 0);
+    },
+
+    deleteExpiredSessions(before) {
+      return writer.submit(() => stmt.deleteExpired.run(before.getTime()).changes);
+    },
+
+    appendAudit(records: readonly AuditFields[]) {
+      return writer.submit(() => {
+        // Read inside the write transaction: the chain continues from what is committed.
+        const last = stmt.lastAudit.get() as { sequence: number; hash: string } | undefined;
+        let sequence = BigInt(last?.sequence ?? 0);
+        let prev = last?.hash ?? genesisHash;
+        return records.map((r) => {
+          sequence += 1n;
+          const hash = auditHash(prev, sequence, r);
+          stmt.insertAudit.run({
+            sequence,
+            time: r.time.getTime(),
+            principal: r.principal,
+            key_id: r.keyId,
+            client_address: r.clientAddress,
+            method: r.method,
+            task_id: r.taskId,
+            code: r.code,
+            request_id: r.requestId,
+            detail: r.detail,
+            prev_hash: prev,
+            hash,
+          });
+          const stored: AuditRecord = { ...r, sequence, prevHash: prev, hash };
+          prev = hash;
+          return stored;
+        });
+      });
+    },
+
+    async listAudit(q: AuditQuery) {
+      const where = ["sequence > @after"];
+      if (q.principal) where.push("principal = @principal");
+      if (q.taskId) where.push("task_id = @task_id");
+      const sql = `SELECT * FROM audit_log WHERE ${where.join(" AND ")} ORDER BY sequence LIMIT @limit`;
+      let st = auditShapes.get(sql);
+      if (!st) {
+        st = db.prepare(sql);
+        auditShapes.set(sql, st);
+      }
+      const rows = st.all({
+        after: q.afterSequence,
+        limit: q.limit,
+        principal: q.principal ?? "",
+        task_id: q.taskId ?? "",
+      }) as AuditRow[];
+      return rows.map(rowToAudit);
+    },
+  };
+}
