@@ -11,6 +11,7 @@ import { SpageAPI } from "../gen/spage/api/tasks_pb.js";
 import { type Event, EventSchema } from "../gen/spage/core/common_pb.js";
 import { fail } from "./checks.js";
 import type { ServerProcess } from "./gateway.js";
+import { bearer } from "./protocols.js";
 import { p50p99 } from "./stats.js";
 
 /** What the dispatch phase measured. */
@@ -64,7 +65,10 @@ export async function measureDispatch(gw: ServerProcess): Promise<DispatchResult
   for (let i = 0; i < daemons; i++) {
     const sm = new Http2SessionManager(gw.baseUrl);
     sessions.push(sm);
-    const api = createClient(SpageAPI, createGrpcTransport({ baseUrl: gw.baseUrl, sessionManager: sm }));
+    const api = createClient(
+      SpageAPI,
+      createGrpcTransport({ baseUrl: gw.baseUrl, sessionManager: sm, interceptors: bearer(gw.token) }),
+    );
     const out = new Inbox();
     let n = 0;
     const send = (type: string, data: Record<string, string>) =>
@@ -95,7 +99,11 @@ export async function measureDispatch(gw: ServerProcess): Promise<DispatchResult
   }
   const client = createClient(
     SpageAPI,
-    createGrpcTransport({ baseUrl: gw.baseUrl, sessionManager: new Http2SessionManager(gw.baseUrl) }),
+    createGrpcTransport({
+      baseUrl: gw.baseUrl,
+      sessionManager: new Http2SessionManager(gw.baseUrl),
+      interceptors: bearer(gw.token),
+    }),
   );
   try {
     await Promise.all(ready);

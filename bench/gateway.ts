@@ -61,6 +61,8 @@ export interface ServerProcess {
   readonly pid: number;
   readonly port: number;
   readonly baseUrl: string;
+  /** Session token every client sends ("" when the server has no authentication on). */
+  readonly token: string;
   /** Sends SIGTERM, waits for the exit (SIGKILL after 10 s), removes the data dir. */
   stop(): Promise<void>;
 }
@@ -78,19 +80,34 @@ function freePort(): Promise<number> {
 }
 
 const tsxArgs = ["--import", "tsx"];
-let dataDirSupported: boolean | undefined;
+let gatewayHelp: string | undefined;
 
-/** Whether the gateway has the `--data-dir` flag (read from its `--help`). */
-export function gatewayHasDataDir(): boolean {
-  if (dataDirSupported === undefined) {
-    const help = execFileSync(process.execPath, [...tsxArgs, "server/src/main.ts", "--help"], {
-      cwd: gatewayDir,
-      encoding: "utf8",
-    });
-    dataDirSupported = help.includes("--data-dir");
-  }
-  return dataDirSupported;
+/** Whether the gateway has a flag, e.g. `--data-dir` (read from its `--help`). */
+export function gatewayHas(flag: string): boolean {
+  gatewayHelp ??= execFileSync(process.execPath, [...tsxArgs, "server/src/main.ts", "--help"], {
+    cwd: gatewayDir,
+    encoding: "utf8",
+  });
+  return gatewayHelp.includes(flag);
 }
+
+/** Whether the gateway has the `--data-dir` flag. */
+export function gatewayHasDataDir(): boolean {
+  return gatewayHas("--data-dir");
+}
+
+/**
+ * Limits far above anything the bench offers, so they never refuse a call but are still checked
+ * on every call (a rate of 0 would skip the check).
+ */
+const benchLimits = [
+  "--rate-limits",
+  ["tasks:read", "tasks:write", "tasks:cancel", "agent", "execution", "admin", "streams"]
+    .map((c) => `${c}=100000000`)
+    .join(","),
+  "--max-streams-per-principal",
+  "1000000",
+];
 
 function launch(
   name: string,
@@ -150,9 +167,10 @@ function collect(child: ChildProcess): { out: () => string; err: () => string } 
 /**
  * Starts the gateway on a free port with `--log-level warn` (at `info` it logs every RPC, and its
  * "serving" line, so readiness is polled on /readyz instead) and, when the flag exists, a fresh
- * `--data-dir`.
+ * `--data-dir`. With authentication (the default, when the gateway has it) the admin key it prints
+ * on its first start is exchanged for a session token, which every bench client then sends.
  */
-export async function startGateway(): Promise<ServerProcess> {
+export async function startGateway(opts: { auth: boolean } = { auth: true }): Promise<ServerProcess> {
   const port = await freePort();
   const args = ["--port", String(port), "--log-level", "warn"];
   let dataDir: string | undefined;
@@ -160,6 +178,8 @@ export async function startGateway(): Promise<ServerProcess> {
     dataDir = mkdtempSync(join(tmpdir(), "spage-bench-"));
     args.push("--data-dir", dataDir);
   }
+  const hasAuth = gatewayHas("--auth ");
+  if (hasAuth) args.push("--auth", opts.auth ? "on" : "off", ...benchLimits);
   const child = launch("gateway", gatewayDir, "server/src/main.ts", args, {});
   const logs = collect(child);
   const stop = stopper(child, () => {
@@ -183,7 +203,23 @@ export async function startGateway(): Promise<ServerProcess> {
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-  return { name: "gateway", pid: child.pid as number, port, baseUrl, stop };
+  let token = "";
+  if (hasAuth && opts.auth) {
+    const key = /spk_[0-9a-f]{16}_[A-Za-z0-9_-]{43}/.exec(logs.err())?.[0];
+    const res = key
+      ? await fetch(`${baseUrl}/spage.api.SpageAPI/Authenticate`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ apiKey: key, clientId: "bench" }),
+        })
+      : undefined;
+    token = res?.ok ? ((await res.json()) as { token: string }).token : "";
+    if (!token) {
+      await stop();
+      throw new Error(`no session token from the gateway's first admin key:\n${logs.err()}`);
+    }
+  }
+  return { name: "gateway", pid: child.pid as number, port, baseUrl, token, stop };
 }
 
 /** Starts a peer script (bench/peers/*.ts), which prints `{"port":N}` once it listens. */
@@ -211,7 +247,7 @@ export async function startPeer(
     await stop();
     throw err;
   });
-  return { name, pid: child.pid as number, port, baseUrl: `http://127.0.0.1:${port}`, stop };
+  return { name, pid: child.pid as number, port, baseUrl: `http://127.0.0.1:${port}`, token: "", stop };
 }
 
 /** CPU seconds (user + system) a process has used so far, or NaN when it cannot be read. */

@@ -21,8 +21,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const mib = (kib: number) => kib / 1024;
 
 /** The gateway's count of open watch streams (GetMetrics gauge), or undefined if it has none. */
-async function openWatchers(baseUrl: string): Promise<number | undefined> {
-  const client = apiClient("grpc", baseUrl);
+async function openWatchers(baseUrl: string, token: string): Promise<number | undefined> {
+  const client = apiClient("grpc", baseUrl, token);
   try {
     const m = await client.api.getMetrics({});
     return m.gauges.watchers_connected ?? m.gauges.watch_streams_open;
@@ -62,6 +62,7 @@ export async function measureMemory(
           ":path": "/spage.api.SpageAPI/WatchEvents",
           "content-type": "application/grpc",
           te: "trailers",
+          ...(gateway.token ? { authorization: `Bearer ${gateway.token}` } : {}),
         });
         stream.on("data", () => gotData.add(stream));
         stream.on("error", (err) => {
@@ -79,12 +80,12 @@ export async function measureMemory(
 
     // Every stream is live once each one has received the event of one probe task.
     const deadline = Date.now() + 60_000;
-    let gauge = await openWatchers(gateway.baseUrl);
+    let gauge = await openWatchers(gateway.baseUrl, gateway.token);
     while (gauge !== undefined && gauge < opts.streams && Date.now() < deadline && ended.length === 0) {
       await sleep(200);
-      gauge = await openWatchers(gateway.baseUrl);
+      gauge = await openWatchers(gateway.baseUrl, gateway.token);
     }
-    const client = apiClient("grpc", gateway.baseUrl);
+    const client = apiClient("grpc", gateway.baseUrl, gateway.token);
     await client.api.submitTask({ taskId: `memory-probe-${Date.now()}`, type: "bench" });
     client.close();
     while (gotData.size < streams.length && Date.now() < deadline && ended.length === 0) await sleep(100);
@@ -107,10 +108,10 @@ export async function measureMemory(
     for (const s of streams) s.close(http2.constants.NGHTTP2_CANCEL);
     for (const s of sessions) s.close();
     const closeBy = Date.now() + 15_000;
-    let left = await openWatchers(gateway.baseUrl);
+    let left = await openWatchers(gateway.baseUrl, gateway.token);
     while (left !== undefined && left > 0 && Date.now() < closeBy) {
       await sleep(200);
-      left = await openWatchers(gateway.baseUrl);
+      left = await openWatchers(gateway.baseUrl, gateway.token);
     }
     if (left !== undefined)
       check(left === 0, `memory: ${left} watchers still open 15 s after the clients closed`);

@@ -3,7 +3,7 @@
  * as real connect-node clients for the checks.
  */
 import { create, type DescMessage, type MessageShape, toBinary, toJson } from "@bufbuild/protobuf";
-import { type Client, createClient, type Transport } from "@connectrpc/connect";
+import { type Client, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
 import {
   createConnectTransport,
   createGrpcTransport,
@@ -51,8 +51,16 @@ function requestMessage(
       { schema: SubmitTaskRequestSchema, msg: create(SubmitTaskRequestSchema, { type: benchTaskType }) };
 }
 
-/** The raw request of `method` over `protocol` (taskId only matters for GetTaskStatus). */
-export function rawRequest(protocol: Protocol, method: Method, taskId = ""): RawRequest {
+/**
+ * The raw request of `method` over `protocol` (taskId only matters for GetTaskStatus), with
+ * `Authorization: Bearer <token>` when a token is given.
+ */
+export function rawRequest(protocol: Protocol, method: Method, taskId = "", token = ""): RawRequest {
+  const r = unauthenticatedRequest(protocol, method, taskId);
+  return token ? { ...r, headers: { ...r.headers, authorization: `Bearer ${token}` } } : r;
+}
+
+function unauthenticatedRequest(protocol: Protocol, method: Method, taskId: string): RawRequest {
   const path = `/${SpageAPI.typeName}/${method}`;
   const { schema, msg } = requestMessage(method, taskId);
   switch (protocol) {
@@ -83,22 +91,37 @@ export interface ApiClient {
   close(): void;
 }
 
-/** A SpageAPI client speaking `protocol` the way the load tool does (h2c for gRPC, HTTP/1.1 otherwise). */
-export function apiClient(protocol: Protocol, baseUrl: string): ApiClient {
+/** A connect interceptor sending `Authorization: Bearer <token>` (none for an empty token). */
+export function bearer(token: string): Interceptor[] {
+  if (!token) return [];
+  return [
+    (next) => (req) => {
+      req.header.set("authorization", `Bearer ${token}`);
+      return next(req);
+    },
+  ];
+}
+
+/**
+ * A SpageAPI client speaking `protocol` the way the load tool does (h2c for gRPC, HTTP/1.1
+ * otherwise), sending `token` when given.
+ */
+export function apiClient(protocol: Protocol, baseUrl: string, token = ""): ApiClient {
   let transport: Transport;
   let close = () => {};
+  const interceptors = bearer(token);
   switch (protocol) {
     case "grpc": {
       const sessionManager = new Http2SessionManager(baseUrl);
-      transport = createGrpcTransport({ baseUrl, sessionManager });
+      transport = createGrpcTransport({ baseUrl, sessionManager, interceptors });
       close = () => sessionManager.abort();
       break;
     }
     case "grpc-web":
-      transport = createGrpcWebTransport({ baseUrl, httpVersion: "1.1" });
+      transport = createGrpcWebTransport({ baseUrl, httpVersion: "1.1", interceptors });
       break;
     case "connect-json":
-      transport = createConnectTransport({ baseUrl, httpVersion: "1.1" });
+      transport = createConnectTransport({ baseUrl, httpVersion: "1.1", interceptors });
       break;
   }
   return { api: createClient(SpageAPI, transport), close };

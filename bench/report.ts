@@ -38,6 +38,11 @@ and exits 2 saying so when it is missing; everything else comes with \`npm insta
 \`SPAGE_BENCH_SECONDS\` changes the length of each measured run (default 5);
 \`SPAGE_BENCH_GATEWAY_DIR\` benchmarks the gateway of another checkout (with its own node_modules).
 
+The gateway runs as in production, with authentication on: the bench exchanges the admin key it
+prints on its first start for a session token, and every call carries it (checked against the
+store on every call, then scopes and rate limits). The limits are set far above what the bench
+offers, so they are checked but never refuse a call.
+
 How it measures: servers run pinned to core 0, the load tools and the bench process to core 1 (with
 \`taskset\`, when it exists). Native gRPC is loaded with h2load over h2c (prior knowledge); Connect JSON
 and gRPC-Web with autocannon over HTTP/1.1. For each server, protocol and call there is a 2 s warm-up,
@@ -74,6 +79,9 @@ Columns:
   submits tasks at a steady rate for 5 s, on a fresh gateway; each submit reaches every watcher as one
   \`task.submitted\` event. Latency runs from the submit's send to a watcher's receipt; "from event
   timestamp" is the part after the gateway stamped the event. Events/s counts all watchers.
+- **Cost of authentication**: GetTaskStatus at 256 in flight on two fresh gateways side by side, one
+  with authentication on (session token) and one with \`--auth off\`, two measured runs each per
+  protocol, in alternation; the figures are the means.
 - **Memory**: the gateway process's VmRSS on a fresh gateway: idle 2 s after start, with 10,000 idle
   WatchEvents streams open (raw node:http2, 20 connections), and after they are all closed.
 

@@ -5,6 +5,7 @@
  */
 import { toBinary } from "@bufbuild/protobuf";
 import { GetTaskStatusResponseSchema } from "../gen/spage/api/tasks_pb.js";
+import { type AuthCostRow, measureAuthCost, renderAuthCost } from "./auth-cost.js";
 import { fail, failuresSoFar, note } from "./checks.js";
 import { type DispatchResult, measureDispatch, renderDispatch } from "./dispatch.js";
 import {
@@ -43,7 +44,7 @@ async function withGateway<T>(body: (gw: ServerProcess) => Promise<T>): Promise<
 
 async function unaryPhase(): Promise<{ rows: UnaryRow[]; storeKind: string }> {
   return withGateway(async (gw) => {
-    const client = apiClient("grpc", gw.baseUrl);
+    const client = apiClient("grpc", gw.baseUrl, gw.token);
     try {
       const health = await client.api.healthCheck({});
       const storeKind = health.details.store_kind ?? "unknown";
@@ -55,7 +56,7 @@ async function unaryPhase(): Promise<{ rows: UnaryRow[]; storeKind: string }> {
       const taskId = submitted.taskId;
       const answer = await client.api.getTaskStatus({ taskId });
       const rows: UnaryRow[] = [];
-      const target = { server: "gateway", baseUrl: gw.baseUrl, pid: gw.pid, full: true };
+      const target = { server: "gateway", baseUrl: gw.baseUrl, pid: gw.pid, full: true, token: gw.token };
       for (const p of protocols) rows.push(await measureUnary(target, p, "GetTaskStatus", taskId));
       const env = {
         SPAGE_BENCH_RESPONSE: Buffer.from(toBinary(GetTaskStatusResponseSchema, answer)).toString("base64"),
@@ -63,7 +64,13 @@ async function unaryPhase(): Promise<{ rows: UnaryRow[]; storeKind: string }> {
       for (const peer of peers) {
         const server = await startPeer(peer.name, peer.script, env);
         try {
-          const peerTarget = { server: peer.name, baseUrl: server.baseUrl, pid: server.pid, full: false };
+          const peerTarget = {
+            server: peer.name,
+            baseUrl: server.baseUrl,
+            pid: server.pid,
+            full: false,
+            token: "",
+          };
           rows.push(await measureUnary(peerTarget, "grpc", "GetTaskStatus", taskId));
         } finally {
           await server.stop();
@@ -129,6 +136,10 @@ async function main(): Promise<number> {
   await phase("memory", async () => {
     memory = await withGateway((gw) => measureMemory(gw));
   });
+  let authCost: AuthCostRow[] = [];
+  await phase("auth cost", async () => {
+    authCost = await measureAuthCost(protocols);
+  });
   let dispatch: DispatchResult | undefined;
   await phase("dispatch", async () => {
     dispatch = await withGateway((gw) => measureDispatch(gw));
@@ -145,7 +156,12 @@ async function main(): Promise<number> {
     failures: failuresSoFar(),
     seconds: (Date.now() - started) / 1000,
   });
-  const results = dispatch ? `${results0}\n${renderDispatch(dispatch).join("\n")}` : results0;
+  const sections = [
+    results0,
+    renderAuthCost(authCost).join("\n"),
+    dispatch ? renderDispatch(dispatch).join("\n") : "",
+  ];
+  const results = sections.filter((x) => x !== "").join("\n");
   process.stdout.write(`\n${results}\n`);
   const path = writeBenchmarksMd(results);
   note(`wrote ${path}`);

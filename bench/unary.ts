@@ -72,6 +72,8 @@ export interface UnaryTarget {
   readonly pid: number;
   /** True for the gateway: it has ListTasks, SubmitTask and GetMetrics to check against. */
   readonly full: boolean;
+  /** Session token sent with every call ("" for none). */
+  readonly token: string;
 }
 
 /** What a correct response looks like, for the load tools' own checks. */
@@ -95,7 +97,7 @@ async function shoot(
   amount: { durationS: number; steadySeconds?: number } | { requests: number },
   expect: Expectation,
 ): Promise<Shot> {
-  const request = rawRequest(protocol, method, taskId);
+  const request = rawRequest(protocol, method, taskId, target.token);
   const url = `${target.baseUrl}${request.path}`;
   const problems: string[] = [];
   const exact = "requests" in amount;
@@ -240,6 +242,74 @@ function checkCounters(
   }
 }
 
+/** Samples 20 real-client calls and derives what a correct answer looks like for the load tools. */
+async function expectation(
+  client: ApiClient,
+  label: string,
+  protocol: Protocol,
+  method: Method,
+  taskId: string,
+): Promise<Expectation> {
+  const one = await sample(client, label, method, taskId, 20);
+  const grpcResponseBytes = one ? one.length + 5 : 0;
+  const verifyBody =
+    protocol === "grpc-web"
+      ? (body: string) =>
+          body.endsWith("grpc-status: 0\r\n") && (method === "SubmitTask" || body.includes(taskId))
+      : method === "GetTaskStatus"
+        ? (body: string) => body.includes(`"id":"${taskId}"`)
+        : (body: string) => body.includes('"success":true');
+  return { grpcResponseBytes, verifyBody };
+}
+
+/**
+ * Calls/s of `method` at 256 in flight on several servers, measured in alternation (`rounds`
+ * measured runs each, A B A B ...) so that drift on the machine touches every server alike. Each
+ * server gets its own warm-up and calibration; every run is checked like the main ones (status,
+ * bodies or response bytes), but not against the server's counters.
+ */
+export async function measureAlternating(
+  targets: readonly { target: UnaryTarget; taskId: string }[],
+  protocol: Protocol,
+  method: Method,
+  rounds: number,
+): Promise<number[][]> {
+  const level = levels[levels.length - 1] as Level;
+  const prepared = [];
+  for (const { target, taskId } of targets) {
+    const label = `${target.server} ${protocolLabel[protocol]} ${method}`;
+    note(`${label} (alternating)…`);
+    const client = apiClient(protocol, target.baseUrl, target.token);
+    try {
+      const expect = await expectation(client, label, protocol, method, taskId);
+      await shoot(target, protocol, method, taskId, level, { durationS: 2 }, expect);
+      const calibration = protocol === "grpc" ? { durationS: 1 } : { durationS: 15, steadySeconds: 1 };
+      const calib = await shoot(target, protocol, method, taskId, level, calibration, expect);
+      const requests = Math.round(calib.callsPerSec * measureSeconds) + calib.rampCalls;
+      prepared.push({ target, taskId, label, expect, requests });
+    } finally {
+      client.close();
+    }
+  }
+  const out: number[][] = prepared.map(() => []);
+  for (let r = 0; r < rounds; r++) {
+    for (const [i, p] of prepared.entries()) {
+      const shot = await shoot(
+        p.target,
+        protocol,
+        method,
+        p.taskId,
+        level,
+        { requests: p.requests },
+        p.expect,
+      );
+      for (const problem of shot.problems) check(false, `${p.label} (alternating run ${r + 1}): ${problem}`);
+      out[i]?.push(shot.callsPerSec);
+    }
+  }
+  return out;
+}
+
 /**
  * Measures `method` over `protocol` on one server at every level: a 2 s warm-up, then per level a
  * calibration run (1 s, or for HTTP/1.1 until 1 s after its connection ramp) which sizes the measured
@@ -254,19 +324,10 @@ export async function measureUnary(
 ): Promise<UnaryRow> {
   const label = `${target.server} ${protocolLabel[protocol]} ${method}`;
   note(`${label}…`);
-  const client = apiClient(protocol, target.baseUrl);
-  const control = target.full ? apiClient("grpc", target.baseUrl) : undefined;
+  const client = apiClient(protocol, target.baseUrl, target.token);
+  const control = target.full ? apiClient("grpc", target.baseUrl, target.token) : undefined;
   try {
-    const one = await sample(client, label, method, taskId, 20);
-    const grpcResponseBytes = one ? one.length + 5 : 0;
-    const verifyBody =
-      protocol === "grpc-web"
-        ? (body: string) =>
-            body.endsWith("grpc-status: 0\r\n") && (method === "SubmitTask" || body.includes(taskId))
-        : method === "GetTaskStatus"
-          ? (body: string) => body.includes(`"id":"${taskId}"`)
-          : (body: string) => body.includes('"success":true');
-    const expect: Expectation = { grpcResponseBytes, verifyBody };
+    const expect = await expectation(client, label, protocol, method, taskId);
     const manyLevel = levels[levels.length - 1] as Level;
     await shoot(target, protocol, method, taskId, manyLevel, { durationS: 2 }, expect);
     const byLevel: Figures[] = [];

@@ -39,8 +39,10 @@ export async function measureStreaming(
 ): Promise<StreamingResult> {
   const baseUrl = gateway.baseUrl;
   note(`streaming: ${opts.watchers} watchers, ${opts.submitRate} submits/s for ${opts.seconds} s…`);
-  const sessions: ApiClient[] = Array.from({ length: opts.sessions }, () => apiClient("grpc", baseUrl));
-  const submitter = apiClient("grpc", baseUrl);
+  const sessions: ApiClient[] = Array.from({ length: opts.sessions }, () =>
+    apiClient("grpc", baseUrl, gateway.token),
+  );
+  const submitter = apiClient("grpc", baseUrl, gateway.token);
   const abort = new AbortController();
   setMaxListeners(opts.watchers + 10, abort.signal);
   const sent = new Map<string, number>();
