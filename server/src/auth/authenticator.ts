@@ -1,7 +1,9 @@
 /**
  * Turns credentials into a Principal, and API keys into session tokens. Every check reads the
- * store, never a cache, so a revoked key or token stops working at once on every gateway sharing
- * the database; a session lookup is one indexed read.
+ * store, so a revoked key or token stops working at once on every gateway sharing the database.
+ * What never changes about a credential once checked (its secret matched the stored hash, its key,
+ * scopes and expiry) is remembered per credential string, so a repeated call costs one small read
+ * of its revocation times instead of a full lookup and a hash.
  */
 import { UnauthenticatedError } from "../domain/errors.js";
 import type { AccessStore } from "../store/access-store.js";
@@ -35,9 +37,51 @@ export interface Authenticator {
 const scopeSet = (scopes: readonly string[]): ReadonlySet<Scope> => new Set(scopes.filter(isScope));
 const iso = (d: Date) => d.toISOString();
 
+/** Credentials remembered as verified; the oldest is forgotten past this many. */
+const maxVerified = 10_000;
+
+/** A credential whose secret matched: what the store said then, none of which can change. */
+interface Verified {
+  readonly kind: "api_key" | "session";
+  readonly id: string;
+  readonly principal: Principal;
+}
+
 /** Creates the authenticator over the store. */
 export function createAuthenticator(store: AccessStore, opts: AuthenticatorOptions): Authenticator {
   const now = opts.now ?? (() => new Date());
+  const verified = new Map<string, Verified>();
+  const remember = (credential: string, v: Verified) => {
+    if (verified.size >= maxVerified) {
+      const oldest = verified.keys().next();
+      if (!oldest.done) verified.delete(oldest.value);
+    }
+    verified.set(credential, v);
+  };
+
+  /** Throws if a verified credential was revoked or has expired since. */
+  const stillValid = async (v: Verified): Promise<Principal> => {
+    const r = await store.revocation(v.kind, v.id);
+    if (!r)
+      throw new UnauthenticatedError(v.kind === "api_key" ? "invalid API key" : "invalid session token");
+    if (v.kind === "api_key") {
+      if (r.revokedAt) throw new UnauthenticatedError(`API key ${v.id} was revoked at ${iso(r.revokedAt)}`);
+      return v.principal;
+    }
+    if (r.keyRevokedAt) {
+      throw new UnauthenticatedError(
+        `the API key of this session token was revoked at ${iso(r.keyRevokedAt)}`,
+      );
+    }
+    if (r.revokedAt) throw new UnauthenticatedError(`session token was revoked at ${iso(r.revokedAt)}`);
+    const expiresAt = v.principal.expiresAt;
+    if (expiresAt && expiresAt.getTime() <= now().getTime()) {
+      throw new UnauthenticatedError(
+        `session token expired at ${iso(expiresAt)}; call Authenticate with the API key for a new one`,
+      );
+    }
+    return v.principal;
+  };
 
   const keyPrincipal = async (id: string, secret: string): Promise<Principal> => {
     const key = await store.getApiKey(id);
@@ -58,17 +102,33 @@ export function createAuthenticator(store: AccessStore, opts: AuthenticatorOptio
 
   return {
     async resolve(credential) {
+      const known = verified.get(credential);
+      if (known) return stillValid(known);
       const parsed = parseCredential(credential);
       if (!parsed) {
         throw new UnauthenticatedError(
           "malformed credentials: expected an API key (spk_...) or a session token (sps_...)",
         );
       }
-      if (parsed.kind === "api_key") return keyPrincipal(parsed.id, parsed.secret);
+      if (parsed.kind === "api_key") {
+        const principal = await keyPrincipal(parsed.id, parsed.secret);
+        remember(credential, { kind: "api_key", id: parsed.id, principal });
+        return principal;
+      }
       const s = await store.getSession(parsed.id);
       if (!s || !secretMatches(parsed.secret, s.salt, s.hash)) {
         throw new UnauthenticatedError("invalid session token");
       }
+      const principal: Principal = {
+        name: keyPrincipalName(s.keyId),
+        keyId: s.keyId,
+        sessionId: s.id,
+        clientId: s.clientId,
+        scopes: scopeSet(s.scopes),
+        expiresAt: s.expiresAt,
+      };
+      // Checked only once the secret matched: remembering a wrong one would let it in later.
+      remember(credential, { kind: "session", id: s.id, principal });
       if (s.keyRevokedAt) {
         throw new UnauthenticatedError(
           `the API key of this session token was revoked at ${iso(s.keyRevokedAt)}`,
@@ -80,14 +140,7 @@ export function createAuthenticator(store: AccessStore, opts: AuthenticatorOptio
           `session token expired at ${iso(s.expiresAt)}; call Authenticate with the API key for a new one`,
         );
       }
-      return {
-        name: keyPrincipalName(s.keyId),
-        keyId: s.keyId,
-        sessionId: s.id,
-        clientId: s.clientId,
-        scopes: scopeSet(s.scopes),
-        expiresAt: s.expiresAt,
-      };
+      return principal;
     },
 
     async issueSession(apiKey, clientId) {

@@ -58,6 +58,9 @@ export function createAuthInterceptor(
     ) {
       principal = anonymousPrincipal(address);
     } else {
+      // Named before the lockout check, so even refused attempts are audited with the key they tried.
+      const claimed = claimedKeyId(header);
+      if (claimed) req.contextValues.set(kClaimedKeyId, claimed);
       const wait = limiter.peek(authFailureKey(address), policy.authFailureRate);
       if (wait > 0) {
         throw new ResourceExhaustedError(
@@ -67,7 +70,7 @@ export function createAuthInterceptor(
         );
       }
       try {
-        principal = await authenticate(authn, header, (keyId) => req.contextValues.set(kClaimedKeyId, keyId));
+        principal = await authenticate(authn, header);
       } catch (err) {
         limiter.take(authFailureKey(address), policy.authFailureRate);
         throw err;
@@ -85,11 +88,14 @@ export function createAuthInterceptor(
   };
 }
 
-async function authenticate(
-  authn: Authenticator,
-  header: string | null,
-  claim: (keyId: string) => void,
-): Promise<Principal> {
+/** The API key id a Bearer header names, if it names one ("" otherwise). */
+function claimedKeyId(header: string | null): string {
+  const m = header === null ? null : /^Bearer\s+(\S+)\s*$/i.exec(header.trim());
+  const parsed = m?.[1] ? parseCredential(m[1]) : undefined;
+  return parsed?.kind === "api_key" ? parsed.id : "";
+}
+
+async function authenticate(authn: Authenticator, header: string | null): Promise<Principal> {
   if (header === null || header.trim() === "") {
     throw new UnauthenticatedError(
       'missing credentials: send the header "Authorization: Bearer <api key or session token>"',
@@ -101,10 +107,5 @@ async function authenticate(
       'malformed Authorization header: expected "Bearer <api key or session token>"',
     );
   }
-  const credential = m[1];
-  const parsed = parseCredential(credential);
-  if (parsed?.kind === "api_key") claim(parsed.id);
-  const principal = await authn.resolve(credential);
-  claim(principal.keyId);
-  return principal;
+  return authn.resolve(m[1]);
 }

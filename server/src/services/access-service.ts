@@ -61,6 +61,9 @@ export function createAccessService(deps: AccessServiceDeps): AccessMethods {
       if (req.apiKey === "") throw InvalidArgumentError.field("api_key", "required: the API key (spk_...)");
       if (req.clientId.length > 128) throw InvalidArgumentError.field("client_id", "at most 128 characters");
       const address = ctx.values.get(kPeerAddress);
+      const claimed = parseCredential(req.apiKey);
+      if (claimed?.kind === "api_key") ctx.values.set(kClaimedKeyId, claimed.id);
+      ctx.values.set(kAuditDetail, `client_id=${req.clientId}`);
       const wait = limiter.peek(authFailureKey(address), policy.authFailureRate);
       if (wait > 0) {
         throw new ResourceExhaustedError(
@@ -69,9 +72,6 @@ export function createAccessService(deps: AccessServiceDeps): AccessMethods {
           wait,
         );
       }
-      const claimed = parseCredential(req.apiKey);
-      if (claimed?.kind === "api_key") ctx.values.set(kClaimedKeyId, claimed.id);
-      ctx.values.set(kAuditDetail, `client_id=${req.clientId}`);
       try {
         const session = await authn.issueSession(req.apiKey, req.clientId);
         ctx.values.set(kPrincipal, session.principal);

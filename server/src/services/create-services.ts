@@ -19,6 +19,10 @@ import { TaskService } from "./task-service.js";
 import { startTaskSweeper, type TaskSweeper } from "./task-sweeper.js";
 import { TaskWriter } from "./task-writer.js";
 
+/** How long expired session tokens are kept, and how often they are looked for. */
+const expiredSessionKeepMs = 24 * 3600 * 1000;
+const sessionSweepMs = 10 * 60 * 1000;
+
 /** The services of one gateway. */
 export interface Services {
   readonly bus: EventBus;
@@ -65,6 +69,7 @@ export function createServices(
   const streams = new StreamCounter();
   const audit = createAuditLog(store);
   let sweeper: TaskSweeper | undefined;
+  let sessionSweep: NodeJS.Timeout | undefined;
   const deps: ServiceDeps = {
     store,
     bus,
@@ -96,10 +101,19 @@ export function createServices(
     start() {
       dispatcher.start();
       sweeper = startTaskSweeper(tasks, daemonTasks, registry, log, config.sweepIntervalMs);
+      // Expired session tokens are kept a day (ValidateToken can still say when they expired),
+      // then deleted, so the table does not grow with every Authenticate forever.
+      sessionSweep = setInterval(() => {
+        store.deleteExpiredSessions(new Date(Date.now() - expiredSessionKeepMs)).catch((err: unknown) => {
+          log.error({ err }, "expired sessions not deleted");
+        });
+      }, sessionSweepMs);
+      sessionSweep.unref();
     },
     stop() {
       dispatcher.stop();
       sweeper?.stop();
+      clearInterval(sessionSweep);
     },
   };
 }

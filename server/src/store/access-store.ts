@@ -39,6 +39,13 @@ export interface SessionLookup extends SessionRecord {
   readonly keyRevokedAt?: Date;
 }
 
+/** Revocation times of a credential. */
+export interface Revocation {
+  readonly revokedAt?: Date;
+  /** For a session: when its key was revoked. */
+  readonly keyRevokedAt?: Date;
+}
+
 /** An audit record as stored: the fields plus its place in the chain. */
 export interface AuditRecord extends AuditFields {
   readonly sequence: bigint;
@@ -70,6 +77,11 @@ export interface AccessStore {
   createSession(session: SessionRecord): Promise<void>;
   /** The session with this id, with its key's revocation. */
   getSession(id: string): Promise<SessionLookup | undefined>;
+  /**
+   * When a key, or a session and its key, were revoked (unset while valid); undefined when unknown.
+   * The one read a credential checked before needs on each call: everything else about it is fixed.
+   */
+  revocation(kind: "api_key" | "session", id: string): Promise<Revocation | undefined>;
   /** Revokes a session; true if it was valid (not revoked, not expired at `at`) before. */
   revokeSession(id: string, at: Date): Promise<boolean>;
   /** Deletes sessions that expired before `before`; returns how many. */

@@ -114,6 +114,12 @@ export function createSqliteAccess(db: Database.Database, writer: GroupCommit): 
       `SELECT s.*, k.revoked_at AS key_revoked_at FROM sessions s JOIN api_keys k ON k.id = s.key_id
        WHERE s.id = ?`,
     ),
+    keyRevocation: db.prepare("SELECT revoked_at FROM api_keys WHERE id = ?").raw(),
+    sessionRevocation: db
+      .prepare(
+        "SELECT s.revoked_at, k.revoked_at FROM sessions s JOIN api_keys k ON k.id = s.key_id WHERE s.id = ?",
+      )
+      .raw(),
     revokeSession: db.prepare(
       "UPDATE sessions SET revoked_at = @at WHERE id = @id AND revoked_at IS NULL AND expires_at > @at",
     ),
@@ -184,6 +190,21 @@ export function createSqliteAccess(db: Database.Database, writer: GroupCommit): 
     async getSession(id) {
       const row = stmt.sessionById.get(id) as SessionRow | undefined;
       return row && rowToSession(row);
+    },
+
+    async revocation(kind, id) {
+      const date = (ms: unknown) => (typeof ms === "number" ? new Date(ms) : undefined);
+      if (kind === "api_key") {
+        const row = stmt.keyRevocation.get(id) as [number | null] | undefined;
+        if (!row) return undefined;
+        const revokedAt = date(row[0]);
+        return revokedAt ? { revokedAt } : {};
+      }
+      const row = stmt.sessionRevocation.get(id) as [number | null, number | null] | undefined;
+      if (!row) return undefined;
+      const revokedAt = date(row[0]);
+      const keyRevokedAt = date(row[1]);
+      return { ...(revokedAt ? { revokedAt } : {}), ...(keyRevokedAt ? { keyRevokedAt } : {}) };
     },
 
     revokeSession(id, at) {

@@ -1,0 +1,291 @@
+/**
+ * The AccessStore contract: API keys, session tokens and the hash-chained audit log, as one suite
+ * every backend runs (access-sqlite.test.ts today). A backend is opened fresh and empty for each test.
+ */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { type AuditFields, auditHash, ChainVerifier, genesisHash } from "../src/domain/audit-chain.js";
+import type { AccessStore, ApiKeyRecord, SessionRecord } from "../src/store/access-store.js";
+
+/** Opens a fresh, empty access store; `close` closes it and removes what it left behind. */
+export type OpenAccessStore = () => Promise<{ store: AccessStore; close(): Promise<void> }>;
+
+const t0 = Date.parse("2030-01-01T00:00:00.000Z");
+const at = (offsetMs: number) => new Date(t0 + offsetMs);
+
+/** A key record; ids are 16 hex digits, as real keys have. */
+export function keyRecord(id: string, over: Partial<ApiKeyRecord> = {}): ApiKeyRecord {
+  return {
+    id,
+    name: `key-${id}`,
+    scopes: ["tasks:read", "tasks:write"],
+    salt: `salt-${id}`,
+    hash: `hash-${id}`,
+    createdAt: at(0),
+    createdBy: "contract",
+    ...over,
+  };
+}
+
+/** A session record of `keyId`, expiring an hour after t0 unless told otherwise. */
+export function sessionRecord(id: string, keyId: string, over: Partial<SessionRecord> = {}): SessionRecord {
+  return {
+    id,
+    keyId,
+    clientId: `client-${id}`,
+    scopes: ["tasks:read"],
+    salt: `salt-${id}`,
+    hash: `hash-${id}`,
+    createdAt: at(0),
+    expiresAt: at(3600_000),
+    ...over,
+  };
+}
+
+/** Audit fields with every field set, so the hash covers something in each. */
+export function auditFields(n: number, over: Partial<AuditFields> = {}): AuditFields {
+  return {
+    time: at(n),
+    principal: "key:aaaaaaaaaaaaaaaa",
+    keyId: "aaaaaaaaaaaaaaaa",
+    clientAddress: "127.0.0.1",
+    method: "spage.api.SpageAPI/SubmitTask",
+    taskId: `task-${n}`,
+    code: "ok",
+    requestId: `req-${n}`,
+    detail: `detail ${n}`,
+    ...over,
+  };
+}
+
+/** Registers the contract tests for one backend. */
+export function accessStoreContract(name: string, open: OpenAccessStore): void {
+  describe(`AccessStore contract: ${name}`, () => {
+    const withStore = (fn: (store: AccessStore) => Promise<void>) => async () => {
+      const { store, close } = await open();
+      try {
+        await fn(store);
+      } finally {
+        await close();
+      }
+    };
+
+    it(
+      "creates, reads, lists (oldest first, revoked only when asked) and counts API keys",
+      withStore(async (store) => {
+        assert.equal(await store.countApiKeys(), 0);
+        assert.deepEqual(await store.listApiKeys(true), []);
+        assert.equal(await store.getApiKey("0000000000000001"), undefined);
+
+        // Created out of order: the list follows createdAt, not insertion.
+        await store.createApiKey(keyRecord("000000000000000b", { createdAt: at(2000) }));
+        await store.createApiKey(
+          keyRecord("000000000000000a", { createdAt: at(1000), scopes: ["admin"], createdBy: "bootstrap" }),
+        );
+        await store.createApiKey(keyRecord("000000000000000c", { createdAt: at(3000) }));
+
+        const a = await store.getApiKey("000000000000000a");
+        assert.deepEqual(
+          a,
+          keyRecord("000000000000000a", { createdAt: at(1000), scopes: ["admin"], createdBy: "bootstrap" }),
+        );
+        assert.equal(a?.revokedAt, undefined);
+        assert.deepEqual(
+          (await store.listApiKeys(false)).map((k) => k.id),
+          ["000000000000000a", "000000000000000b", "000000000000000c"],
+        );
+
+        const revoked = await store.revokeApiKey("000000000000000b", at(5000));
+        assert.equal(revoked?.id, "000000000000000b");
+        assert.deepEqual(revoked?.revokedAt, at(5000));
+        assert.deepEqual(
+          (await store.listApiKeys(false)).map((k) => k.id),
+          ["000000000000000a", "000000000000000c"],
+          "revoked keys are hidden by default",
+        );
+        const all = await store.listApiKeys(true);
+        assert.deepEqual(
+          all.map((k) => k.id),
+          ["000000000000000a", "000000000000000b", "000000000000000c"],
+        );
+        assert.deepEqual(all[1]?.revokedAt, at(5000));
+        assert.deepEqual((await store.getApiKey("000000000000000b"))?.revokedAt, at(5000));
+        assert.equal(await store.countApiKeys(), 3, "revoked keys still count");
+      }),
+    );
+
+    it(
+      "rejects a second key with a taken id and keeps the first",
+      withStore(async (store) => {
+        await store.createApiKey(keyRecord("00000000000000d1", { name: "first" }));
+        await assert.rejects(store.createApiKey(keyRecord("00000000000000d1", { name: "second" })));
+        assert.equal((await store.getApiKey("00000000000000d1"))?.name, "first");
+        assert.equal(await store.countApiKeys(), 1);
+      }),
+    );
+
+    it(
+      "revokes a key with all its sessions, and returns undefined for an unknown key",
+      withStore(async (store) => {
+        await store.createApiKey(keyRecord("00000000000000e1"));
+        await store.createApiKey(keyRecord("00000000000000e2"));
+        await store.createSession(sessionRecord("s-e1-a", "00000000000000e1"));
+        await store.createSession(sessionRecord("s-e1-b", "00000000000000e1"));
+        await store.createSession(sessionRecord("s-e2", "00000000000000e2"));
+
+        assert.equal(await store.revokeApiKey("ffffffffffffffff", at(10)), undefined);
+
+        const key = await store.revokeApiKey("00000000000000e1", at(10));
+        assert.deepEqual(key?.revokedAt, at(10));
+        for (const id of ["s-e1-a", "s-e1-b"]) {
+          const s = await store.getSession(id);
+          assert.deepEqual(s?.keyRevokedAt, at(10), `${id} shows its key's revocation`);
+          assert.deepEqual(s?.revokedAt, at(10), `${id} is revoked with its key`);
+          assert.equal(await store.revokeSession(id, at(20)), false, `${id} was no longer valid`);
+        }
+        const other = await store.getSession("s-e2");
+        assert.equal(other?.revokedAt, undefined, "sessions of other keys are untouched");
+        assert.equal(other?.keyRevokedAt, undefined);
+      }),
+    );
+
+    it(
+      "stores sessions and reads them back with their key's revocation folded in",
+      withStore(async (store) => {
+        await store.createApiKey(keyRecord("00000000000000f1"));
+        const s = sessionRecord("s-f1", "00000000000000f1", {
+          scopes: ["tasks:read", "agent"],
+          clientId: "dashboard",
+        });
+        await store.createSession(s);
+        assert.deepEqual(await store.getSession("s-f1"), s);
+        assert.equal(await store.getSession("s-missing"), undefined);
+      }),
+    );
+
+    it(
+      "revokes a valid session once, and never an expired or unknown one",
+      withStore(async (store) => {
+        await store.createApiKey(keyRecord("00000000000000a1"));
+        await store.createSession(sessionRecord("s-live", "00000000000000a1"));
+        await store.createSession(sessionRecord("s-old", "00000000000000a1", { expiresAt: at(1000) }));
+
+        assert.equal(await store.revokeSession("s-live", at(500)), true);
+        assert.deepEqual((await store.getSession("s-live"))?.revokedAt, at(500));
+        assert.equal(await store.revokeSession("s-live", at(600)), false, "already revoked");
+        assert.deepEqual((await store.getSession("s-live"))?.revokedAt, at(500), "the first time stays");
+
+        assert.equal(await store.revokeSession("s-old", at(2000)), false, "expired");
+        assert.equal((await store.getSession("s-old"))?.revokedAt, undefined);
+        assert.equal(await store.revokeSession("s-missing", at(0)), false);
+      }),
+    );
+
+    it(
+      "deletes the sessions that expired before a time, and only those",
+      withStore(async (store) => {
+        await store.createApiKey(keyRecord("00000000000000b1"));
+        await store.createSession(sessionRecord("s-1", "00000000000000b1", { expiresAt: at(1000) }));
+        await store.createSession(sessionRecord("s-2", "00000000000000b1", { expiresAt: at(2000) }));
+        await store.createSession(sessionRecord("s-3", "00000000000000b1", { expiresAt: at(3000) }));
+
+        assert.equal(await store.deleteExpiredSessions(at(2500)), 2);
+        assert.equal(await store.getSession("s-1"), undefined);
+        assert.equal(await store.getSession("s-2"), undefined);
+        assert.ok(await store.getSession("s-3"));
+        assert.equal(await store.deleteExpiredSessions(at(2500)), 0);
+      }),
+    );
+
+    it(
+      "chains audit records: sequence from 1, genesis prev hash, each linked to the one before",
+      withStore(async (store) => {
+        const first = await store.appendAudit([auditFields(1), auditFields(2)]);
+        const second = await store.appendAudit([auditFields(3, { code: "permission_denied", taskId: "" })]);
+        const stored = [...first, ...second];
+        assert.deepEqual(
+          stored.map((r) => r.sequence),
+          [1n, 2n, 3n],
+        );
+        assert.equal(stored[0]?.prevHash, genesisHash);
+        assert.equal(genesisHash, "0".repeat(64));
+        let prev = genesisHash;
+        for (const r of stored) {
+          assert.equal(r.prevHash, prev);
+          assert.match(r.hash, /^[0-9a-f]{64}$/);
+          assert.equal(r.hash, auditHash(r.prevHash, r.sequence, r));
+          prev = r.hash;
+        }
+        assert.deepEqual(
+          stored.map(({ sequence, prevHash, hash, ...fields }) => fields),
+          [auditFields(1), auditFields(2), auditFields(3, { code: "permission_denied", taskId: "" })],
+          "records are returned as given",
+        );
+        const listed = await store.listAudit({ afterSequence: 0n, limit: 10 });
+        assert.deepEqual(listed, stored, "and read back exactly as returned");
+        const v = new ChainVerifier();
+        assert.ok(
+          listed.every((r) => v.add(r)),
+          v.broken?.reason,
+        );
+      }),
+    );
+
+    it(
+      "keeps the chain gap-free and valid under 50 concurrent appends",
+      withStore(async (store) => {
+        const results = await Promise.all(
+          Array.from({ length: 50 }, (_, i) =>
+            store.appendAudit(
+              i % 5 === 0 ? [auditFields(i * 2), auditFields(i * 2 + 1)] : [auditFields(i * 2)],
+            ),
+          ),
+        );
+        const returned = results.flat();
+        assert.equal(returned.length, 60);
+        assert.deepEqual(
+          returned.map((r) => r.sequence).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)),
+          Array.from({ length: 60 }, (_, i) => BigInt(i + 1)),
+        );
+        for (const batch of results) {
+          for (let i = 1; i < batch.length; i++) {
+            assert.equal(batch[i]?.sequence, (batch[i - 1]?.sequence ?? 0n) + 1n, "a batch stays together");
+          }
+        }
+        const listed = await store.listAudit({ afterSequence: 0n, limit: 1000 });
+        assert.equal(listed.length, 60);
+        const v = new ChainVerifier();
+        for (const r of listed) assert.ok(v.add(r), `record ${r.sequence}: ${v.broken?.reason}`);
+        assert.equal(v.checked, 60);
+      }),
+    );
+
+    it(
+      "lists audit records after a sequence, by principal and by task, up to a limit",
+      withStore(async (store) => {
+        await store.appendAudit([
+          auditFields(1, { principal: "key:a", taskId: "t1" }),
+          auditFields(2, { principal: "key:b", taskId: "t1" }),
+          auditFields(3, { principal: "key:a", taskId: "t2" }),
+          auditFields(4, { principal: "unknown", taskId: "" }),
+          auditFields(5, { principal: "key:a", taskId: "t1" }),
+        ]);
+        const seq = (q: Parameters<AccessStore["listAudit"]>[0]) =>
+          store.listAudit(q).then((rs) => rs.map((r) => r.sequence));
+
+        assert.deepEqual(await seq({ afterSequence: 0n, limit: 100 }), [1n, 2n, 3n, 4n, 5n]);
+        assert.deepEqual(await seq({ afterSequence: 2n, limit: 100 }), [3n, 4n, 5n]);
+        assert.deepEqual(await seq({ afterSequence: 0n, limit: 2 }), [1n, 2n]);
+        assert.deepEqual(await seq({ afterSequence: 2n, limit: 2 }), [3n, 4n]);
+        assert.deepEqual(await seq({ afterSequence: 5n, limit: 100 }), []);
+        assert.deepEqual(await seq({ afterSequence: 0n, limit: 100, principal: "key:a" }), [1n, 3n, 5n]);
+        assert.deepEqual(await seq({ afterSequence: 0n, limit: 100, taskId: "t1" }), [1n, 2n, 5n]);
+        assert.deepEqual(await seq({ afterSequence: 1n, limit: 100, principal: "key:a", taskId: "t1" }), [
+          5n,
+        ]);
+        assert.deepEqual(await seq({ afterSequence: 0n, limit: 1, principal: "key:a", taskId: "t2" }), [3n]);
+        assert.deepEqual(await seq({ afterSequence: 0n, limit: 100, principal: "nobody" }), []);
+      }),
+    );
+  });
+}
