@@ -22,13 +22,13 @@ const openPrincipal: Principal = {
   scopes: new Set(allScopes),
 };
 
-const anonymousPrincipal = (address: string): Principal => ({
+const anonymousPrincipal: Principal = {
   name: "anonymous",
   keyId: "",
-  sessionId: address,
+  sessionId: "",
   clientId: "",
   scopes: new Set<Scope>(["execution"]),
-});
+};
 
 /** Key of the failed-authentication bucket of a client address. */
 export const authFailureKey = (address: string) => `auth-failures:${address}`;
@@ -56,7 +56,7 @@ export function createAuthInterceptor(
       req.service.typeName === "spage.core.SpageExecution" &&
       anonymousAllowed(policy, address)
     ) {
-      principal = anonymousPrincipal(address);
+      principal = anonymousPrincipal;
     } else {
       // Named before the lockout check, so even refused attempts are audited with the key they tried.
       const claimed = claimedKeyId(header);
