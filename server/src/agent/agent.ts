@@ -7,7 +7,7 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
-import { type Client, createClient, type Interceptor } from "@connectrpc/connect";
+import { type Client, Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { SpageAPI } from "../../../gen/spage/api/tasks_pb.js";
 import { type Event, EventSchema } from "../../../gen/spage/core/common_pb.js";
@@ -104,7 +104,10 @@ export class Agent {
     );
   }
 
-  /** Connects and serves until `stop()`; reconnects with backoff when the stream breaks. */
+  /**
+   * Connects and serves until `stop()`; reconnects with backoff when the stream breaks. Rejects
+   * (after stopping) when the gateway refuses the credentials: UNAUTHENTICATED or PERMISSION_DENIED.
+   */
   async run(): Promise<void> {
     let delay = 200;
     while (!this.stopping) {
@@ -113,6 +116,15 @@ export class Agent {
         await this.session();
       } catch (err) {
         if (this.stopping) break;
+        // Refused credentials do not heal by retrying: stop, and let the operator fix --token.
+        const code = err instanceof ConnectError ? err.code : undefined;
+        if (code === Code.Unauthenticated || code === Code.PermissionDenied) {
+          this.opts.log("error", "the gateway refuses this agent's credentials; stopping", {
+            err: (err as ConnectError).rawMessage,
+          });
+          await this.stop();
+          throw err;
+        }
         this.opts.log("warn", "gateway stream ended", {
           err: err instanceof Error ? err.message : String(err),
         });

@@ -3,6 +3,7 @@
  * bootstrapping and recovery, with the gateway running or not), or through a running gateway at
  * --endpoint with an admin --token. Both give the same wire messages back.
  */
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import {
@@ -50,7 +51,14 @@ export function openAccessBackend(
 }
 
 function storeBackend(dataDir: string, action: string): AccessBackend {
-  const store = openSqliteStore({ path: join(dataDir, "spage.db") });
+  const path = join(dataDir, "spage.db");
+  // A mistyped directory would otherwise get a new, empty database no gateway reads.
+  if (!existsSync(path)) {
+    throw new UsageError(
+      `no gateway database at ${path}: give the --data-dir the gateway runs with (it creates spage.db at its first start)`,
+    );
+  }
+  const store = openSqliteStore({ path });
   const audit = createAuditLog(store);
   const record = (detail: string, keyId = "") =>
     audit.record({

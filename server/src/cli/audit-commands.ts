@@ -15,7 +15,8 @@ const auditUsage = `Usage: spage-gateway audit list [--after SEQ] [--limit N] [-
        spage-gateway audit verify
 
 verify walks the whole log and checks every record's hash and link to the one before; it exits 1
-and names the first broken record when one was altered, removed or inserted.
+and names the first broken record when one was altered, removed or inserted. Records cut from the
+end leave no broken link: compare the last hash it prints with one kept elsewhere.
 Where: --data-dir DIR reads the store directly; otherwise the gateway at --endpoint is called with
 --token (an admin key or token; SPAGE_TOKEN).`;
 

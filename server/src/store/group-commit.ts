@@ -46,6 +46,9 @@ export class GroupCommit {
       const batch = this.queue.splice(0, maxBatch);
       const outcomes: ({ ok: true; value: unknown } | { ok: false; err: unknown })[] = [];
       try {
+        // IMMEDIATE: take the write lock up front and wait for it (busy_timeout). A deferred
+        // transaction that reads first cannot be upgraded while another process (the keys or
+        // audit command on the same file) writes, and fails at once with SQLITE_BUSY.
         this.db.transaction(() => {
           for (const p of batch) {
             try {
@@ -55,7 +58,7 @@ export class GroupCommit {
               outcomes.push({ ok: false, err });
             }
           }
-        })();
+        }).immediate();
       } catch (err) {
         for (const p of batch) p.reject(err);
         continue;
