@@ -74,11 +74,11 @@ export function checkStringMap(v: Violations, field: string, map: Readonly<Recor
     const value = map[key] ?? "";
     if (key === "") v.add(field, "keys must not be empty");
     else if (key.length > taskLimits.keyMaxLength)
-      v.add(`${field}[${key.slice(0, 32)}…]`, `key must be at most ${taskLimits.keyMaxLength} characters`);
+      v.add(`${field}[${clip(key, 32)}…]`, `key must be at most ${taskLimits.keyMaxLength} characters`);
     const bytes = Buffer.byteLength(value);
     if (bytes > taskLimits.valueMaxBytes)
       v.add(
-        `${field}[${key.slice(0, 64)}]`,
+        `${field}[${clip(key, 64)}]`,
         `value must be at most ${taskLimits.valueMaxBytes} bytes (got ${bytes})`,
       );
     total += bytes + key.length;
@@ -102,7 +102,7 @@ export const defaultMaxAttempts = 3;
 /** Checks the lost-task policy and its attempt limit. */
 export function checkLostPolicy(v: Violations, onLost: string, maxAttempts: number): void {
   if (onLost !== "" && onLost !== "fail" && onLost !== "requeue") {
-    v.add("on_lost", `must be "fail" or "requeue" (got "${onLost.slice(0, 32)}")`);
+    v.add("on_lost", `must be "fail" or "requeue" (got "${clip(onLost, 32)}")`);
   }
   if (!Number.isInteger(maxAttempts) || maxAttempts < 0 || maxAttempts > 20) {
     v.add("max_attempts", `must be between 1 and 20, or 0 for ${defaultMaxAttempts} (got ${maxAttempts})`);
@@ -133,4 +133,32 @@ function stableJson(value: unknown): string {
     .sort()
     .map((k) => `${JSON.stringify(k)}:${stableJson(obj[k])}`)
     .join(",")}}`;
+}
+
+/** Earliest and latest instants a google.protobuf.Timestamp may hold (0001-01-01 to 9999-12-31). */
+const minTimestampSeconds = -62135596800n;
+const maxTimestampSeconds = 253402300799n;
+
+/** Checks an optional Timestamp is in the range the well-known type allows; false when it is not. */
+export function checkTimestamp(
+  v: Violations,
+  field: string,
+  t: { readonly seconds: bigint; readonly nanos: number } | undefined,
+): boolean {
+  if (!t) return true;
+  if (
+    t.seconds < minTimestampSeconds ||
+    t.seconds > maxTimestampSeconds ||
+    t.nanos < 0 ||
+    t.nanos > 999_999_999
+  ) {
+    v.add(field, "must be a time from 0001-01-01 to 9999-12-31 (seconds and nanos of a valid Timestamp)");
+    return false;
+  }
+  return true;
+}
+
+/** `s` cut to at most `n` UTF-16 units without splitting a character, for echoing input in messages. */
+export function clip(s: string, n: number): string {
+  return s.length <= n ? s : s.slice(0, n).toWellFormed();
 }

@@ -7,6 +7,7 @@
 import { ConnectError, type Interceptor } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { kAuditDetail, kClaimedKeyId, kLog, kPeerAddress, kPrincipal, kRequestId } from "../context-keys.js";
+import { clip } from "../domain/task-validation.js";
 import type { AuditLog } from "../services/audit-log.js";
 import { mapStreamErrors } from "./stream-errors.js";
 
@@ -60,7 +61,7 @@ export function createAuditInterceptor(audit: AuditLog): Interceptor {
           taskId: requestTask || responseTask,
           code,
           requestId: req.contextValues.get(kRequestId),
-          detail: detail || (err === undefined ? "" : ConnectError.from(err).rawMessage.slice(0, 200)),
+          detail: detail || (err === undefined ? "" : clip(ConnectError.from(err).rawMessage, 200)),
         });
       } catch (e) {
         req.contextValues.get(kLog).error({ err: e, rpc: method }, "audit record not written");

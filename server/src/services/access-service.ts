@@ -33,6 +33,9 @@ export interface AccessServiceDeps {
   readonly policy: AccessPolicy;
 }
 
+/** Largest sequence a store numbers records with (signed 64-bit). */
+const maxStoredSequence = 2n ** 63n - 1n;
+
 type AccessMethods = Pick<
   ServiceImpl<typeof SpageAPI>,
   | "authenticate"
@@ -150,6 +153,8 @@ export function createAccessService(deps: AccessServiceDeps): AccessMethods {
       if (req.limit < 0 || req.limit > 1000)
         throw InvalidArgumentError.field("limit", "0 to 1000 (0 means 100)");
       const limit = req.limit === 0 ? 100 : req.limit;
+      // No record can follow a sequence past what the store can number.
+      if (req.afterSequence > maxStoredSequence) return { events: [], nextAfterSequence: 0n };
       const events = await store.listAudit({
         afterSequence: req.afterSequence,
         limit,

@@ -15,7 +15,21 @@ export interface AuditLog {
 export function createAuditLog(store: AccessStore): AuditLog {
   return {
     async record(fields) {
-      const [stored] = await store.appendAudit([{ ...fields, time: fields.time ?? new Date() }]);
+      // Well-formed text only: a lone surrogate (e.g. half an emoji from a client's input) would be
+      // hashed as one byte sequence and stored as another, and the record would look altered.
+      const [stored] = await store.appendAudit([
+        {
+          time: fields.time ?? new Date(),
+          principal: fields.principal.toWellFormed(),
+          keyId: fields.keyId.toWellFormed(),
+          clientAddress: fields.clientAddress.toWellFormed(),
+          method: fields.method.toWellFormed(),
+          taskId: fields.taskId.toWellFormed(),
+          code: fields.code.toWellFormed(),
+          requestId: fields.requestId.toWellFormed(),
+          detail: fields.detail.toWellFormed(),
+        },
+      ]);
       if (!stored) throw new Error("audit record was not stored");
       return stored;
     },

@@ -7,7 +7,7 @@ import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { ListOrder as WireOrder } from "../../../gen/spage/api/tasks_pb.js";
 import { TaskPriority } from "../../../gen/spage/core/common_pb.js";
 import { parseStatusName } from "../domain/task-state.js";
-import { taskLimits, Violations } from "../domain/task-validation.js";
+import { checkTimestamp, taskLimits, Violations } from "../domain/task-validation.js";
 import type { ListOrder, TaskQuery } from "../store/task-store.js";
 import { decodePageToken, filterFingerprint } from "./page-token.js";
 
@@ -44,8 +44,14 @@ export function parseListInput(input: ListInput): { query: TaskQuery; fingerprin
   }
   const priority = input.priority ?? TaskPriority.UNSPECIFIED;
   if (!(priority in TaskPriority)) v.add("priority", `unknown priority ${priority}`);
-  const after = input.createdAfter ? timestampDate(input.createdAfter) : undefined;
-  const before = input.createdBefore ? timestampDate(input.createdBefore) : undefined;
+  const after =
+    input.createdAfter && checkTimestamp(v, "created_after", input.createdAfter)
+      ? timestampDate(input.createdAfter)
+      : undefined;
+  const before =
+    input.createdBefore && checkTimestamp(v, "created_before", input.createdBefore)
+      ? timestampDate(input.createdBefore)
+      : undefined;
   if (after && before && after >= before) v.add("created_before", "must be later than created_after");
   const idPrefix = input.idPrefix ?? "";
   if (idPrefix.length > taskLimits.idMaxLength)

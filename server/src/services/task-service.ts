@@ -19,6 +19,7 @@ import {
   checkTaskId,
   checkTaskType,
   checkTimeout,
+  checkTimestamp,
   defaultMaxAttempts,
   effectivePriority,
   requestFingerprint,
@@ -353,6 +354,8 @@ export class TaskService {
     }
     checkStringMap(v, "result", result.result);
     if (Buffer.byteLength(result.output) > 64 * 1024) v.add("output", "must be at most 65536 bytes");
+    checkTimestamp(v, "started_at", result.startedAt);
+    checkTimestamp(v, "completed_at", result.completedAt);
     v.throwIfAny();
     const outcome = result.status;
     const { record, events } = await this.writer.mutate(result.taskId, (rec) => {

@@ -49,16 +49,18 @@ export class GroupCommit {
         // IMMEDIATE: take the write lock up front and wait for it (busy_timeout). A deferred
         // transaction that reads first cannot be upgraded while another process (the keys or
         // audit command on the same file) writes, and fails at once with SQLITE_BUSY.
-        this.db.transaction(() => {
-          for (const p of batch) {
-            try {
-              // A nested transaction is a savepoint: a throw undoes only this write.
-              outcomes.push({ ok: true, value: this.db.transaction(p.run)() });
-            } catch (err) {
-              outcomes.push({ ok: false, err });
+        this.db
+          .transaction(() => {
+            for (const p of batch) {
+              try {
+                // A nested transaction is a savepoint: a throw undoes only this write.
+                outcomes.push({ ok: true, value: this.db.transaction(p.run)() });
+              } catch (err) {
+                outcomes.push({ ok: false, err });
+              }
             }
-          }
-        }).immediate();
+          })
+          .immediate();
       } catch (err) {
         for (const p of batch) p.reject(err);
         continue;
