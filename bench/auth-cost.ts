@@ -1,13 +1,18 @@
 /**
  * What authentication costs: GetTaskStatus at 256 in flight on two fresh gateways side by side, one
  * with authentication on (every call carries a session token, checked against the store, then
- * scope and rate limits) and one with `--auth off`, measured in alternation per protocol.
+ * scope and rate limits) and one with `--auth off`, measured in alternation per protocol so drift
+ * on the machine touches both alike. All three protocols are loaded with h2load (HTTP/1.1 with
+ * `--h1`) after a warm-up on the same connections, so the figures are steady state: autocannon
+ * opens fresh connections for each run, and how fast Node accepts them under load (see
+ * autocannon.ts) varies more between runs than what is measured here.
  * Target: the token's calls/s at least 90 % of the open gateway's.
  */
 import { check, note } from "./checks.js";
 import { type ServerProcess, startGateway } from "./gateway.js";
-import { apiClient, benchTaskType, type Protocol, protocolLabel } from "./protocols.js";
-import { measureAlternating, type UnaryTarget } from "./unary.js";
+import { runH2load } from "./h2load.js";
+import { apiClient, benchTaskType, type Protocol, protocolLabel, rawRequest } from "./protocols.js";
+import { measureSeconds } from "./unary.js";
 
 /** Least share of the open gateway's calls/s the authenticated one must reach. */
 export const authTarget = 0.9;
@@ -23,17 +28,62 @@ export interface AuthCostRow {
 
 const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
 
-async function target(gw: ServerProcess, server: string): Promise<{ target: UnaryTarget; taskId: string }> {
+interface Side {
+  readonly label: string;
+  readonly gw: ServerProcess;
+  readonly taskId: string;
+}
+
+async function side(gw: ServerProcess, label: string): Promise<Side> {
   const client = apiClient("grpc", gw.baseUrl, gw.token);
   try {
     const { taskId } = await client.api.submitTask({
       type: benchTaskType,
       payload: { playbook: "site.yml" },
     });
-    return { target: { server, baseUrl: gw.baseUrl, pid: gw.pid, full: false, token: gw.token }, taskId };
+    return { label, gw, taskId };
   } finally {
     client.close();
   }
+}
+
+/** Checks 20 real-client calls of `protocol` decode with the task (the load tool checks only statuses). */
+async function sample(s: Side, protocol: Protocol): Promise<void> {
+  const client = apiClient(protocol, s.gw.baseUrl, s.gw.token);
+  try {
+    for (let i = 0; i < 20; i++) {
+      const r = await client.api.getTaskStatus({ taskId: s.taskId });
+      if (r.task?.id !== s.taskId) throw new Error(`${s.label}: answer has task ${r.task?.id}`);
+    }
+  } catch (err) {
+    check(false, `${s.label} ${protocolLabel[protocol]}: a real-client call failed: ${String(err)}`);
+  } finally {
+    client.close();
+  }
+}
+
+async function load(s: Side, protocol: Protocol): Promise<number> {
+  const request = rawRequest(protocol, "GetTaskStatus", s.taskId, s.gw.token);
+  const h1 = protocol !== "grpc";
+  const r = await runH2load({
+    url: `${s.gw.baseUrl}${request.path}`,
+    request,
+    clients: h1 ? 256 : 4,
+    streamsPerClient: h1 ? 1 : 64,
+    h1,
+    warmUpS: 2,
+    durationS: measureSeconds,
+  });
+  const at = `${s.label} ${protocolLabel[protocol]}`;
+  check(
+    r.failed + r.errored + r.timeout === 0,
+    `${at}: h2load: ${r.failed} failed, ${r.errored} errored, ${r.timeout} timed out`,
+  );
+  check(
+    r.statusOther + r.loggedNon2xx === 0,
+    `${at}: h2load: ${r.statusOther + r.loggedNon2xx} responses not 2xx`,
+  );
+  return r.callsPerSec;
 }
 
 /** Measures every protocol; `rounds` measured runs per gateway and protocol. */
@@ -46,22 +96,23 @@ export async function measureAuthCost(protocols: readonly Protocol[], rounds = 2
       note("auth cost: this gateway has no authentication; skipped");
       return [];
     }
-    const targets = [
-      await target(withToken, "gateway (session token)"),
-      await target(open, "gateway (--auth off)"),
+    const sides = [
+      await side(withToken, "gateway (session token)"),
+      await side(open, "gateway (--auth off)"),
     ];
     const rows: AuthCostRow[] = [];
     for (const protocol of protocols) {
-      const [tokenRuns = [], openRuns = []] = await measureAlternating(
-        targets,
-        protocol,
-        "GetTaskStatus",
-        rounds,
-      );
+      note(`auth cost: ${protocolLabel[protocol]}…`);
+      for (const s of sides) await sample(s, protocol);
+      const runs: number[][] = sides.map(() => []);
+      for (let r = 0; r < rounds; r++) {
+        for (const [i, s] of sides.entries()) runs[i]?.push(await load(s, protocol));
+      }
+      for (const s of sides) await sample(s, protocol);
       const row = {
         protocol,
-        openCallsPerSec: mean(openRuns),
-        tokenCallsPerSec: mean(tokenRuns),
+        tokenCallsPerSec: mean(runs[0] ?? []),
+        openCallsPerSec: mean(runs[1] ?? []),
         runs: rounds,
       };
       check(
@@ -82,7 +133,7 @@ export function renderAuthCost(rows: readonly AuthCostRow[]): string[] {
   if (rows.length === 0) return [];
   const int = (n: number) => Math.round(n).toLocaleString("en-US");
   return [
-    "### Cost of authentication (GetTaskStatus, 256 in flight)",
+    "### Cost of authentication (GetTaskStatus, 256 in flight, h2load after a 2 s warm-up)",
     "",
     `| Protocol | calls/s with --auth off | calls/s with a session token | token ÷ off (target ≥ ${Math.round(authTarget * 100)} %) | runs each |`,
     "| --- | ---: | ---: | ---: | ---: |",

@@ -1,6 +1,6 @@
 /**
- * Native gRPC load with h2load (nghttp2): h2c with prior knowledge, a fixed request body file, per-request
- * latencies from its --log-file.
+ * Load with h2load (nghttp2): native gRPC over h2c with prior knowledge, or HTTP/1.1 (`--h1`), a
+ * fixed request body file, per-request latencies from its --log-file.
  */
 import { execFile, execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -32,6 +32,13 @@ export interface H2loadRun {
   readonly streamsPerClient: number;
   readonly durationS?: number;
   readonly requests?: number;
+  /** HTTP/1.1 instead of h2c (one request in flight per connection). */
+  readonly h1?: boolean;
+  /**
+   * Seconds of load before the measured `durationS`, on the same connections: every connection is
+   * open and busy when measuring starts, and only the measured part is counted.
+   */
+  readonly warmUpS?: number;
 }
 
 /** What h2load reported. */
@@ -71,8 +78,10 @@ export async function runH2load(run: H2loadRun): Promise<H2loadResult> {
     const logFile = join(dir, "log");
     writeFileSync(bodyFile, run.request.body);
     const args = ["-c", String(run.clients), "-m", String(run.streamsPerClient), "-t", "1"];
+    if (run.h1) args.push("--h1");
     if (run.requests !== undefined) args.push("-n", String(run.requests));
     else args.push("-D", String(run.durationS ?? 5));
+    if (run.warmUpS !== undefined && run.requests === undefined) args.push(`--warm-up-time=${run.warmUpS}`);
     args.push("-d", bodyFile, `--log-file=${logFile}`);
     for (const [k, v] of Object.entries(run.request.headers)) args.push("-H", `${k}: ${v}`);
     args.push(run.url);
@@ -99,13 +108,17 @@ export async function runH2load(run: H2loadRun): Promise<H2loadResult> {
       const cols = line.split("\t");
       if (cols.length < 3) continue;
       const status = Number(cols[1]);
-      if (status < 200 || status > 299) loggedNon2xx++;
+      // Status 0: still in flight when a timed run ended (h2load's summary counts real failures).
+      if (status !== 0 && (status < 200 || status > 299)) loggedNon2xx++;
       latUs.push(Number(cols[2]));
     }
     const { p50, p99 } = p50p99(latUs);
     const unit = /finished in [\d.]+(us|ms|s),/.exec(output)?.[1];
     const seconds = num(/finished in ([\d.]+)/, output) / (unit === "us" ? 1e6 : unit === "ms" ? 1e3 : 1);
     const done = num(/requests: \d+ total, \d+ started, (\d+) done/, output);
+    // With a warm-up, "finished in" includes it; h2load's own rate covers the measured part only.
+    const rate =
+      run.warmUpS !== undefined ? num(/finished in [\d.]+\w+, ([\d.]+) req\/s/, output) : done / seconds;
     return {
       seconds,
       started: num(/requests: \d+ total, (\d+) started/, output),
@@ -117,7 +130,7 @@ export async function runH2load(run: H2loadRun): Promise<H2loadResult> {
       status2xx: num(/status codes: (\d+) 2xx/, output),
       statusOther: num(/(\d+) 3xx/, output) + num(/(\d+) 4xx/, output) + num(/(\d+) 5xx/, output),
       dataBytes: num(/\((\d+)\) data/, output),
-      callsPerSec: done / seconds,
+      callsPerSec: rate,
       p50Ms: p50 / 1000,
       p99Ms: p99 / 1000,
       loggedNon2xx,

@@ -81,7 +81,9 @@ Columns:
   timestamp" is the part after the gateway stamped the event. Events/s counts all watchers.
 - **Cost of authentication**: GetTaskStatus at 256 in flight on two fresh gateways side by side, one
   with authentication on (session token) and one with \`--auth off\`, two measured runs each per
-  protocol, in alternation; the figures are the means.
+  protocol, in alternation; the figures are the means. All three protocols are loaded with h2load
+  here (HTTP/1.1 with \`--h1\`, 256 connections) after a 2 s warm-up on the same connections, so
+  the comparison is not blurred by the connection ramp.
 - **Memory**: the gateway process's VmRSS on a fresh gateway: idle 2 s after start, with 10,000 idle
   WatchEvents streams open (raw node:http2, 20 connections), and after they are all closed.
 

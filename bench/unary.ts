@@ -263,54 +263,6 @@ async function expectation(
 }
 
 /**
- * Calls/s of `method` at 256 in flight on several servers, measured in alternation (`rounds`
- * measured runs each, A B A B ...) so that drift on the machine touches every server alike. Each
- * server gets its own warm-up and calibration; every run is checked like the main ones (status,
- * bodies or response bytes), but not against the server's counters.
- */
-export async function measureAlternating(
-  targets: readonly { target: UnaryTarget; taskId: string }[],
-  protocol: Protocol,
-  method: Method,
-  rounds: number,
-): Promise<number[][]> {
-  const level = levels[levels.length - 1] as Level;
-  const prepared = [];
-  for (const { target, taskId } of targets) {
-    const label = `${target.server} ${protocolLabel[protocol]} ${method}`;
-    note(`${label} (alternating)…`);
-    const client = apiClient(protocol, target.baseUrl, target.token);
-    try {
-      const expect = await expectation(client, label, protocol, method, taskId);
-      await shoot(target, protocol, method, taskId, level, { durationS: 2 }, expect);
-      const calibration = protocol === "grpc" ? { durationS: 1 } : { durationS: 15, steadySeconds: 1 };
-      const calib = await shoot(target, protocol, method, taskId, level, calibration, expect);
-      const requests = Math.round(calib.callsPerSec * measureSeconds) + calib.rampCalls;
-      prepared.push({ target, taskId, label, expect, requests });
-    } finally {
-      client.close();
-    }
-  }
-  const out: number[][] = prepared.map(() => []);
-  for (let r = 0; r < rounds; r++) {
-    for (const [i, p] of prepared.entries()) {
-      const shot = await shoot(
-        p.target,
-        protocol,
-        method,
-        p.taskId,
-        level,
-        { requests: p.requests },
-        p.expect,
-      );
-      for (const problem of shot.problems) check(false, `${p.label} (alternating run ${r + 1}): ${problem}`);
-      out[i]?.push(shot.callsPerSec);
-    }
-  }
-  return out;
-}
-
-/**
  * Measures `method` over `protocol` on one server at every level: a 2 s warm-up, then per level a
  * calibration run (1 s, or for HTTP/1.1 until 1 s after its connection ramp) which sizes the measured
  * run to ~measureSeconds of steady load, and the measured run by request count, so that every count

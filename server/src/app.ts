@@ -12,6 +12,7 @@ import type { GatewayConfig } from "./config.js";
 import { kLog, kPeerAddress, kRequestId } from "./context-keys.js";
 import { UnavailableError } from "./domain/errors.js";
 import type { EventBus } from "./events/event-bus.js";
+import { registerDashboardRoutes } from "./http/dashboard-routes.js";
 import { registerGrpcMessageEncoding } from "./http/grpc-message-encoding.js";
 import { registerHealthRoutes } from "./http/health-routes.js";
 import { registerMetricsRoute } from "./http/metrics-route.js";
@@ -87,6 +88,7 @@ export async function buildApp(deps: AppDeps): Promise<Gateway> {
   const { bus, health, metrics } = services;
   registerHealthRoutes(app, health);
   registerMetricsRoute(app, metrics);
+  await registerDashboardRoutes(app);
   registerNotFound(app);
 
   // Aborted shutdownTimeoutMs after close starts: every RPC still running then ends with

@@ -50,6 +50,7 @@ interface Verified {
 /** Creates the authenticator over the store. */
 export function createAuthenticator(store: AccessStore, opts: AuthenticatorOptions): Authenticator {
   const now = opts.now ?? (() => new Date());
+  const nowMs = opts.now ? () => now().getTime() : Date.now;
   const verified = new Map<string, Verified>();
   const remember = (credential: string, v: Verified) => {
     if (verified.size >= maxVerified) {
@@ -75,7 +76,7 @@ export function createAuthenticator(store: AccessStore, opts: AuthenticatorOptio
     }
     if (r.revokedAt) throw new UnauthenticatedError(`session token was revoked at ${iso(r.revokedAt)}`);
     const expiresAt = v.principal.expiresAt;
-    if (expiresAt && expiresAt.getTime() <= now().getTime()) {
+    if (expiresAt && expiresAt.getTime() <= nowMs()) {
       throw new UnauthenticatedError(
         `session token expired at ${iso(expiresAt)}; call Authenticate with the API key for a new one`,
       );

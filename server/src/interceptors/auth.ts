@@ -58,11 +58,14 @@ export function createAuthInterceptor(
     ) {
       principal = anonymousPrincipal;
     } else {
-      // Named before the lockout check, so even refused attempts are audited with the key they tried.
-      const claimed = claimedKeyId(header);
-      if (claimed) req.contextValues.set(kClaimedKeyId, claimed);
+      // Refused attempts are audited with the key id they named (found only when refusing).
+      const claim = () => {
+        const claimed = claimedKeyId(header);
+        if (claimed) req.contextValues.set(kClaimedKeyId, claimed);
+      };
       const wait = limiter.peek(authFailureKey(address), policy.authFailureRate);
       if (wait > 0) {
+        claim();
         throw new ResourceExhaustedError(
           `too many failed authentications from ${address}; retry in ${Math.ceil(wait / 1000)} s`,
           { limit: "auth_failures" },
@@ -72,6 +75,7 @@ export function createAuthInterceptor(
       try {
         principal = await authenticate(authn, header);
       } catch (err) {
+        claim();
         limiter.take(authFailureKey(address), policy.authFailureRate);
         throw err;
       }
