@@ -1,0 +1,94 @@
+/**
+ * The dashboard shell: sign-in gate, header (live counts, chart, connection indicator), navigation,
+ * and the view of the current hash route. The live stream starts once signed in, from the
+ * sequence the first listing reflects, so "read, then watch" is gap-free.
+ */
+import { useEffect, useState } from "react";
+import { api } from "./api.js";
+import { useRoute } from "./hooks.js";
+import { live } from "./live-events.js";
+import { clearSession, currentSession, onSession, type Session } from "./session.js";
+import { ConnectionIndicator } from "./views/connection-indicator.js";
+import { DaemonsView } from "./views/daemons-view.js";
+import { HeaderStats } from "./views/header-stats.js";
+import { SignIn } from "./views/sign-in.js";
+import { SubmitForm } from "./views/submit-form.js";
+import { TaskDetail } from "./views/task-detail.js";
+import { TaskList } from "./views/task-list.js";
+
+/** The whole app. */
+export function App() {
+  const [session, setSession] = useState<Session | undefined>(currentSession);
+  useEffect(() => onSession(setSession), []);
+  if (!session) return <SignIn />;
+  return <SignedIn />;
+}
+
+function SignedIn() {
+  const route = useRoute();
+  const [started, setStarted] = useState(false);
+  useEffect(() => {
+    let cancelled = false;
+    // The event log position to follow from: what a listing reflects right now.
+    api
+      .listTasks({ limit: 1 })
+      .then((r) => {
+        if (cancelled) return;
+        live.start(r.sequence);
+        setStarted(true);
+      })
+      .catch(() => {
+        if (cancelled) return;
+        live.start(0n);
+        setStarted(true);
+      });
+    return () => {
+      cancelled = true;
+      live.stop();
+    };
+  }, []);
+  const [view, id] = route;
+  const signOut = async () => {
+    const s = currentSession();
+    if (s) await api.revokeToken({ token: s.token }).catch(() => {});
+    clearSession();
+  };
+  return (
+    <div className="app">
+      <header className="top">
+        <a className="brand" href="#/tasks">
+          Spage Gateway
+        </a>
+        <nav aria-label="Views">
+          <a href="#/tasks" aria-current={view === undefined || view === "tasks" ? "page" : undefined}>
+            Tasks
+          </a>
+          <a href="#/submit" aria-current={view === "submit" ? "page" : undefined}>
+            Submit
+          </a>
+          <a href="#/daemons" aria-current={view === "daemons" ? "page" : undefined}>
+            Daemons
+          </a>
+        </nav>
+        <ConnectionIndicator />
+        <button type="button" className="link" onClick={signOut}>
+          Sign out
+        </button>
+      </header>
+      {started && <HeaderStats />}
+      <main>
+        {!started ? (
+          <p className="muted">Loading…</p>
+        ) : view === "submit" ? (
+          <SubmitForm />
+        ) : view === "daemons" ? (
+          <DaemonsView />
+        ) : view === "tasks" && id ? (
+          <TaskDetail taskId={id} />
+        ) : (
+          <TaskList />
+        )}
+      </main>
+    </div>
+  );
+}

@@ -1,0 +1,41 @@
+/** Names, times and durations as the dashboard shows them. */
+import { type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
+import { TaskPriority, TaskStatus } from "../../gen/spage/core/common_pb.js";
+
+/** Short state name, e.g. "running". */
+export function statusName(s: TaskStatus): string {
+  return (TaskStatus[s] ?? String(s)).toLowerCase().replace("_", " ");
+}
+
+/** Short priority name, e.g. "high". */
+export function priorityName(p: TaskPriority): string {
+  return (TaskPriority[p] ?? String(p)).toLowerCase();
+}
+
+/** States after which nothing changes. */
+export const endedStates: ReadonlySet<TaskStatus> = new Set([
+  TaskStatus.COMPLETED,
+  TaskStatus.FAILED,
+  TaskStatus.CANCELED,
+  TaskStatus.TIMED_OUT,
+  TaskStatus.SKIPPED,
+]);
+
+/** A timestamp as a Date, or undefined. */
+export function dateOf(t: Timestamp | undefined): Date | undefined {
+  return t ? timestampDate(t) : undefined;
+}
+
+/** "3 s", "4 min", "2 h", "5 d". */
+export function span(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.round(s / 60)} min`;
+  if (s < 86400) return `${Math.round(s / 3600)} h`;
+  return `${Math.round(s / 86400)} d`;
+}
+
+/** Local time of day, with seconds. */
+export function clock(d: Date | undefined): string {
+  return d ? d.toLocaleTimeString(undefined, { hour12: false }) : "-";
+}
