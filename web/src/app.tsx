@@ -26,21 +26,18 @@ export function App() {
 
 function SignedIn() {
   const route = useRoute();
-  const [started, setStarted] = useState(false);
   useEffect(() => {
     let cancelled = false;
-    // The event log position to follow from: what a listing reflects right now.
+    // The event log position to follow from: what a listing reflects right now. The views load
+    // their own data meanwhile; one whose data is older than this start reloads (see TaskList).
     api
       .listTasks({ limit: 1 })
-      .then((r) => {
-        if (cancelled) return;
-        live.start(r.sequence);
-        setStarted(true);
-      })
-      .catch(() => {
-        if (cancelled) return;
-        live.start(0n);
-        setStarted(true);
+      .then(
+        (r) => r.sequence,
+        () => 0n,
+      )
+      .then((sequence) => {
+        if (!cancelled) live.start(sequence);
       });
     return () => {
       cancelled = true;
@@ -75,11 +72,9 @@ function SignedIn() {
           Sign out
         </button>
       </header>
-      {started && <HeaderStats />}
+      <HeaderStats />
       <main>
-        {!started ? (
-          <p className="muted">Loading…</p>
-        ) : view === "submit" ? (
+        {view === "submit" ? (
           <SubmitForm />
         ) : view === "daemons" ? (
           <DaemonsView />

@@ -19,6 +19,7 @@ type StateListener = (state: LiveState, detail: string) => void;
 export class LiveEvents {
   private readonly eventListeners = new Set<EventListener>();
   private readonly stateListeners = new Set<StateListener>();
+  private readonly startListeners = new Set<(after: bigint) => void>();
   private abort: AbortController | undefined;
   private batch: Event[] = [];
   private flushScheduled = false;
@@ -26,6 +27,8 @@ export class LiveEvents {
   detail = "";
   /** The last sequence delivered to listeners. */
   lastSequence = 0n;
+  /** The sequence the stream started after (undefined until started). */
+  startSequence: bigint | undefined;
 
   /** A stream of every event, or of one task's (`taskId`). */
   constructor(private readonly taskId = "") {}
@@ -34,6 +37,8 @@ export class LiveEvents {
   start(afterSequence: bigint): void {
     this.stop();
     this.lastSequence = afterSequence;
+    this.startSequence = afterSequence;
+    for (const l of this.startListeners) l(afterSequence);
     const abort = new AbortController();
     this.abort = abort;
     void this.loop(abort.signal);
@@ -43,12 +48,19 @@ export class LiveEvents {
   stop(): void {
     this.abort?.abort();
     this.abort = undefined;
+    this.startSequence = undefined;
   }
 
   /** Listens to events (delivered in batches, in sequence order); returns the unsubscribe function. */
   onEvents(l: EventListener): () => void {
     this.eventListeners.add(l);
     return () => this.eventListeners.delete(l);
+  }
+
+  /** Called with the start sequence each time the stream (re)starts; returns the unsubscribe function. */
+  onStart(l: (after: bigint) => void): () => void {
+    this.startListeners.add(l);
+    return () => this.startListeners.delete(l);
   }
 
   /** Listens to state changes; returns the unsubscribe function. */

@@ -9,6 +9,7 @@ import { TaskPriority, TaskStatus } from "../../../gen/spage/core/common_pb.js";
 import { api, describeError } from "../api.js";
 import { dateOf, endedStates, priorityName, span, statusName } from "../format.js";
 import { useLiveEvents, useTick } from "../hooks.js";
+import { live } from "../live-events.js";
 import { TaskRefresher } from "../task-refresher.js";
 
 const pageSize = 50;
@@ -44,7 +45,13 @@ export function TaskList() {
   const pageToken = tokens[tokens.length - 1] ?? "";
   useTick(5000);
 
+  // Answers can arrive out of order: only the latest request's answer is shown.
+  const latest = useRef(0);
+  // The sequence the shown page reflects: if the live stream starts after it, what happened in
+  // between would be missed, so the page is loaded again.
+  const pageSequence = useRef<bigint | undefined>(undefined);
   const load = useCallback(async () => {
+    const mine = ++latest.current;
     try {
       const r = await api.listTasks({
         limit: pageSize,
@@ -54,16 +61,28 @@ export function TaskList() {
         idPrefix: filter.text.trim(),
         pageToken,
       });
+      if (mine !== latest.current) return;
+      pageSequence.current = r.sequence;
       setRows(r.tasks);
       setTotal(r.total);
       setNext(r.nextPageToken);
       setError("");
+      const start = live.startSequence;
+      if (start !== undefined && r.sequence < start) void load();
     } catch (err) {
-      setError(describeError(err).message);
+      if (mine === latest.current) setError(describeError(err).message);
     } finally {
-      setLoaded(true);
+      if (mine === latest.current) setLoaded(true);
     }
   }, [filter, pageToken]);
+
+  useEffect(
+    () =>
+      live.onStart((after) => {
+        if (pageSequence.current !== undefined && pageSequence.current < after) void load();
+      }),
+    [load],
+  );
 
   useEffect(() => {
     void load();
