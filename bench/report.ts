@@ -86,6 +86,15 @@ Columns:
   the comparison is not blurred by the connection ramp.
 - **Memory**: the gateway process's VmRSS on a fresh gateway: idle 2 s after start, with 10,000 idle
   WatchEvents streams open (raw node:http2, 20 connections), and after they are all closed.
+- **Dashboard**: the web dashboard in headless Chromium (\`/usr/bin/chromium\`; the section says it was
+  skipped when that is missing) on a fresh gateway holding 10,000 tasks. First view: \`/\` opened with
+  the session in sessionStorage, timed in the page from navigation start until a task row and the
+  live indicator are painted; 5 fresh pages, the first on an empty cache (cold), target under 1 s for
+  the p50 of the others. Events: 50 SubmitTask/s for 10 s with the task list open; the page's own
+  WatchEvents response is counted envelope by envelope (a wrapped \`fetch\`), and must hold every
+  event sequence of the run; the first page of rows must end equal to ListTasks' 50 newest. Long
+  tasks (over 50 ms; blocking time is their part beyond 50 ms) and submit-to-row delays (send to
+  the row entering the DOM) show how smoothly it keeps up.
 
 What is checked behind every figure: all HTTP statuses 2xx and no tool errors or timeouts; for h2load,
 the response DATA bytes equal calls x the size of a success answer (a gRPC error is an HTTP 200 with

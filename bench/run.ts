@@ -7,6 +7,7 @@ import { toBinary } from "@bufbuild/protobuf";
 import { GetTaskStatusResponseSchema } from "../gen/spage/api/tasks_pb.js";
 import { type AuthCostRow, measureAuthCost, renderAuthCost } from "./auth-cost.js";
 import { fail, failuresSoFar, note } from "./checks.js";
+import { type DashboardResult, measureDashboard, renderDashboard } from "./dashboard.js";
 import { type DispatchResult, measureDispatch, renderDispatch } from "./dispatch.js";
 import {
   loadCore,
@@ -144,6 +145,11 @@ async function main(): Promise<number> {
   await phase("dispatch", async () => {
     dispatch = await withGateway((gw) => measureDispatch(gw));
   });
+  let dashboard: DashboardResult | undefined;
+  await phase("dashboard", async () => {
+    // Its own gateway: the dashboard must be built before the gateway starts.
+    dashboard = await measureDashboard();
+  });
 
   const results0 = renderResults({
     date: new Date(),
@@ -160,6 +166,7 @@ async function main(): Promise<number> {
     results0,
     renderAuthCost(authCost).join("\n"),
     dispatch ? renderDispatch(dispatch).join("\n") : "",
+    dashboard ? renderDashboard(dashboard).join("\n") : "",
   ];
   const results = sections.filter((x) => x !== "").join("\n");
   process.stdout.write(`\n${results}\n`);
