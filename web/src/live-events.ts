@@ -77,11 +77,13 @@ export class LiveEvents {
 
   private async loop(signal: AbortSignal): Promise<void> {
     let delay = 250;
+    let attempt = 0;
     while (!signal.aborted) {
       try {
-        // A stream with nothing to say sends nothing: a health check first tells that the
-        // gateway is there before the indicator says live.
-        await api.healthCheck({}, { signal, timeoutMs: 5000 });
+        // A stream with nothing to say sends nothing: before saying live again after a drop, a
+        // health check tells that the gateway is back (the first time, the call that gave the
+        // start sequence just did).
+        if (attempt++ > 0) await api.healthCheck({}, { signal, timeoutMs: 5000 });
         const stream = api.watchEvents({ afterSequence: this.lastSequence, taskId: this.taskId }, { signal });
         this.setState("live");
         for await (const ev of stream) {
