@@ -27,20 +27,25 @@ export function App() {
 function SignedIn() {
   const route = useRoute();
   useEffect(() => {
-    let cancelled = false;
-    // The event log position to follow from: what a listing reflects right now. The views load
-    // their own data meanwhile; one whose data is older than this start reloads (see TaskList).
-    api
-      .listTasks({ limit: 1 })
-      .then(
-        (r) => r.sequence,
-        () => 0n,
-      )
-      .then((sequence) => {
-        if (!cancelled) live.start(sequence);
-      });
+    const abort = new AbortController();
+    // The event log position to follow from: what a listing reflects right now (retried with
+    // backoff, never guessed: starting from 0 would replay the whole log). The views load their
+    // own data meanwhile; one whose data is older than this start reloads (see TaskList).
+    (async () => {
+      let delay = 250;
+      while (!abort.signal.aborted) {
+        try {
+          const r = await api.listTasks({ limit: 1 }, { signal: abort.signal });
+          if (!abort.signal.aborted) live.start(r.sequence);
+          return;
+        } catch {
+          await new Promise((r) => setTimeout(r, delay * (0.75 + Math.random() * 0.5)));
+          delay = Math.min(delay * 2, 10_000);
+        }
+      }
+    })();
     return () => {
-      cancelled = true;
+      abort.abort();
       live.stop();
     };
   }, []);

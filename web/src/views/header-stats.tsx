@@ -3,7 +3,7 @@
  * of finished tasks per 10 s and the median queue wait, over the last 10 minutes. Counts are
  * re-read from GetMetrics when events arrive (at most once a second) and every 10 s.
  */
-import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import { useCallback, useEffect, useRef, useState } from "react";
 import { api } from "../api.js";
 import { useLiveEvents } from "../hooks.js";
@@ -25,14 +25,17 @@ export function HeaderStats() {
   const [samples, setSamples] = useState<Sample[]>([]);
   const timer = useRef<ReturnType<typeof setTimeout> | undefined>(undefined);
 
-  const record = useCallback((patch: (s: Sample) => void) => {
+  /** Applies `patch` to the bucket of `at` (default: now), made if missing; drops buckets past the window. */
+  const record = useCallback((patch: (s: Sample) => void, at = bucketOf(Date.now())) => {
     setSamples((ss) => {
-      const at = bucketOf(Date.now());
-      const copy = ss.filter((s) => s.at > at - buckets * bucketMs).map((s) => ({ ...s }));
-      let cur = copy[copy.length - 1];
-      if (!cur || cur.at !== at) {
-        cur = { at, finished: 0, queueP50: cur?.queueP50 ?? 0 };
+      const now = bucketOf(Date.now());
+      const copy = ss.filter((s) => s.at > now - buckets * bucketMs).map((s) => ({ ...s }));
+      let cur = copy.find((s) => s.at === at);
+      if (!cur) {
+        const before = copy.filter((s) => s.at < at).pop();
+        cur = { at, finished: 0, queueP50: before?.queueP50 ?? 0 };
         copy.push(cur);
+        copy.sort((a, b) => a.at - b.at);
       }
       patch(cur);
       return copy;
@@ -66,13 +69,17 @@ export function HeaderStats() {
   }, [load]);
   useLiveEvents(
     (events) => {
-      const finished = events.filter(
-        (e) => e.type === "task.status" && endedNames.has(e.data.to ?? ""),
-      ).length;
-      if (finished > 0) {
+      // Each finished task counts in the bucket of its event's time; a replay after a reconnect
+      // brings older events, which must not show as finished now (or at all, past the window).
+      const since = Date.now() - buckets * bucketMs;
+      for (const e of events) {
+        if (e.type !== "task.status" || !endedNames.has(e.data.to ?? "")) continue;
+        const t = e.timestamp ? timestampMs(e.timestamp) : Date.now();
+        if (t < since) continue;
+        const at = bucketOf(t);
         record((s) => {
-          s.finished += finished;
-        });
+          if (s.at === at) s.finished += 1;
+        }, at);
       }
       timer.current ??= setTimeout(() => {
         timer.current = undefined;

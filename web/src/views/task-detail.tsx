@@ -126,7 +126,7 @@ function Summary({ task: t }: { task: Task }) {
       <dt>Priority</dt>
       <dd>{priorityName(t.priority)}</dd>
       <dt>Daemon</dt>
-      <dd>{t.daemonId || "-"}</dd>
+      <dd>{t.daemonId || t.attempts[t.attempts.length - 1]?.daemonId || "-"}</dd>
       <dt>Progress</dt>
       <dd>
         <progress max={100} value={pct} /> {pct} %

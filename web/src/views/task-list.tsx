@@ -229,7 +229,7 @@ function TaskRow({ task: t }: { task: Task }) {
       </td>
       <td>{t.type}</td>
       <td>{priorityName(t.priority)}</td>
-      <td>{t.daemonId || "-"}</td>
+      <td>{t.daemonId || t.attempts[t.attempts.length - 1]?.daemonId || "-"}</td>
       <td>
         <progress max={100} value={pct} aria-label={`${pct} %`} />
       </td>
