@@ -18,7 +18,9 @@ export async function registerDashboardRoutes(app: FastifyInstance, dir = dashbo
       reply
         .code(503)
         .type("text/plain; charset=utf-8")
-        .send("The dashboard is not built. Run `npm run build:web` (npm start does it for you), then reload.\n"),
+        .send(
+          "The dashboard is not built. Run `npm run build:web` (npm start does it for you), then reload.\n",
+        ),
     );
     return;
   }
