@@ -9,7 +9,7 @@
  * Target: the token's calls/s at least 90 % of the open gateway's.
  */
 import { check, note } from "./checks.js";
-import { type ServerProcess, startGateway } from "./gateway.js";
+import { cpuSeconds, type ServerProcess, startGateway } from "./gateway.js";
 import { runH2load } from "./h2load.js";
 import { apiClient, benchTaskType, type Protocol, protocolLabel, rawRequest } from "./protocols.js";
 import { measureSeconds } from "./unary.js";
@@ -23,6 +23,9 @@ export interface AuthCostRow {
   /** Mean calls/s over the alternating runs. */
   readonly openCallsPerSec: number;
   readonly tokenCallsPerSec: number;
+  /** Mean server CPU per call, in microseconds (from /proc, over the measured runs). */
+  readonly openCpuUsPerCall: number;
+  readonly tokenCpuUsPerCall: number;
   readonly runs: number;
 }
 
@@ -62,9 +65,10 @@ async function sample(s: Side, protocol: Protocol): Promise<void> {
   }
 }
 
-async function load(s: Side, protocol: Protocol): Promise<number> {
+async function load(s: Side, protocol: Protocol): Promise<{ callsPerSec: number; cpuUsPerCall: number }> {
   const request = rawRequest(protocol, "GetTaskStatus", s.taskId, s.gw.token);
   const h1 = protocol !== "grpc";
+  const cpu0 = cpuSeconds(s.gw.pid);
   const r = await runH2load({
     url: `${s.gw.baseUrl}${request.path}`,
     request,
@@ -83,11 +87,14 @@ async function load(s: Side, protocol: Protocol): Promise<number> {
     r.statusOther + r.loggedNon2xx === 0,
     `${at}: h2load: ${r.statusOther + r.loggedNon2xx} responses not 2xx`,
   );
-  return r.callsPerSec;
+  // CPU over the warm-up and the measured part, per call of both (h2load counts only the measured
+  // calls; the warm-up is taken to run at the same rate).
+  const calls = r.done * (1 + 2 / measureSeconds);
+  return { callsPerSec: r.callsPerSec, cpuUsPerCall: ((cpuSeconds(s.gw.pid) - cpu0) / calls) * 1e6 };
 }
 
 /** Measures every protocol; `rounds` measured runs per gateway and protocol. */
-export async function measureAuthCost(protocols: readonly Protocol[], rounds = 2): Promise<AuthCostRow[]> {
+export async function measureAuthCost(protocols: readonly Protocol[], rounds = 4): Promise<AuthCostRow[]> {
   const withToken = await startGateway({ auth: true });
   let open: ServerProcess | undefined;
   try {
@@ -104,15 +111,24 @@ export async function measureAuthCost(protocols: readonly Protocol[], rounds = 2
     for (const protocol of protocols) {
       note(`auth cost: ${protocolLabel[protocol]}…`);
       for (const s of sides) await sample(s, protocol);
-      const runs: number[][] = sides.map(() => []);
+      const runs: { callsPerSec: number; cpuUsPerCall: number }[][] = sides.map(() => []);
+      // A B B A ...: whatever drifts during the runs weighs on both sides alike.
       for (let r = 0; r < rounds; r++) {
-        for (const [i, s] of sides.entries()) runs[i]?.push(await load(s, protocol));
+        const order = r % 2 === 0 ? [0, 1] : [1, 0];
+        for (const i of order) {
+          const s = sides[i];
+          if (s) runs[i]?.push(await load(s, protocol));
+        }
       }
       for (const s of sides) await sample(s, protocol);
+      const of = (i: number, pick: (x: { callsPerSec: number; cpuUsPerCall: number }) => number) =>
+        mean((runs[i] ?? []).map(pick));
       const row = {
         protocol,
-        tokenCallsPerSec: mean(runs[0] ?? []),
-        openCallsPerSec: mean(runs[1] ?? []),
+        tokenCallsPerSec: of(0, (x) => x.callsPerSec),
+        openCallsPerSec: of(1, (x) => x.callsPerSec),
+        tokenCpuUsPerCall: of(0, (x) => x.cpuUsPerCall),
+        openCpuUsPerCall: of(1, (x) => x.cpuUsPerCall),
         runs: rounds,
       };
       check(
@@ -135,11 +151,11 @@ export function renderAuthCost(rows: readonly AuthCostRow[]): string[] {
   return [
     "### Cost of authentication (GetTaskStatus, 256 in flight, h2load after a 2 s warm-up)",
     "",
-    `| Protocol | calls/s with --auth off | calls/s with a session token | token ÷ off (target ≥ ${Math.round(authTarget * 100)} %) | runs each |`,
-    "| --- | ---: | ---: | ---: | ---: |",
+    `| Protocol | calls/s with --auth off | calls/s with a session token | token ÷ off (target ≥ ${Math.round(authTarget * 100)} %) | server CPU µs per call, off / token | runs each |`,
+    "| --- | ---: | ---: | ---: | ---: | ---: |",
     ...rows.map(
       (r) =>
-        `| ${protocolLabel[r.protocol]} | ${int(r.openCallsPerSec)} | ${int(r.tokenCallsPerSec)} | ${Math.round((r.tokenCallsPerSec / r.openCallsPerSec) * 100)} % | ${r.runs} |`,
+        `| ${protocolLabel[r.protocol]} | ${int(r.openCallsPerSec)} | ${int(r.tokenCallsPerSec)} | ${Math.round((r.tokenCallsPerSec / r.openCallsPerSec) * 100)} % | ${int(r.openCpuUsPerCall)} / ${int(r.tokenCpuUsPerCall)} | ${r.runs} |`,
     ),
     "",
   ];

@@ -80,8 +80,9 @@ Columns:
   \`task.submitted\` event. Latency runs from the submit's send to a watcher's receipt; "from event
   timestamp" is the part after the gateway stamped the event. Events/s counts all watchers.
 - **Cost of authentication**: GetTaskStatus at 256 in flight on two fresh gateways side by side, one
-  with authentication on (session token) and one with \`--auth off\`, two measured runs each per
-  protocol, in alternation; the figures are the means. All three protocols are loaded with h2load
+  with authentication on (session token) and one with \`--auth off\`, four measured runs each per
+  protocol, in the order A B B A A B B A; the figures are the means, with the server's CPU per
+  call beside them (steadier than calls/s on a machine whose speed drifts). All three protocols are loaded with h2load
   here (HTTP/1.1 with \`--h1\`, 256 connections) after a 2 s warm-up on the same connections, so
   the comparison is not blurred by the connection ramp.
 - **Memory**: the gateway process's VmRSS on a fresh gateway: idle 2 s after start, with 10,000 idle

@@ -6,7 +6,7 @@
  * of its revocation times instead of a full lookup and a hash.
  */
 import { UnauthenticatedError } from "../domain/errors.js";
-import type { AccessStore } from "../store/access-store.js";
+import type { AccessStore, Revocation } from "../store/access-store.js";
 import { newSessionToken, parseCredential, secretMatches } from "./credentials.js";
 import { keyPrincipalName, type Principal } from "./principal.js";
 import { isScope, type Scope } from "./scopes.js";
@@ -60,9 +60,25 @@ export function createAuthenticator(store: AccessStore, opts: AuthenticatorOptio
     verified.set(credential, v);
   };
 
+  // One revocation read per credential per event-loop turn: a busy turn authenticates hundreds of
+  // calls of the same token, and each read costs tens of microseconds. The reads are forgotten at
+  // the end of the turn, so a revocation committed before a call's turn began is always seen:
+  // every call that arrives after a revocation was acknowledged is refused.
+  const thisTurn = new Map<string, Promise<Revocation | undefined>>();
+  const revocationOf = (v: Verified): Promise<Revocation | undefined> => {
+    const key = `${v.kind}:${v.id}`;
+    let r = thisTurn.get(key);
+    if (!r) {
+      if (thisTurn.size === 0) setImmediate(() => thisTurn.clear());
+      r = store.revocation(v.kind, v.id);
+      thisTurn.set(key, r);
+    }
+    return r;
+  };
+
   /** Throws if a verified credential was revoked or has expired since. */
   const stillValid = async (v: Verified): Promise<Principal> => {
-    const r = await store.revocation(v.kind, v.id);
+    const r = await revocationOf(v);
     if (!r)
       throw new UnauthenticatedError(v.kind === "api_key" ? "invalid API key" : "invalid session token");
     if (v.kind === "api_key") {
