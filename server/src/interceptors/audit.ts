@@ -6,6 +6,7 @@
  */
 import { ConnectError, type Interceptor } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
+import { lockoutMessagePrefix } from "../auth/auth-failures.js";
 import { kAuditDetail, kClaimedKeyId, kLog, kPeerAddress, kPrincipal, kRequestId } from "../context-keys.js";
 import { clip } from "../domain/task-validation.js";
 import type { AuditLog } from "../services/audit-log.js";
@@ -48,8 +49,7 @@ export function createAuditInterceptor(audit: AuditLog): Interceptor {
           ? "ok"
           : codeToString(ConnectError.from(err).code);
       const limitedAuth =
-        code === "resource_exhausted" &&
-        ConnectError.from(err).rawMessage.startsWith("too many failed authentications");
+        code === "resource_exhausted" && ConnectError.from(err).rawMessage.startsWith(lockoutMessagePrefix);
       if (!always && !authOutcomes.has(code) && !limitedAuth) return;
       const principal = req.contextValues.get(kPrincipal);
       try {

@@ -6,13 +6,14 @@
  */
 import type { Interceptor } from "@connectrpc/connect";
 import { type AccessPolicy, anonymousAllowed } from "../auth/access-policy.js";
+import { countAuthFailure, refuseIfLockedOut } from "../auth/auth-failures.js";
 import type { Authenticator } from "../auth/authenticator.js";
 import { parseCredential } from "../auth/credentials.js";
 import type { Principal } from "../auth/principal.js";
 import type { RateLimiter } from "../auth/rate-limiter.js";
 import { allScopes, methodRequirements, type Scope } from "../auth/scopes.js";
 import { kClaimedKeyId, kPeerAddress, kPrincipal } from "../context-keys.js";
-import { PermissionDeniedError, ResourceExhaustedError, UnauthenticatedError } from "../domain/errors.js";
+import { PermissionDeniedError, UnauthenticatedError } from "../domain/errors.js";
 
 const openPrincipal: Principal = {
   name: "open",
@@ -29,9 +30,6 @@ const anonymousPrincipal: Principal = {
   clientId: "",
   scopes: new Set<Scope>(["execution"]),
 };
-
-/** Key of the failed-authentication bucket of a client address. */
-export const authFailureKey = (address: string) => `auth-failures:${address}`;
 
 /** Creates the auth interceptor; place it inside error mapping, outside the rate limiter. */
 export function createAuthInterceptor(
@@ -63,20 +61,17 @@ export function createAuthInterceptor(
         const claimed = claimedKeyId(header);
         if (claimed) req.contextValues.set(kClaimedKeyId, claimed);
       };
-      const wait = limiter.peek(authFailureKey(address), policy.authFailureRate);
-      if (wait > 0) {
+      try {
+        refuseIfLockedOut(limiter, policy, address);
+      } catch (err) {
         claim();
-        throw new ResourceExhaustedError(
-          `too many failed authentications from ${address}; retry in ${Math.ceil(wait / 1000)} s`,
-          { limit: "auth_failures" },
-          wait,
-        );
+        throw err;
       }
       try {
         principal = await authenticate(authn, header);
       } catch (err) {
         claim();
-        limiter.take(authFailureKey(address), policy.authFailureRate);
+        countAuthFailure(limiter, policy, address);
         throw err;
       }
     }

@@ -9,18 +9,13 @@ import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { SpageAPI } from "../../../gen/spage/api/tasks_pb.js";
 import { ErrorSchema } from "../../../gen/spage/core/common_pb.js";
 import type { AccessPolicy } from "../auth/access-policy.js";
+import { countAuthFailure, refuseIfLockedOut } from "../auth/auth-failures.js";
 import type { Authenticator } from "../auth/authenticator.js";
 import { parseCredential, secretMatches } from "../auth/credentials.js";
 import type { Principal } from "../auth/principal.js";
 import type { RateLimiter } from "../auth/rate-limiter.js";
 import { kAuditDetail, kClaimedKeyId, kPeerAddress, kPrincipal } from "../context-keys.js";
-import {
-  DomainError,
-  InvalidArgumentError,
-  PermissionDeniedError,
-  ResourceExhaustedError,
-} from "../domain/errors.js";
-import { authFailureKey } from "../interceptors/auth.js";
+import { DomainError, InvalidArgumentError, PermissionDeniedError } from "../domain/errors.js";
 import type { AccessStore } from "../store/access-store.js";
 import { auditToWire, keyToWire } from "./access-wire.js";
 import { createApiKey, revokeApiKey } from "./api-keys.js";
@@ -67,14 +62,7 @@ export function createAccessService(deps: AccessServiceDeps): AccessMethods {
       const claimed = parseCredential(req.apiKey);
       if (claimed?.kind === "api_key") ctx.values.set(kClaimedKeyId, claimed.id);
       ctx.values.set(kAuditDetail, `client_id=${req.clientId}`);
-      const wait = limiter.peek(authFailureKey(address), policy.authFailureRate);
-      if (wait > 0) {
-        throw new ResourceExhaustedError(
-          `too many failed authentications from ${address}; retry in ${Math.ceil(wait / 1000)} s`,
-          { limit: "auth_failures" },
-          wait,
-        );
-      }
+      refuseIfLockedOut(limiter, policy, address);
       try {
         const session = await authn.issueSession(req.apiKey, req.clientId);
         ctx.values.set(kPrincipal, session.principal);
@@ -85,7 +73,7 @@ export function createAccessService(deps: AccessServiceDeps): AccessMethods {
           permissions: permissions(session.principal),
         };
       } catch (err) {
-        limiter.take(authFailureKey(address), policy.authFailureRate);
+        countAuthFailure(limiter, policy, address);
         throw err;
       }
     },
