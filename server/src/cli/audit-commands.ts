@@ -4,7 +4,7 @@
  */
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { type AuditEvent, AuditEventSchema } from "../../../gen/spage/api/access_pb.js";
-import { ChainVerifier } from "../domain/audit-chain.js";
+import { verifyChain } from "../domain/audit-chain.js";
 import { openAccessBackend } from "./access-backend.js";
 import { intFlag, parseCommand, UsageError } from "./cli-args.js";
 import { json } from "./format.js";
@@ -63,30 +63,19 @@ export async function auditCommand(argv: readonly string[], out: Out, err: Out):
       else out(page.events.length === 0 ? "no audit records" : page.events.map(line).join("\n"));
       return 0;
     }
-    const verifier = new ChainVerifier();
-    let after = 0n;
-    let last: AuditEvent | undefined;
-    for (;;) {
+    const result = await verifyChain(async (after) => {
       const page = await backend.auditPage(after, 1000, "", "");
-      for (const e of page.events) {
-        const ok = verifier.add({
-          ...e,
-          time: e.time ? timestampDate(e.time) : new Date(0),
-        });
-        if (!ok) {
-          const b = verifier.broken;
-          err(`audit log BROKEN at record ${b?.sequence}: ${b?.reason}`);
-          err(`${verifier.checked} records before it check out.`);
-          return 1;
-        }
-        last = e;
-      }
-      if (page.next === 0n) break;
-      after = page.next;
+      const records = page.events.map((e) => ({ ...e, time: e.time ? timestampDate(e.time) : new Date(0) }));
+      return { records, next: page.next };
+    });
+    if (result.broken) {
+      err(`audit log BROKEN at record ${result.broken.sequence}: ${result.broken.reason}`);
+      err(`${result.checked} records before it check out.`);
+      return 1;
     }
     out(
-      last
-        ? `audit log intact: ${verifier.checked} records, last #${last.sequence} with hash ${last.hash}`
+      result.checked > 0
+        ? `audit log intact: ${result.checked} records, last #${result.lastSequence} with hash ${result.lastHash}`
         : "audit log intact: it is empty",
     );
     return 0;

@@ -95,3 +95,40 @@ export class ChainVerifier {
     return true;
   }
 }
+
+/** One page of the log as a verifier reads it; `next` 0 when it is the last. */
+export interface ChainPage {
+  readonly records: readonly ChainedRecord[];
+  readonly next: bigint;
+}
+
+/** The outcome of a verification. */
+export interface ChainVerification {
+  /** Records whose links checked out. */
+  readonly checked: number;
+  /** The last good record's sequence and hash (0 and "" for an empty log). */
+  readonly lastSequence: bigint;
+  readonly lastHash: string;
+  /** The first broken link, if any. */
+  readonly broken?: ChainBreak;
+}
+
+/** Walks the whole log page by page (`readPage(after)`) and checks every link. */
+export async function verifyChain(
+  readPage: (after: bigint) => Promise<ChainPage>,
+): Promise<ChainVerification> {
+  const v = new ChainVerifier();
+  let lastSequence = 0n;
+  let lastHash = "";
+  for (let after = 0n; ; ) {
+    const page = await readPage(after);
+    for (const r of page.records) {
+      if (!v.add(r))
+        return { checked: v.checked, lastSequence, lastHash, ...(v.broken ? { broken: v.broken } : {}) };
+      lastSequence = r.sequence;
+      lastHash = r.hash;
+    }
+    if (page.next === 0n) return { checked: v.checked, lastSequence, lastHash };
+    after = page.next;
+  }
+}

@@ -1,8 +1,5 @@
-/**
- * The audit log: who did what, appended to the store's hash chain. `verifyAuditLog` walks the chain
- * and names the first broken link.
- */
-import { type AuditFields, ChainVerifier } from "../domain/audit-chain.js";
+/** The audit log: who did what, appended to the store's hash chain (domain/audit-chain.ts). */
+import type { AuditFields } from "../domain/audit-chain.js";
 import type { AccessStore, AuditRecord } from "../store/access-store.js";
 
 /** Appends audit records. */
@@ -34,37 +31,4 @@ export function createAuditLog(store: AccessStore): AuditLog {
       return stored;
     },
   };
-}
-
-/** The outcome of a verification. */
-export interface AuditVerification {
-  /** Records whose links checked out. */
-  readonly checked: number;
-  /** The last good record's sequence and hash (0 and "" for an empty log). */
-  readonly lastSequence: bigint;
-  readonly lastHash: string;
-  /** The first broken link, if any. */
-  readonly broken?: { readonly sequence: bigint; readonly reason: string };
-}
-
-/** Walks the whole audit log in pages and checks every link. */
-export async function verifyAuditLog(store: AccessStore, pageSize = 1000): Promise<AuditVerification> {
-  const v = new ChainVerifier();
-  let after = 0n;
-  let lastHash = "";
-  let lastSequence = 0n;
-  for (;;) {
-    const page = await store.listAudit({ afterSequence: after, limit: pageSize });
-    for (const r of page) {
-      if (!v.add(r)) {
-        return { checked: v.checked, lastSequence, lastHash, ...(v.broken ? { broken: v.broken } : {}) };
-      }
-      lastSequence = r.sequence;
-      lastHash = r.hash;
-    }
-    const last = page[page.length - 1];
-    if (!last || page.length < pageSize) break;
-    after = last.sequence;
-  }
-  return { checked: v.checked, lastSequence, lastHash };
 }
