@@ -76,9 +76,8 @@ export function createAuthenticator(store: AccessStore, opts: AuthenticatorOptio
     return r;
   };
 
-  /** Throws if a verified credential was revoked or has expired since. */
-  const stillValid = async (v: Verified): Promise<Principal> => {
-    const r = await revocationOf(v);
+  /** Throws, saying why, if a credential whose secret matched was revoked or has expired. */
+  const refuseIfEnded = (v: Verified, r: Revocation | undefined): Principal => {
     if (!r)
       throw new UnauthenticatedError(v.kind === "api_key" ? "invalid API key" : "invalid session token");
     if (v.kind === "api_key") {
@@ -105,22 +104,23 @@ export function createAuthenticator(store: AccessStore, opts: AuthenticatorOptio
     if (!key || !secretMatches(secret, key.salt, key.hash)) {
       throw new UnauthenticatedError("invalid API key");
     }
-    if (key.revokedAt) {
-      throw new UnauthenticatedError(`API key ${id} was revoked at ${iso(key.revokedAt)}`);
-    }
-    return {
+    const principal: Principal = {
       name: keyPrincipalName(key.id),
       keyId: key.id,
       sessionId: "",
       clientId: "",
       scopes: scopeSet(key.scopes),
     };
+    return refuseIfEnded(
+      { kind: "api_key", id, principal },
+      key.revokedAt ? { revokedAt: key.revokedAt } : {},
+    );
   };
 
   return {
     async resolve(credential) {
       const known = verified.get(credential);
-      if (known) return stillValid(known);
+      if (known) return refuseIfEnded(known, await revocationOf(known));
       const parsed = parseCredential(credential);
       if (!parsed) {
         throw new UnauthenticatedError(
@@ -145,19 +145,9 @@ export function createAuthenticator(store: AccessStore, opts: AuthenticatorOptio
         expiresAt: s.expiresAt,
       };
       // Checked only once the secret matched: remembering a wrong one would let it in later.
-      remember(credential, { kind: "session", id: s.id, principal });
-      if (s.keyRevokedAt) {
-        throw new UnauthenticatedError(
-          `the API key of this session token was revoked at ${iso(s.keyRevokedAt)}`,
-        );
-      }
-      if (s.revokedAt) throw new UnauthenticatedError(`session token was revoked at ${iso(s.revokedAt)}`);
-      if (s.expiresAt.getTime() <= now().getTime()) {
-        throw new UnauthenticatedError(
-          `session token expired at ${iso(s.expiresAt)}; call Authenticate with the API key for a new one`,
-        );
-      }
-      return principal;
+      const v: Verified = { kind: "session", id: s.id, principal };
+      remember(credential, v);
+      return refuseIfEnded(v, s);
     },
 
     async issueSession(apiKey, clientId) {
