@@ -12,7 +12,7 @@ import { check, note } from "./checks.js";
 import { cpuSeconds, type ServerProcess, startGateway } from "./gateway.js";
 import { runH2load } from "./h2load.js";
 import { apiClient, benchTaskType, type Protocol, protocolLabel, rawRequest } from "./protocols.js";
-import { measureSeconds } from "./unary.js";
+import { measureSeconds, sample } from "./unary.js";
 
 /** Least share of the open gateway's calls/s the authenticated one must reach. */
 export const authTarget = 0.9;
@@ -51,15 +51,10 @@ async function side(gw: ServerProcess, label: string): Promise<Side> {
 }
 
 /** Checks 20 real-client calls of `protocol` decode with the task (the load tool checks only statuses). */
-async function sample(s: Side, protocol: Protocol): Promise<void> {
+async function sampleSide(s: Side, protocol: Protocol): Promise<void> {
   const client = apiClient(protocol, s.gw.baseUrl, s.gw.token);
   try {
-    for (let i = 0; i < 20; i++) {
-      const r = await client.api.getTaskStatus({ taskId: s.taskId });
-      if (r.task?.id !== s.taskId) throw new Error(`${s.label}: answer has task ${r.task?.id}`);
-    }
-  } catch (err) {
-    check(false, `${s.label} ${protocolLabel[protocol]}: a real-client call failed: ${String(err)}`);
+    await sample(client, `${s.label} ${protocolLabel[protocol]}`, "GetTaskStatus", s.taskId, 20);
   } finally {
     client.close();
   }
@@ -110,7 +105,7 @@ export async function measureAuthCost(protocols: readonly Protocol[], rounds = 4
     const rows: AuthCostRow[] = [];
     for (const protocol of protocols) {
       note(`auth cost: ${protocolLabel[protocol]}…`);
-      for (const s of sides) await sample(s, protocol);
+      for (const s of sides) await sampleSide(s, protocol);
       const runs: { callsPerSec: number; cpuUsPerCall: number }[][] = sides.map(() => []);
       // A B B A ...: whatever drifts during the runs weighs on both sides alike.
       for (let r = 0; r < rounds; r++) {
@@ -120,7 +115,7 @@ export async function measureAuthCost(protocols: readonly Protocol[], rounds = 4
           if (s) runs[i]?.push(await load(s, protocol));
         }
       }
-      for (const s of sides) await sample(s, protocol);
+      for (const s of sides) await sampleSide(s, protocol);
       const of = (i: number, pick: (x: { callsPerSec: number; cpuUsPerCall: number }) => number) =>
         mean((runs[i] ?? []).map(pick));
       const row = {

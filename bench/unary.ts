@@ -186,7 +186,7 @@ async function shoot(
 }
 
 /** Sends `n` identical calls with a real client and checks each decodes as a success; returns one. */
-async function sample(
+export async function sample(
   client: ApiClient,
   label: string,
   method: Method,
