@@ -20,6 +20,16 @@ interface Bucket {
 /** Most buckets kept before idle (full) ones are swept. */
 const sweepAbove = 10_000;
 
+/** Tokens in `b` at time `t`, refilled at `rate` up to its burst. */
+function level(b: Bucket, rate: Rate, t: number): number {
+  return Math.min(rate.burst, b.tokens + ((t - b.at) / 1000) * rate.perSecond);
+}
+
+/** Milliseconds until a bucket holding `tokens` (< 1) has one. */
+function waitMs(tokens: number, rate: Rate): number {
+  return Math.ceil(((1 - tokens) / rate.perSecond) * 1000);
+}
+
 /** Token buckets keyed by string. */
 export class RateLimiter {
   private readonly buckets = new Map<string, Bucket>();
@@ -34,7 +44,7 @@ export class RateLimiter {
       b.tokens -= 1;
       return 0;
     }
-    return Math.ceil(((1 - b.tokens) / rate.perSecond) * 1000);
+    return waitMs(b.tokens, rate);
   }
 
   /** Milliseconds until `key` has a token (0: it has one now), without taking it. */
@@ -42,8 +52,8 @@ export class RateLimiter {
     if (rate.perSecond <= 0) return 0;
     const b = this.buckets.get(key);
     if (!b) return 0;
-    const tokens = Math.min(rate.burst, b.tokens + ((this.now() - b.at) / 1000) * rate.perSecond);
-    return tokens >= 1 ? 0 : Math.ceil(((1 - tokens) / rate.perSecond) * 1000);
+    const tokens = level(b, rate, this.now());
+    return tokens >= 1 ? 0 : waitMs(tokens, rate);
   }
 
   /** Number of buckets held (for tests and metrics). */
@@ -60,7 +70,7 @@ export class RateLimiter {
       this.buckets.set(key, b);
       return b;
     }
-    b.tokens = Math.min(rate.burst, b.tokens + ((t - b.at) / 1000) * rate.perSecond);
+    b.tokens = level(b, rate, t);
     b.at = t;
     return b;
   }
@@ -68,7 +78,7 @@ export class RateLimiter {
   /** Drops buckets that would be full by now. */
   private sweep(t: number): void {
     for (const [k, b] of this.buckets) {
-      if (b.tokens + ((t - b.at) / 1000) * b.rate.perSecond >= b.rate.burst) this.buckets.delete(k);
+      if (level(b, b.rate, t) >= b.rate.burst) this.buckets.delete(k);
     }
   }
 }
