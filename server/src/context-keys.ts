@@ -7,6 +7,7 @@ import { createContextKey } from "@connectrpc/connect";
 import type { FastifyBaseLogger } from "fastify";
 import { pino } from "pino";
 import type { Principal } from "./auth/principal.js";
+import type { AuditInWrite } from "./services/audit-log.js";
 
 /** The request-scoped logger (Fastify's child logger carrying the request id). */
 export const kLog = createContextKey<FastifyBaseLogger>(pino({ level: "silent" }), {
@@ -27,3 +28,11 @@ export const kClaimedKeyId = createContextKey<string>("", { description: "claime
 
 /** Extra detail a handler adds to its audit record (e.g. the name of a created key). */
 export const kAuditDetail = createContextKey<string>("", { description: "audit detail" });
+
+/**
+ * Set by the audit interceptor on audited unary calls: the call's success record, for the store
+ * write that completes the call to commit along with it.
+ */
+export const kAuditInWrite = createContextKey<AuditInWrite | undefined>(undefined, {
+  description: "audit record written with the change",
+});

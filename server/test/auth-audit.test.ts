@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { JsonObject } from "@bufbuild/protobuf";
 import { SpageAPI } from "../../gen/spage/api/tasks_pb.js";
+import { SpageExecution } from "../../gen/spage/core/execution_pb.js";
 import { ChainVerifier } from "../src/domain/audit-chain.js";
 import { rejectsWith } from "./behaviour-suite.js";
 import { authenticate, createKey, openLimits, secret, submit, useGateway } from "./helpers/auth-clients.js";
@@ -68,6 +69,30 @@ describe("audit log", () => {
     assert.deepEqual(
       (byTask.events as JsonObject[]).map((e) => e.method),
       ["spage.api.SpageAPI/SubmitTask", "spage.api.SpageAPI/CancelTask"],
+    );
+  });
+
+  it("records a repeated submit, a refused one and ExecuteTask once each", async () => {
+    const key = await createKey(g.admin, ["tasks:write", "execution"]);
+    const c = g.client(key.apiKey);
+    const taskId = `audit-repeat-${secret().slice(0, 8)}`;
+    const request = { taskId, type: "playbook", payload: { playbook: "site.yml" } };
+    await c.unary(SpageAPI, "SubmitTask", request);
+    await c.unary(SpageAPI, "SubmitTask", request);
+    await rejectsWith(c.unary(SpageAPI, "SubmitTask", { ...request, type: "other" }), "already_exists");
+    const exec = await c.unary(SpageExecution, "ExecuteTask", { playbook: "site.yml" });
+    const { events } = await g.admin.unary(SpageAPI, "ListAuditEvents", {
+      principal: `key:${key.id}`,
+      limit: 1000,
+    });
+    assert.deepEqual(
+      (events as JsonObject[]).map((e) => [e.method, e.code, e.taskId]),
+      [
+        ["spage.api.SpageAPI/SubmitTask", "ok", taskId],
+        ["spage.api.SpageAPI/SubmitTask", "ok", taskId],
+        ["spage.api.SpageAPI/SubmitTask", "already_exists", taskId],
+        ["spage.core.SpageExecution/ExecuteTask", "ok", str(exec.taskId)],
+      ],
     );
   });
 

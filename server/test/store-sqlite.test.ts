@@ -8,6 +8,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import Database from "better-sqlite3";
+import { TaskPriority, TaskStatus } from "../../gen/spage/core/common_pb.js";
+import { ChainVerifier } from "../src/domain/audit-chain.js";
 import { loadMigrations } from "../src/store/sqlite-migrate.js";
 import { openSqliteStore } from "../src/store/sqlite-store.js";
 import { storeContract } from "./store-contract.js";
@@ -58,6 +60,54 @@ describe("SQLite specifics", () => {
       db.close();
       assert.throws(() => openSqliteStore({ path }), /migrated by a newer gateway/);
     } finally {
+      cleanup();
+    }
+  });
+
+  it("commits a created task's audit record with the task, and none for a taken id", async () => {
+    const { path, cleanup } = tempDb();
+    const store = openSqliteStore({ path });
+    try {
+      const audit = (taskId: string) => ({
+        time: new Date(),
+        principal: "key:0123456789abcdef",
+        keyId: "0123456789abcdef",
+        clientAddress: "127.0.0.1",
+        method: "spage.api.SpageAPI/SubmitTask",
+        taskId,
+        code: "ok",
+        requestId: `req-${taskId}`,
+        detail: "",
+      });
+      const task = {
+        id: "t1",
+        type: "playbook",
+        priority: TaskPriority.NORMAL,
+        payload: {},
+        metadata: {},
+        requestHash: "h",
+        status: TaskStatus.PENDING,
+        timeoutSeconds: 0,
+      };
+      const event = { type: "task.submitted", taskId: "t1", data: {} };
+      const [first, second] = await Promise.all([
+        store.createTask(task, event, audit("t1")),
+        store.createTask(task, event, audit("t1")),
+      ]);
+      assert.deepEqual([first?.created, second?.created], [true, false]);
+      await store.createTask({ ...task, id: "t2" }, { ...event, taskId: "t2" }, audit("t2"));
+      const records = await store.listAudit({ afterSequence: 0n, limit: 10 });
+      assert.deepEqual(
+        records.map((r) => [r.sequence, r.taskId, r.requestId]),
+        [
+          [1n, "t1", "req-t1"],
+          [2n, "t2", "req-t2"],
+        ],
+      );
+      const v = new ChainVerifier();
+      for (const r of records) assert.equal(v.add(r), true, v.broken?.reason);
+    } finally {
+      await store.close();
       cleanup();
     }
   });

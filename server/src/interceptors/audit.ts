@@ -1,15 +1,24 @@
 /**
  * Appends an audit record for every mutating call and every authentication event (success or
  * failure): time, principal, key id, client address, method, target task, outcome code and request
- * id. A unary call answers only once its record is on disk; a stream is recorded when it ends.
+ * id. A unary call answers only once its record is on disk (committed with the call's change when
+ * the service passes it on, see AuditInWrite); a stream is recorded when it ends.
  * Place it outside error mapping, so it records the code the client sees.
  */
 import { ConnectError, type Interceptor } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { lockoutMessagePrefix } from "../auth/auth-failures.js";
-import { kAuditDetail, kClaimedKeyId, kLog, kPeerAddress, kPrincipal, kRequestId } from "../context-keys.js";
+import {
+  kAuditDetail,
+  kAuditInWrite,
+  kClaimedKeyId,
+  kLog,
+  kPeerAddress,
+  kPrincipal,
+  kRequestId,
+} from "../context-keys.js";
 import { clip } from "../domain/task-validation.js";
-import type { AuditLog } from "../services/audit-log.js";
+import { AuditInWrite, type AuditLog } from "../services/audit-log.js";
 import { mapStreamErrors } from "./stream-errors.js";
 
 /** Methods recorded whatever their outcome. */
@@ -42,6 +51,19 @@ export function createAuditInterceptor(audit: AuditLog): Interceptor {
     const method = `${req.service.typeName}/${req.method.name}`;
     const always = auditedMethods.has(method);
     const requestTask = req.stream ? "" : taskIdOf(req.message);
+    const fieldsOf = (code: string, taskId: string, detail: string) => {
+      const principal = req.contextValues.get(kPrincipal);
+      return {
+        principal: principal?.name ?? "unknown",
+        keyId: principal?.keyId || req.contextValues.get(kClaimedKeyId),
+        clientAddress: req.contextValues.get(kPeerAddress),
+        method,
+        taskId: requestTask || taskId,
+        code,
+        requestId: req.contextValues.get(kRequestId),
+        detail,
+      };
+    };
     const write = async (err: unknown, aborted: boolean, responseTask: string, detail: string) => {
       const code = aborted
         ? "canceled"
@@ -51,22 +73,27 @@ export function createAuditInterceptor(audit: AuditLog): Interceptor {
       const limitedAuth =
         code === "resource_exhausted" && ConnectError.from(err).rawMessage.startsWith(lockoutMessagePrefix);
       if (!always && !authOutcomes.has(code) && !limitedAuth) return;
-      const principal = req.contextValues.get(kPrincipal);
       try {
-        await audit.record({
-          principal: principal?.name ?? "unknown",
-          keyId: principal?.keyId || req.contextValues.get(kClaimedKeyId),
-          clientAddress: req.contextValues.get(kPeerAddress),
-          method,
-          taskId: requestTask || responseTask,
-          code,
-          requestId: req.contextValues.get(kRequestId),
-          detail: detail || (err === undefined ? "" : clip(ConnectError.from(err).rawMessage, 200)),
-        });
+        await audit.record(
+          fieldsOf(
+            code,
+            responseTask,
+            detail || (err === undefined ? "" : clip(ConnectError.from(err).rawMessage, 200)),
+          ),
+        );
       } catch (e) {
         req.contextValues.get(kLog).error({ err: e, rpc: method }, "audit record not written");
       }
     };
+    // A unary call's success record may be committed by the store write that completes the call.
+    const inWrite =
+      always && !req.stream
+        ? new AuditInWrite((taskId) => ({
+            ...fieldsOf("ok", taskId, req.contextValues.get(kAuditDetail)),
+            time: new Date(),
+          }))
+        : undefined;
+    if (inWrite) req.contextValues.set(kAuditInWrite, inWrite);
     let res: Awaited<ReturnType<typeof next>>;
     try {
       res = await next(req);
@@ -75,7 +102,9 @@ export function createAuditInterceptor(audit: AuditLog): Interceptor {
       throw err;
     }
     if (!res.stream) {
-      await write(undefined, false, taskIdOf(res.message), req.contextValues.get(kAuditDetail));
+      if (!inWrite?.written) {
+        await write(undefined, false, taskIdOf(res.message), req.contextValues.get(kAuditDetail));
+      }
       return res;
     }
     return {

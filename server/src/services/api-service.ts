@@ -1,6 +1,7 @@
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { SpageAPI } from "../../../gen/spage/api/tasks_pb.js";
+import { kAuditInWrite } from "../context-keys.js";
 import { Violations } from "../domain/task-validation.js";
 import type { EventBus } from "../events/event-bus.js";
 import { watchEvents } from "../events/watch-events.js";
@@ -33,8 +34,8 @@ export function createApiService(deps: ApiServiceDeps): ServiceImpl<typeof Spage
   const { tasks, store, bus, health, metrics } = deps;
   return {
     ...createAccessService(deps.access),
-    async submitTask(req) {
-      const { task, created } = await tasks.submit(req);
+    async submitTask(req, ctx) {
+      const { task, created } = await tasks.submit(req, ctx.values.get(kAuditInWrite));
       if (created) metrics.count("tasks_submitted_total");
       return { success: true, taskId: task.id };
     },

@@ -8,25 +8,56 @@ export interface AuditLog {
   record(fields: Omit<AuditFields, "time"> & { time?: Date }): Promise<AuditRecord>;
 }
 
+/**
+ * Well-formed text only: a lone surrogate (e.g. half an emoji from a client's input) would be
+ * hashed as one byte sequence and stored as another, and the record would look altered.
+ */
+export function wellFormedAudit(fields: Omit<AuditFields, "time"> & { time?: Date }): AuditFields {
+  return {
+    time: fields.time ?? new Date(),
+    principal: fields.principal.toWellFormed(),
+    keyId: fields.keyId.toWellFormed(),
+    clientAddress: fields.clientAddress.toWellFormed(),
+    method: fields.method.toWellFormed(),
+    taskId: fields.taskId.toWellFormed(),
+    code: fields.code.toWellFormed(),
+    requestId: fields.requestId.toWellFormed(),
+    detail: fields.detail.toWellFormed(),
+  };
+}
+
+/**
+ * The success record of an audited unary call, offered to the store write that completes the call,
+ * so the change and its record are committed together (one commit, not two in a row). The audit
+ * interceptor creates it; a service whose write took it marks it written once that write has
+ * committed, and the interceptor then has nothing left to write.
+ */
+export class AuditInWrite {
+  private done = false;
+
+  constructor(private readonly successFor: (taskId: string) => AuditFields) {}
+
+  /** The record of this call succeeding on task `taskId`. */
+  fields(taskId: string): AuditFields {
+    return wellFormedAudit(this.successFor(taskId));
+  }
+
+  /** Called once the write that carried `fields()` has committed. */
+  markWritten(): void {
+    this.done = true;
+  }
+
+  /** Whether the record is already in the store. */
+  get written(): boolean {
+    return this.done;
+  }
+}
+
 /** Creates the audit log over the store. */
 export function createAuditLog(store: AccessStore): AuditLog {
   return {
     async record(fields) {
-      // Well-formed text only: a lone surrogate (e.g. half an emoji from a client's input) would be
-      // hashed as one byte sequence and stored as another, and the record would look altered.
-      const [stored] = await store.appendAudit([
-        {
-          time: fields.time ?? new Date(),
-          principal: fields.principal.toWellFormed(),
-          keyId: fields.keyId.toWellFormed(),
-          clientAddress: fields.clientAddress.toWellFormed(),
-          method: fields.method.toWellFormed(),
-          taskId: fields.taskId.toWellFormed(),
-          code: fields.code.toWellFormed(),
-          requestId: fields.requestId.toWellFormed(),
-          detail: fields.detail.toWellFormed(),
-        },
-      ]);
+      const [stored] = await store.appendAudit([wellFormedAudit(fields)]);
       if (!stored) throw new Error("audit record was not stored");
       return stored;
     },

@@ -7,6 +7,7 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { type ProgressUpdate, ProgressUpdateSchema } from "../../../gen/spage/core/common_pb.js";
 import type { SpageExecution } from "../../../gen/spage/core/execution_pb.js";
+import { kAuditInWrite } from "../context-keys.js";
 import { drainThenAnswer } from "../events/drain-then-answer.js";
 import { toConnectError } from "../interceptors/error-mapping.js";
 import type { GatewayMetrics } from "./gateway-metrics.js";
@@ -24,8 +25,8 @@ export interface ExecutionServiceDeps {
 export function createExecutionService(deps: ExecutionServiceDeps): ServiceImpl<typeof SpageExecution> {
   const { tasks, health, metrics } = deps;
   return {
-    async executeTask(req) {
-      const { task } = await tasks.execute(req);
+    async executeTask(req, ctx) {
+      const { task } = await tasks.execute(req, ctx.values.get(kAuditInWrite));
       return { success: true, taskId: task.id };
     },
     async cancelTask(req) {

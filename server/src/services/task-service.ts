@@ -4,12 +4,12 @@
  * writes through the TaskStore with conditional updates (re-reading when another writer won) and
  * publishes what was committed on the event bus.
  */
-import { randomUUID } from "node:crypto";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Event, Task, TaskResult } from "../../../gen/spage/core/common_pb.js";
 import { TaskPriority, TaskStatus } from "../../../gen/spage/core/common_pb.js";
 import { AlreadyExistsError, DomainError, FailedPreconditionError, NotFoundError } from "../domain/errors.js";
 import { applyStep, classifyUpdate, overallProgress, runEndOf } from "../domain/run-progress.js";
+import { newTaskId } from "../domain/task-id.js";
 import { statusName, terminalStates } from "../domain/task-state.js";
 import {
   checkLostPolicy,
@@ -27,6 +27,7 @@ import {
 } from "../domain/task-validation.js";
 import type { EventBus } from "../events/event-bus.js";
 import type { NewEvent, TaskPatch, TaskRecord, TaskStore } from "../store/task-store.js";
+import type { AuditInWrite } from "./audit-log.js";
 import { type ListInput, parseListInput } from "./list-query.js";
 import { encodePageToken } from "./page-token.js";
 import { chainChanges, statusChange } from "./status-change.js";
@@ -89,7 +90,7 @@ export class TaskService {
   }
 
   /** Creates a task, or returns the existing one for an identical retry. */
-  async submit(input: SubmitInput): Promise<{ task: Task; created: boolean }> {
+  async submit(input: SubmitInput, audit?: AuditInWrite): Promise<{ task: Task; created: boolean }> {
     const v = new Violations();
     checkTaskId(v, "task_id", input.taskId, false);
     checkTaskType(v, "type", input.type);
@@ -113,7 +114,7 @@ export class TaskService {
       onLost,
       maxAttempts,
     });
-    const id = input.taskId || randomUUID();
+    const id = input.taskId || newTaskId();
     const { record, created, events } = await this.store.createTask(
       {
         id,
@@ -132,7 +133,9 @@ export class TaskService {
         taskId: id,
         data: { type: input.type, priority: TaskPriority[priority] ?? "NORMAL", status: "PENDING" },
       },
+      audit?.fields(id),
     );
+    if (created) audit?.markWritten();
     if (!created && record.requestHash !== requestHash) {
       throw new AlreadyExistsError(
         `task ${id} already exists with different contents; choose another task_id`,
@@ -146,26 +149,32 @@ export class TaskService {
   }
 
   /** Creates a playbook task from ExecuteTask's fields. */
-  async execute(input: {
-    taskId: string;
-    playbook: string;
-    inventory: string;
-    variables: Readonly<Record<string, string>>;
-    engine: string;
-    priority: TaskPriority;
-    metadata: Readonly<Record<string, string>>;
-  }): Promise<{ task: Task; created: boolean }> {
+  async execute(
+    input: {
+      taskId: string;
+      playbook: string;
+      inventory: string;
+      variables: Readonly<Record<string, string>>;
+      engine: string;
+      priority: TaskPriority;
+      metadata: Readonly<Record<string, string>>;
+    },
+    audit?: AuditInWrite,
+  ): Promise<{ task: Task; created: boolean }> {
     const v = new Violations();
     if (input.playbook.trim() === "") v.add("playbook", "is required (path or name of the playbook)");
     checkStringMap(v, "variables", input.variables);
     v.throwIfAny();
-    return this.submit({
-      taskId: input.taskId,
-      type: "playbook",
-      priority: input.priority,
-      payload: playbookPayload(input),
-      metadata: input.metadata,
-    });
+    return this.submit(
+      {
+        taskId: input.taskId,
+        type: "playbook",
+        priority: input.priority,
+        payload: playbookPayload(input),
+        metadata: input.metadata,
+      },
+      audit,
+    );
   }
 
   /**

@@ -92,8 +92,55 @@ const rowToAudit = (r: AuditRow): AuditRecord => ({
   hash: r.hash,
 });
 
+/**
+ * Appends records to the audit chain; call it inside a write transaction. It reads the chain's tip
+ * there, so the chain continues from what is committed, also when another process (a `keys`
+ * command on the same file) appended in between.
+ */
+export function createAuditAppender(
+  db: Database.Database,
+): (records: readonly AuditFields[]) => AuditRecord[] {
+  const lastAudit = db.prepare("SELECT sequence, hash FROM audit_log ORDER BY sequence DESC LIMIT 1");
+  const insertAudit = db.prepare(
+    `INSERT INTO audit_log (sequence, time, principal, key_id, client_address, method, task_id, code,
+                            request_id, detail, prev_hash, hash)
+     VALUES (@sequence, @time, @principal, @key_id, @client_address, @method, @task_id, @code,
+             @request_id, @detail, @prev_hash, @hash)`,
+  );
+  return (records) => {
+    const last = lastAudit.get() as { sequence: number; hash: string } | undefined;
+    let sequence = BigInt(last?.sequence ?? 0);
+    let prev = last?.hash ?? genesisHash;
+    return records.map((r) => {
+      sequence += 1n;
+      const hash = auditHash(prev, sequence, r);
+      insertAudit.run({
+        sequence,
+        time: r.time.getTime(),
+        principal: r.principal,
+        key_id: r.keyId,
+        client_address: r.clientAddress,
+        method: r.method,
+        task_id: r.taskId,
+        code: r.code,
+        request_id: r.requestId,
+        detail: r.detail,
+        prev_hash: prev,
+        hash,
+      });
+      const stored: AuditRecord = { ...r, sequence, prevHash: prev, hash };
+      prev = hash;
+      return stored;
+    });
+  };
+}
+
 /** Creates the AccessStore methods on an open, migrated database. */
-export function createSqliteAccess(db: Database.Database, writer: GroupCommit): AccessStore {
+export function createSqliteAccess(
+  db: Database.Database,
+  writer: GroupCommit,
+  appendAuditRows: (records: readonly AuditFields[]) => AuditRecord[],
+): AccessStore {
   const stmt = {
     insertKey: db.prepare(
       `INSERT INTO api_keys (id, name, scopes, salt, hash, created_at, revoked_at, created_by)
@@ -124,13 +171,6 @@ export function createSqliteAccess(db: Database.Database, writer: GroupCommit): 
       "UPDATE sessions SET revoked_at = @at WHERE id = @id AND revoked_at IS NULL AND expires_at > @at",
     ),
     deleteExpired: db.prepare("DELETE FROM sessions WHERE expires_at < ?"),
-    lastAudit: db.prepare("SELECT sequence, hash FROM audit_log ORDER BY sequence DESC LIMIT 1"),
-    insertAudit: db.prepare(
-      `INSERT INTO audit_log (sequence, time, principal, key_id, client_address, method, task_id, code,
-                              request_id, detail, prev_hash, hash)
-       VALUES (@sequence, @time, @principal, @key_id, @client_address, @method, @task_id, @code,
-               @request_id, @detail, @prev_hash, @hash)`,
-    ),
   };
   const auditShapes = new Map<string, Database.Statement>();
 
@@ -216,33 +256,7 @@ export function createSqliteAccess(db: Database.Database, writer: GroupCommit): 
     },
 
     appendAudit(records: readonly AuditFields[]) {
-      return writer.submit(() => {
-        // Read inside the write transaction: the chain continues from what is committed.
-        const last = stmt.lastAudit.get() as { sequence: number; hash: string } | undefined;
-        let sequence = BigInt(last?.sequence ?? 0);
-        let prev = last?.hash ?? genesisHash;
-        return records.map((r) => {
-          sequence += 1n;
-          const hash = auditHash(prev, sequence, r);
-          stmt.insertAudit.run({
-            sequence,
-            time: r.time.getTime(),
-            principal: r.principal,
-            key_id: r.keyId,
-            client_address: r.clientAddress,
-            method: r.method,
-            task_id: r.taskId,
-            code: r.code,
-            request_id: r.requestId,
-            detail: r.detail,
-            prev_hash: prev,
-            hash,
-          });
-          const stored: AuditRecord = { ...r, sequence, prevHash: prev, hash };
-          prev = hash;
-          return stored;
-        });
-      });
+      return writer.submit(() => appendAuditRows(records));
     },
 
     async listAudit(q: AuditQuery) {

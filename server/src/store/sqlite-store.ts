@@ -8,9 +8,10 @@ import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import type { Event } from "../../../gen/spage/core/common_pb.js";
 import { TaskStatus } from "../../../gen/spage/core/common_pb.js";
+import type { AuditFields } from "../domain/audit-chain.js";
 import type { GatewayStore } from "./gateway-store.js";
 import { GroupCommit } from "./group-commit.js";
-import { createSqliteAccess } from "./sqlite-access.js";
+import { createAuditAppender, createSqliteAccess } from "./sqlite-access.js";
 import { migrate } from "./sqlite-migrate.js";
 import {
   attemptsToJson,
@@ -52,9 +53,12 @@ export function openSqliteStore(opts: SqliteStoreOptions): GatewayStore {
   // FULL: the WAL is fsynced at every commit, so an acknowledged write survives power loss too.
   db.pragma("synchronous = FULL");
   db.pragma("busy_timeout = 5000");
+  // 32 MiB of page cache instead of 2 MiB: the index pages every insert touches stay in memory.
+  db.pragma("cache_size = -32768");
   db.pragma("foreign_keys = ON");
   migrate(db);
 
+  const appendAuditRows = createAuditAppender(db);
   const stmt = {
     insertTask: db.prepare(
       `INSERT INTO tasks (id, type, priority, status, payload, metadata, request_hash, timeout_seconds, on_lost,
@@ -136,10 +140,10 @@ export function openSqliteStore(opts: SqliteStoreOptions): GatewayStore {
   };
 
   return {
-    ...createSqliteAccess(db, writer),
+    ...createSqliteAccess(db, writer, appendAuditRows),
     kind: "sqlite",
 
-    createTask(t: NewTask, event: NewEvent) {
+    createTask(t: NewTask, event: NewEvent, audit?: AuditFields) {
       return writer.submit(() => {
         const now = Date.now();
         const info = stmt.insertTask.run({
@@ -158,7 +162,9 @@ export function openSqliteStore(opts: SqliteStoreOptions): GatewayStore {
         const row = getRow(t.id);
         if (!row) throw new Error(`task ${t.id} vanished during insert`);
         if (info.changes === 0) return { record: rowToRecord(row), created: false, events: [] };
-        return { record: rowToRecord(row), created: true, events: insertEvents([event], now) };
+        const events = insertEvents([event], now);
+        if (audit) appendAuditRows([audit]);
+        return { record: rowToRecord(row), created: true, events };
       });
     },
 

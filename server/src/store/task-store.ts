@@ -12,6 +12,7 @@ import type {
   TaskPriority,
   TaskStatus,
 } from "../../../gen/spage/core/common_pb.js";
+import type { AuditFields } from "../domain/audit-chain.js";
 
 /** A task as the store keeps it: the wire Task plus what only the gateway needs. */
 export interface TaskRecord {
@@ -151,10 +152,15 @@ export interface RecentDurations {
 export interface TaskStore {
   /** Name of the backend, e.g. "sqlite". */
   readonly kind: string;
-  /** Inserts a task and its first event; returns the existing record untouched if the id is taken. */
+  /**
+   * Inserts a task and its first event; returns the existing record untouched if the id is taken.
+   * With `audit`, a created task's audit record is appended to the audit log in the same
+   * transaction (nothing is appended when the id was taken).
+   */
   createTask(
     task: NewTask,
     event: NewEvent,
+    audit?: AuditFields,
   ): Promise<{ record: TaskRecord; created: boolean; events: Event[] }>;
   /** The task with this id, if any, and the last committed sequence at the time of the read. */
   getTask(id: string): Promise<{ record: TaskRecord | undefined; sequence: bigint }>;
