@@ -6,12 +6,15 @@
 import { setMaxListeners } from "node:events";
 import { Code, ConnectError, cors as connectCors, createContextValues } from "@connectrpc/connect";
 import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
+import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import fastifyCors from "@fastify/cors";
 import Fastify, { type FastifyInstance, LogController } from "fastify";
 import type { GatewayConfig } from "./config.js";
 import { kLog, kPeerAddress, kRequestId } from "./context-keys.js";
 import { UnavailableError } from "./domain/errors.js";
 import type { EventBus } from "./events/event-bus.js";
+import { createFastPath } from "./fast-path/fast-path.js";
+import { recordRoutes } from "./fast-path/unary-methods.js";
 import { registerDashboardRoutes } from "./http/dashboard-routes.js";
 import { registerGrpcMessageEncoding } from "./http/grpc-message-encoding.js";
 import { registerHealthRoutes } from "./http/health-routes.js";
@@ -28,6 +31,17 @@ import { createRoutes } from "./routes.js";
 import { createServices, type Services } from "./services/create-services.js";
 import type { HealthState } from "./services/health-state.js";
 import type { GatewayStore } from "./store/gateway-store.js";
+
+/** Responses at least this large are compressed when the client accepts it (Connect's default). */
+const compressMinBytes = 1024;
+/** Compressions offered to clients, in Connect's default order. */
+const acceptCompression = [compressionGzip, compressionBrotli];
+
+let requestCounter = 0;
+/** A request id unique in this process, in Fastify's default form. */
+function nextRequestId(): string {
+  return `req-${(requestCounter++).toString(36)}`;
+}
 
 /** What the app is built from. */
 export interface AppDeps {
@@ -60,6 +74,8 @@ export async function buildApp(deps: AppDeps): Promise<Gateway> {
     // Every RPC is logged once by the logging interceptor; Fastify's per-request lines would double it.
     logController: new LogController({ disableRequestLogging: true }),
     requestIdHeader: "x-request-id",
+    // Shared with the fast path, so request ids stay unique across both.
+    genReqId: () => nextRequestId(),
     serverFactory: (handler) => {
       server = createOnePortServer(handler as unknown as DualHandler, {
         tls: config.tls,
@@ -105,21 +121,26 @@ export async function buildApp(deps: AppDeps): Promise<Gateway> {
     done();
   });
 
+  // Outermost first: logging and metrics see every outcome, audit records the code the client
+  // gets, and auth runs before the rate limiter so limits are per principal. The same list serves
+  // Connect's handler and the fast path.
+  const interceptors = [
+    createLoggingInterceptor(),
+    createMetricsInterceptor(metrics),
+    createAuditInterceptor(services.access.audit),
+    createErrorMappingInterceptor(),
+    createAuthInterceptor(services.access.authn, services.access.limiter, config.access),
+    createRateLimitInterceptor(services.access.limiter, services.access.streams, config.access),
+  ];
+  const served = recordRoutes(createRoutes(services.deps), config);
   await app.register(fastifyConnectPlugin, {
-    routes: createRoutes(services.deps),
-    // Outermost first: logging and metrics see every outcome, audit records the code the client
-    // gets, and auth runs before the rate limiter so limits are per principal.
-    interceptors: [
-      createLoggingInterceptor(),
-      createMetricsInterceptor(metrics),
-      createAuditInterceptor(services.access.audit),
-      createErrorMappingInterceptor(),
-      createAuthInterceptor(services.access.authn, services.access.limiter, config.access),
-      createRateLimitInterceptor(services.access.limiter, services.access.streams, config.access),
-    ],
+    routes: served.routes,
+    interceptors,
     readMaxBytes: config.readMaxBytes,
     writeMaxBytes: config.writeMaxBytes,
     maxTimeoutMs: config.maxTimeoutMs,
+    compressMinBytes,
+    acceptCompression,
     shutdownSignal: shutdownController.signal,
     contextValues: (req) =>
       createContextValues()
@@ -127,12 +148,32 @@ export async function buildApp(deps: AppDeps): Promise<Gateway> {
         .set(kPeerAddress, req.ip ?? "")
         .set(kRequestId, String(req.id)),
   });
+  const fastPath = config.fastPath
+    ? createFastPath({
+        unary: served.unary,
+        interceptors,
+        readMaxBytes: config.readMaxBytes,
+        compressMinBytes,
+        maxTimeoutMs: config.maxTimeoutMs,
+        acceptCompression,
+        shutdownSignal: shutdownController.signal,
+        corsEnabled: config.corsOrigins.length > 0,
+        contextValues: (peer, requestIdHeader) => {
+          const id = requestIdHeader || nextRequestId();
+          return createContextValues()
+            .set(kLog, app.log.child({ reqId: id }))
+            .set(kPeerAddress, peer)
+            .set(kRequestId, id);
+        },
+      })
+    : undefined;
 
   services.start();
 
   await app.ready();
   if (!server) throw new Error("serverFactory was not called");
   const listener = server;
+  if (fastPath) listener.useFastPath(fastPath);
 
   let shuttingDown: Promise<void> | undefined;
   const shutdown = () => {

@@ -33,6 +33,8 @@ export interface GatewayConfig {
   readonly lostGraceMs: number;
   readonly cancelGraceMs: number;
   readonly dispatchPollMs: number;
+  /** Serve plain unary calls on the fast path (server/src/fast-path); false: Connect's handler only. */
+  readonly fastPath: boolean;
   /** Authentication, anonymous cores and limits. */
   readonly access: AccessPolicy;
 }
@@ -240,6 +242,13 @@ export const serveOptions: readonly Option[] = [
     help: "how often the queue is checked for work queued elsewhere",
   },
   {
+    flag: "fast-path",
+    env: "SPAGE_FAST_PATH",
+    kind: "string",
+    def: "on",
+    help: "on: unary calls are served by the fast path, everything else by Connect's handler; off (or --no-fast-path): Connect's handler serves every call",
+  },
+  {
     flag: "auth",
     env: "SPAGE_AUTH",
     kind: "string",
@@ -314,7 +323,8 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pr
   let parsed: ReturnType<typeof parseArgs>;
   try {
     parsed = parseArgs({
-      args: [...argv],
+      // --no-fast-path is short for --fast-path off.
+      args: argv.flatMap((a) => (a === "--no-fast-path" ? ["--fast-path", "off"] : [a])),
       options: Object.fromEntries(serveOptions.map((o) => [o.flag, { type: "string" as const }])),
       strict: true,
       allowPositionals: false,
@@ -354,6 +364,14 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pr
       .split(",")
       .map((s) => s.trim())
       .filter((s) => s !== "");
+
+  const onOff = (flag: string) => {
+    const { value, source } = raw(opt(flag));
+    if (value !== "on" && value !== "off") {
+      throw new ConfigError(`invalid ${source} "${value}": expected on or off`);
+    }
+    return value === "on";
+  };
 
   const logLevels = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
   const logLevel = str("log-level");
@@ -402,6 +420,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pr
     lostGraceMs: int("lost-grace-ms"),
     cancelGraceMs: int("cancel-grace-ms"),
     dispatchPollMs: int("dispatch-poll-ms"),
+    fastPath: onOff("fast-path"),
     access: Object.freeze(accessPolicy(str, int, list)),
   });
 }

@@ -12,6 +12,7 @@ import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
 import * as tls from "node:tls";
+import type { FastPath } from "./fast-path/fast-path.js";
 
 /** The HTTP/2 connection preface every h2c client sends first (RFC 9113, section 3.4). */
 export const http2Preface = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
@@ -48,10 +49,13 @@ export interface OnePortServer extends net.Server {
   closeHttp2Sessions(): void;
   /** Number of open TCP connections. */
   readonly openConnections: number;
+  /** Lets `fast` serve the requests it admits before the handler sees them (fast-path/). */
+  useFastPath(fast: FastPath): void;
 }
 
 /** Creates the one-port server. */
 export function createOnePortServer(handler: DualHandler, opts: ListenerOptions): OnePortServer {
+  let fast: FastPath | undefined;
   const h1 = http.createServer(
     {
       headersTimeout: opts.headersTimeoutMs,
@@ -62,7 +66,10 @@ export function createOnePortServer(handler: DualHandler, opts: ListenerOptions)
       connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(opts.headersTimeoutMs / 4))),
       noDelay: true,
     },
-    handler as http.RequestListener,
+    (req, res) => {
+      if (fast?.http1(req, res)) return;
+      handler(req, res);
+    },
   );
   const h2 = http2.createServer(
     {
@@ -72,6 +79,18 @@ export function createOnePortServer(handler: DualHandler, opts: ListenerOptions)
       settings: { maxHeaderListSize: opts.maxHeaderBytes },
     },
     handler as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
+  );
+
+  // The compat layer turns each HTTP/2 stream into a request for `handler` through a 'stream'
+  // listener; the fast path goes first and passes on only what it leaves.
+  const compat = h2.listeners("stream") as ((...args: unknown[]) => void)[];
+  h2.removeAllListeners("stream");
+  h2.on(
+    "stream",
+    (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, ...rest: unknown[]) => {
+      if (fast?.http2(stream, headers)) return;
+      for (const listener of compat) listener.call(h2, stream, headers, ...rest);
+    },
   );
 
   const sockets = new Set<net.Socket>();
@@ -224,5 +243,8 @@ export function createOnePortServer(handler: DualHandler, opts: ListenerOptions)
     for (const s of sessions) s.close();
   };
   Object.defineProperty(server, "openConnections", { get: () => sockets.size });
+  server.useFastPath = (f) => {
+    fast = f;
+  };
   return server;
 }

@@ -1,0 +1,391 @@
+/**
+ * The unary fast path. It admits a request on its headers alone (POST, a unary method registered
+ * in routes.ts, a content type it speaks, no request compression, a valid timeout header, no CORS
+ * to answer) and serves it straight from the node:http2 stream or node:http request: read the body,
+ * decode, run the project's interceptors and the same implementation Connect would call, encode,
+ * write, with one await for the call. Everything else (streaming RPCs, Connect GET, anything
+ * unusual or malformed at the header level) returns false and goes to Connect's handler unchanged.
+ */
+import type * as http from "node:http";
+import type * as http2 from "node:http2";
+import { create, type DescMessage, isMessage, type MessageShape } from "@bufbuild/protobuf";
+import {
+  Code,
+  ConnectError,
+  type ContextValues,
+  type Interceptor,
+  type UnaryRequest,
+  type UnaryResponse,
+} from "@connectrpc/connect";
+import { type Compression, compressionNegotiate } from "@connectrpc/connect/protocol";
+import { parseTimeout as parseConnectTimeout } from "@connectrpc/connect/protocol-connect";
+import { parseTimeout as parseGrpcTimeout } from "@connectrpc/connect/protocol-grpc";
+import { CallContext, type NodeRequestHeaders } from "./call-context.js";
+import type { UnaryMethod } from "./unary-methods.js";
+import {
+  assertEnvelopeSize,
+  declaredEnvelopeLength,
+  encodeAnswer,
+  unaryEnvelopePayload,
+  type WireAnswer,
+  type WireFormat,
+  wireFormatOf,
+} from "./wire.js";
+
+/** What the fast path is built from. */
+export interface FastPathOptions {
+  readonly unary: ReadonlyMap<string, UnaryMethod>;
+  /** The same interceptors Connect's handler runs, outermost first. */
+  readonly interceptors: readonly Interceptor[];
+  readonly readMaxBytes: number;
+  readonly compressMinBytes: number;
+  readonly maxTimeoutMs: number;
+  readonly acceptCompression: readonly Compression[];
+  readonly shutdownSignal: AbortSignal;
+  /** When CORS is configured, requests with an Origin header go to Connect's handler (and CORS). */
+  readonly corsEnabled: boolean;
+  /** The context values of a call (logger, peer address, request id), as Connect's handler gets them. */
+  readonly contextValues: (peerAddress: string, requestIdHeader: string | undefined) => ContextValues;
+}
+
+/** Serves admitted requests; each method returns false for a request it leaves to Connect. */
+export interface FastPath {
+  http2(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): boolean;
+  http1(req: http.IncomingMessage, res: http.ServerResponse): boolean;
+}
+
+/** The decided handling of an admitted request. */
+interface Plan {
+  readonly entry: UnaryMethod;
+  readonly format: WireFormat;
+  readonly compression: Compression | null;
+  readonly timeoutMs: number | undefined;
+  readonly url: string;
+}
+
+const kContext = Symbol("fast-path call context");
+type FastRequest = UnaryRequest & { [kContext]: CallContext };
+
+/** Creates the fast path. */
+export function createFastPath(opt: FastPathOptions): FastPath {
+  const available = [...opt.acceptCompression];
+  // One composed chain per method: the interceptors wrap a call of the method's implementation.
+  const chains = new Map<UnaryMethod, (req: FastRequest) => Promise<UnaryResponse>>();
+  for (const entry of opt.unary.values()) {
+    const call = async (req: UnaryRequest): Promise<UnaryResponse> => {
+      const ctx = (req as FastRequest)[kContext];
+      const out = await entry.impl(req.message, ctx);
+      const output = entry.method.output;
+      return {
+        stream: false,
+        service: entry.service,
+        method: entry.method,
+        message: isMessage(out, output) ? out : create(output, out as never),
+        get header() {
+          return ctx.responseHeader;
+        },
+        get trailer() {
+          return ctx.responseTrailer;
+        },
+      };
+    };
+    let next: (req: UnaryRequest) => Promise<UnaryResponse> = call;
+    for (let i = opt.interceptors.length - 1; i >= 0; i--) {
+      next = (opt.interceptors[i] as Interceptor)(next as never) as typeof next;
+    }
+    chains.set(entry, next as (req: FastRequest) => Promise<UnaryResponse>);
+  }
+
+  const admit = (
+    method: string | undefined,
+    path: string | undefined,
+    headers: NodeRequestHeaders,
+    authority: string,
+    scheme: string,
+  ): Plan | undefined => {
+    if (method !== "POST" || path === undefined) return undefined;
+    const entry = opt.unary.get(path);
+    if (!entry) return undefined;
+    const format = wireFormatOf(headers["content-type"] as string | undefined);
+    if (!format) return undefined;
+    if (opt.corsEnabled && headers.origin !== undefined) return undefined;
+    const grpcLike = format.protocol !== "connect";
+    const encoding = headers[grpcLike ? "grpc-encoding" : "content-encoding"];
+    if (encoding !== undefined && encoding !== "identity") return undefined;
+    const accept = headers[grpcLike ? "grpc-accept-encoding" : "accept-encoding"];
+    if (accept !== undefined && typeof accept !== "string") return undefined;
+    const timeoutHeader = headers[grpcLike ? "grpc-timeout" : "connect-timeout-ms"];
+    let timeoutMs: number | undefined;
+    if (timeoutHeader !== undefined) {
+      if (typeof timeoutHeader !== "string") return undefined;
+      const t = (grpcLike ? parseGrpcTimeout : parseConnectTimeout)(timeoutHeader, opt.maxTimeoutMs);
+      if (t.error) return undefined;
+      timeoutMs = t.timeoutMs;
+    }
+    const compression = compressionNegotiate(
+      available,
+      null,
+      accept ?? null,
+      grpcLike ? "grpc-accept-encoding" : "accept-encoding",
+    ).response;
+    return { entry, format, compression, timeoutMs, url: `${scheme}://${authority}${path}` };
+  };
+
+  /** Runs the call; never throws (errors become the protocol's error answer). */
+  const serve = async (
+    plan: Plan,
+    body: Uint8Array | ConnectError,
+    headers: NodeRequestHeaders,
+    peer: string,
+    clientGone: () => boolean,
+    register: (ctx: CallContext) => void,
+  ): Promise<WireAnswer> => {
+    const { entry, format } = plan;
+    const ctx = new CallContext({
+      service: entry.service,
+      method: entry.method,
+      protocolName: format.protocol === "grpc_web" ? "grpc-web" : format.protocol,
+      url: plan.url,
+      nodeHeaders: headers,
+      values: opt.contextValues(peer, headers["x-request-id"] as string | undefined),
+      timeoutMs: plan.timeoutMs,
+      shutdownSignal: opt.shutdownSignal,
+      clientGone,
+    });
+    register(ctx);
+    let message: Uint8Array | undefined;
+    let error: ConnectError | undefined;
+    try {
+      if (body instanceof ConnectError) throw body;
+      const bytes = format.protocol === "connect" ? body : unaryEnvelopePayload(body, opt.readMaxBytes);
+      const input = entry.serialization.getI(format.binary).parse(bytes) as MessageShape<DescMessage>;
+      const req = {
+        stream: false,
+        service: entry.service,
+        method: entry.method,
+        requestMethod: "POST",
+        url: plan.url,
+        contextValues: ctx.values,
+        message: input,
+        get signal() {
+          return ctx.signal;
+        },
+        get header() {
+          return ctx.requestHeader;
+        },
+        [kContext]: ctx,
+      } as FastRequest;
+      const chain = chains.get(entry) as (req: FastRequest) => Promise<UnaryResponse>;
+      const res = await chain(req);
+      if (res.header !== ctx.responseHeaderIfSet && res.header) copyInto(res.header, ctx.responseHeader);
+      if (res.trailer !== ctx.responseTrailerIfSet && res.trailer) {
+        copyInto(res.trailer, ctx.responseTrailer);
+      }
+      message = entry.serialization.getO(format.binary).serialize(res.message);
+    } catch (e) {
+      error =
+        e instanceof ConnectError
+          ? e
+          : new ConnectError("internal error", Code.Internal, undefined, undefined, e);
+      ctx.end(error);
+    } finally {
+      ctx.end();
+    }
+    return encodeAnswer({
+      format,
+      message,
+      error,
+      responseHeader: ctx.responseHeaderIfSet,
+      responseTrailer: ctx.responseTrailerIfSet,
+      compression: plan.compression,
+      compressMinBytes: opt.compressMinBytes,
+    });
+  };
+
+  return {
+    http2(stream, headers) {
+      const plan = admit(
+        headers[":method"],
+        headers[":path"],
+        headers,
+        headers[":authority"] ?? "",
+        headers[":scheme"] ?? "http",
+      );
+      if (!plan) return false;
+      let ctx: CallContext | undefined;
+      let answered = false;
+      stream.once("close", () => {
+        if (!answered) ctx?.clientGone();
+      });
+      stream.on("error", () => {});
+      readBody(stream, plan, opt.readMaxBytes, headers["content-length"], (body) => {
+        const peer = stream.session?.socket?.remoteAddress ?? "";
+        void serve(
+          plan,
+          body,
+          headers,
+          peer,
+          () => stream.destroyed,
+          (c) => {
+            ctx = c;
+          },
+        ).then((answer) => {
+          answered = true;
+          writeHttp2(stream, answer);
+        });
+      });
+      return true;
+    },
+
+    http1(req, res) {
+      const plan = admit(req.method, req.url, req.headers, req.headers.host ?? "", "http");
+      // gRPC needs trailers, which HTTP/1.1 clients rarely read: leave it to Connect's handler.
+      if (!plan || plan.format.protocol === "grpc") return false;
+      let ctx: CallContext | undefined;
+      let answered = false;
+      res.once("close", () => {
+        if (!answered) ctx?.clientGone();
+      });
+      readBody(req, plan, opt.readMaxBytes, req.headers["content-length"], (body) => {
+        void serve(
+          plan,
+          body,
+          req.headers,
+          req.socket.remoteAddress ?? "",
+          () => req.destroyed && !req.complete,
+          (c) => {
+            ctx = c;
+          },
+        ).then((answer) => {
+          answered = true;
+          writeHttp1(res, answer);
+        });
+      });
+      return true;
+    },
+  };
+}
+
+function copyInto(from: Headers, to: Headers): void {
+  from.forEach((value, name) => {
+    to.set(name, value);
+  });
+}
+
+/**
+ * Reads a request body and calls `done` once: with the bytes, or with Connect's error as soon as
+ * the declared size (envelope header or Content-Length) exceeds readMaxBytes. What follows an
+ * error is read and dropped, so the client is never left stuck on flow control.
+ */
+function readBody(
+  source: NodeJS.ReadableStream & { on(event: "data", l: (chunk: Buffer) => void): unknown },
+  plan: Plan,
+  readMaxBytes: number,
+  contentLength: string | undefined,
+  done: (body: Uint8Array | ConnectError) => void,
+): void {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let failed = false;
+  const enveloped = plan.format.protocol !== "connect";
+  const fail = (err: ConnectError) => {
+    failed = true;
+    chunks.length = 0;
+    done(err);
+  };
+  if (!enveloped && contentLength !== undefined) {
+    const hint = Number(contentLength);
+    if (Number.isSafeInteger(hint) && hint > readMaxBytes) {
+      fail(
+        new ConnectError(
+          `message size ${hint} is larger than configured readMaxBytes ${readMaxBytes}`,
+          Code.ResourceExhausted,
+        ),
+      );
+    }
+  }
+  source.on("data", (chunk: Buffer) => {
+    if (failed) return;
+    chunks.push(chunk);
+    size += chunk.byteLength;
+    if (enveloped) {
+      const head = chunks.length === 1 ? chunk : Buffer.concat(chunks);
+      const declared = declaredEnvelopeLength(head);
+      if (declared !== undefined) {
+        try {
+          assertEnvelopeSize(declared, readMaxBytes);
+        } catch (e) {
+          fail(e as ConnectError);
+        }
+      }
+      // One message and the header of another is all a unary body may hold.
+      if (!failed && size > readMaxBytes + 10) {
+        fail(
+          new ConnectError(
+            "protocol error: received extra input message for unary method",
+            Code.Unimplemented,
+          ),
+        );
+      }
+    } else if (size > readMaxBytes) {
+      fail(
+        new ConnectError(
+          `message size is larger than configured readMaxBytes ${readMaxBytes}`,
+          Code.ResourceExhausted,
+        ),
+      );
+    }
+  });
+  source.on("end", () => {
+    if (failed) return;
+    const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
+    if (!enveloped && contentLength !== undefined) {
+      const hint = Number(contentLength);
+      if (Number.isSafeInteger(hint) && hint !== body.byteLength) {
+        done(
+          new ConnectError(
+            `protocol error: promised ${hint} bytes, received ${body.byteLength}`,
+            Code.InvalidArgument,
+          ),
+        );
+        return;
+      }
+    }
+    done(body);
+  });
+}
+
+let dateValue = "";
+let dateSecond = 0;
+/** The Date header, formatted once per second. */
+function httpDate(): string {
+  const now = Date.now();
+  const second = Math.floor(now / 1000);
+  if (second !== dateSecond) {
+    dateSecond = second;
+    dateValue = new Date(now).toUTCString();
+  }
+  return dateValue;
+}
+
+function writeHttp2(stream: http2.ServerHttp2Stream, a: WireAnswer): void {
+  if (stream.destroyed || stream.closed || stream.headersSent) return;
+  const headers: http2.OutgoingHttpHeaders = { ...a.headers, ":status": a.status, date: httpDate() };
+  const trailers = a.trailers;
+  if (trailers) {
+    stream.respond(headers, { waitForTrailers: true });
+    stream.once("wantTrailers", () => {
+      if (!stream.destroyed) stream.sendTrailers(trailers);
+    });
+  } else {
+    stream.respond(headers);
+  }
+  if (a.body && a.body.byteLength > 0) stream.end(a.body);
+  else stream.end();
+}
+
+function writeHttp1(res: http.ServerResponse, a: WireAnswer): void {
+  if (res.destroyed || res.headersSent) return;
+  res.writeHead(a.status, a.headers);
+  res.end(a.body);
+}

@@ -1,0 +1,201 @@
+/**
+ * What the fast path reads and writes on the wire for each protocol, with Connect's own helpers
+ * (status mapping, error JSON, trailer serialization, compression negotiation), so an answer is
+ * the one Connect's handler would give: which content types are taken, how a unary request body is
+ * unpacked (envelope rules and readMaxBytes), and how a result or an error becomes status,
+ * headers, body and trailers.
+ */
+import { Code, ConnectError } from "@connectrpc/connect";
+import { type Compression, encodeEnvelope, mergeNonProtocolHeaders } from "@connectrpc/connect/protocol";
+import { codeToHttpStatus, errorToJsonBytes, trailerMux } from "@connectrpc/connect/protocol-connect";
+import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import { trailerFlag, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
+import { encodeGrpcMessage } from "../protocol/grpc-message.js";
+
+/** The protocols the fast path speaks. */
+export type WireProtocol = "grpc" | "grpc_web" | "connect";
+
+/** A request's protocol and codec, from its content type. */
+export interface WireFormat {
+  readonly protocol: WireProtocol;
+  readonly binary: boolean;
+}
+
+/**
+ * Content types taken, exactly as clients send them; anything else (JSON over gRPC, unusual
+ * spellings, streaming types) is left to Connect's handler.
+ */
+const formats: ReadonlyMap<string, WireFormat> = new Map([
+  ["application/grpc", { protocol: "grpc", binary: true }],
+  ["application/grpc+proto", { protocol: "grpc", binary: true }],
+  ["application/grpc-web", { protocol: "grpc_web", binary: true }],
+  ["application/grpc-web+proto", { protocol: "grpc_web", binary: true }],
+  ["application/proto", { protocol: "connect", binary: true }],
+  ["application/json", { protocol: "connect", binary: false }],
+  ["application/json; charset=utf-8", { protocol: "connect", binary: false }],
+  ["application/json;charset=utf-8", { protocol: "connect", binary: false }],
+]);
+
+/** The format of a content type the fast path takes, or undefined. */
+export function wireFormatOf(contentType: string | undefined): WireFormat | undefined {
+  return contentType === undefined ? undefined : formats.get(contentType);
+}
+
+/** The envelope header of a gRPC / gRPC-Web message: 1 flag byte and a 4-byte length. */
+const envelopeHeaderBytes = 5;
+const compressedFlag = 0b00000001;
+
+/**
+ * The one message of a unary gRPC or gRPC-Web request body, with Connect's errors for a body that
+ * does not hold exactly one complete, uncompressed message.
+ */
+export function unaryEnvelopePayload(body: Uint8Array, readMaxBytes: number): Uint8Array {
+  if (body.byteLength === 0) {
+    throw new ConnectError("protocol error: missing input message for unary method", Code.Unimplemented);
+  }
+  const declared = declaredEnvelopeLength(body);
+  if (declared === undefined) throw incompleteEnvelope();
+  assertEnvelopeSize(declared, readMaxBytes);
+  const end = envelopeHeaderBytes + declared;
+  if (body.byteLength < end) throw incompleteEnvelope();
+  if (((body[0] ?? 0) & compressedFlag) !== 0) {
+    throw new ConnectError("received compressed envelope, but do not know how to decompress", Code.Internal);
+  }
+  if (body.byteLength > end) {
+    const rest = body.subarray(end);
+    const next = declaredEnvelopeLength(rest);
+    if (next === undefined || rest.byteLength < envelopeHeaderBytes + next) throw incompleteEnvelope();
+    throw new ConnectError(
+      "protocol error: received extra input message for unary method",
+      Code.Unimplemented,
+    );
+  }
+  return body.subarray(envelopeHeaderBytes, end);
+}
+
+/** The length an envelope header declares, or undefined while the header is incomplete. */
+export function declaredEnvelopeLength(bytes: Uint8Array): number | undefined {
+  if (bytes.byteLength < envelopeHeaderBytes) return undefined;
+  return new DataView(bytes.buffer, bytes.byteOffset, envelopeHeaderBytes).getUint32(1);
+}
+
+/** Connect's error for a message larger than readMaxBytes, decided from its declared size. */
+export function assertEnvelopeSize(declared: number, readMaxBytes: number): void {
+  if (declared > readMaxBytes) {
+    throw new ConnectError(
+      `message size ${declared} is larger than configured readMaxBytes ${readMaxBytes}`,
+      Code.ResourceExhausted,
+    );
+  }
+}
+
+function incompleteEnvelope(): ConnectError {
+  return new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument);
+}
+
+/** An answer ready to write: status, headers, body and (gRPC only) trailers. */
+export interface WireAnswer {
+  readonly status: number;
+  readonly headers: Record<string, string>;
+  readonly body: Uint8Array | undefined;
+  readonly trailers: Record<string, string> | undefined;
+}
+
+/** What the call produced: the serialized result or the error, and what the call set. */
+export interface CallOutcome {
+  readonly format: WireFormat;
+  /** The serialized response message; undefined when the call failed. */
+  readonly message: Uint8Array | undefined;
+  readonly error: ConnectError | undefined;
+  readonly responseHeader: Headers | undefined;
+  readonly responseTrailer: Headers | undefined;
+  /** The negotiated response compression, if any. */
+  readonly compression: Compression | null;
+  readonly compressMinBytes: number;
+}
+
+const contentTypes: Record<WireProtocol, { binary: string; json: string }> = {
+  grpc: { binary: "application/grpc+proto", json: "application/grpc+json" },
+  grpc_web: { binary: "application/grpc-web+proto", json: "application/grpc-web+json" },
+  connect: { binary: "application/proto", json: "application/json" },
+};
+
+function toRecord(h: Headers | undefined, into: Record<string, string>): Record<string, string> {
+  h?.forEach((value, name) => {
+    into[name] = value;
+  });
+  return into;
+}
+
+/** The answer for a call's outcome in its protocol. */
+export async function encodeAnswer(o: CallOutcome): Promise<WireAnswer> {
+  const { protocol, binary } = o.format;
+  if (protocol === "connect") return encodeConnect(o);
+  const header = new Headers(o.responseHeader);
+  header.set("content-type", binary ? contentTypes[protocol].binary : contentTypes[protocol].json);
+  if (o.compression) header.set("grpc-encoding", o.compression.name);
+  const trailer = new Headers(o.responseTrailer);
+  if (!trailer.has("grpc-status")) trailer.set("grpc-status", "0");
+  setTrailerStatus(trailer, o.error);
+  let envelope: Uint8Array | undefined;
+  if (o.message && !o.error) {
+    let data = o.message;
+    let flags = 0;
+    if (o.compression && data.byteLength >= o.compressMinBytes) {
+      data = await o.compression.compress(data);
+      flags |= compressedFlag;
+    }
+    envelope = encodeEnvelope(flags, data);
+  }
+  if (protocol === "grpc") {
+    const trailers = toRecord(trailer, {});
+    const message = trailers["grpc-message"];
+    if (message !== undefined) trailers["grpc-message"] = regrpcMessage(message);
+    return { status: 200, headers: toRecord(header, {}), body: envelope, trailers };
+  }
+  const trailerFrame = encodeEnvelope(trailerFlag, trailerSerialize(trailer));
+  const body = envelope ? concat(envelope, trailerFrame) : trailerFrame;
+  return { status: 200, headers: toRecord(header, {}), body, trailers: undefined };
+}
+
+async function encodeConnect(o: CallOutcome): Promise<WireAnswer> {
+  const header = new Headers(o.responseHeader);
+  let status = 200;
+  let body: Uint8Array;
+  if (o.error || !o.message) {
+    const error = o.error ?? new ConnectError("internal error", Code.Internal);
+    status = codeToHttpStatus(error.code);
+    header.set("content-type", contentTypes.connect.json);
+    if (!error.isWireError) mergeNonProtocolHeaders(header, error.metadata);
+    body = errorToJsonBytes(error, undefined);
+  } else {
+    header.set("content-type", o.format.binary ? contentTypes.connect.binary : contentTypes.connect.json);
+    body = o.message;
+  }
+  if (o.compression && body.byteLength >= o.compressMinBytes) {
+    body = await o.compression.compress(body);
+    header.set("content-encoding", o.compression.name);
+  }
+  const all = trailerMux(header, o.responseTrailer ?? new Headers());
+  all.set("content-length", body.byteLength.toString(10));
+  return { status, headers: toRecord(all, {}), body, trailers: undefined };
+}
+
+/**
+ * grpc-message as the gRPC spec percent-encodes it (see http/grpc-message-encoding.ts, which does
+ * the same for Connect's handler): Connect's encodeURIComponent form, decoded and encoded again.
+ */
+function regrpcMessage(value: string): string {
+  try {
+    return encodeGrpcMessage(decodeURIComponent(value));
+  } catch {
+    return value;
+  }
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.byteLength + b.byteLength);
+  out.set(a, 0);
+  out.set(b, a.byteLength);
+  return out;
+}
