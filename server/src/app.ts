@@ -173,7 +173,7 @@ export async function buildApp(deps: AppDeps): Promise<Gateway> {
   await app.ready();
   if (!server) throw new Error("serverFactory was not called");
   const listener = server;
-  if (fastPath) listener.useFastPath(fastPath);
+  if (fastPath) listener.serveFastPathFirst(fastPath);
 
   let shuttingDown: Promise<void> | undefined;
   const shutdown = () => {

@@ -50,7 +50,7 @@ export interface OnePortServer extends net.Server {
   /** Number of open TCP connections. */
   readonly openConnections: number;
   /** Lets `fast` serve the requests it admits before the handler sees them (fast-path/). */
-  useFastPath(fast: FastPath): void;
+  serveFastPathFirst(fast: FastPath): void;
 }
 
 /** Creates the one-port server. */
@@ -243,7 +243,7 @@ export function createOnePortServer(handler: DualHandler, opts: ListenerOptions)
     for (const s of sessions) s.close();
   };
   Object.defineProperty(server, "openConnections", { get: () => sockets.size });
-  server.useFastPath = (f) => {
+  server.serveFastPathFirst = (f) => {
     fast = f;
   };
   return server;
