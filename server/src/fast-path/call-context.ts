@@ -23,16 +23,88 @@ export interface CallInit {
   readonly clientGone: () => boolean;
 }
 
-/** Headers from Node's header object, skipping HTTP/2 pseudo-headers. */
-export function headersFromNode(node: NodeRequestHeaders): Headers {
-  const h = new Headers();
-  for (const name in node) {
-    if (name.charCodeAt(0) === 58 /* ":" */) continue;
-    const v = node[name];
-    if (typeof v === "string") h.append(name, v);
-    else if (Array.isArray(v)) for (const item of v) h.append(name, item);
+/**
+ * The request headers as a `Headers`, read straight from Node's header object (names are already
+ * lowercase; HTTP/2 pseudo-headers are left out). Reading costs nothing up front, where building a
+ * `Headers` validates and copies every header of every call; the first change makes a real copy.
+ */
+export class NodeHeaderView implements Headers {
+  private copy: Headers | undefined;
+
+  constructor(private readonly node: NodeRequestHeaders) {}
+
+  private own(): Headers {
+    if (!this.copy) {
+      const h = new Headers();
+      for (const [name, value] of this.pairs()) h.append(name, value);
+      this.copy = h;
+    }
+    return this.copy;
   }
-  return h;
+
+  private *pairs(): Generator<[string, string]> {
+    for (const name of Object.keys(this.node).sort()) {
+      if (name.charCodeAt(0) === 58 /* ":" */) continue;
+      const v = this.node[name];
+      if (typeof v === "string") yield [name, v];
+      else if (Array.isArray(v)) yield [name, v.join(", ")];
+    }
+  }
+
+  get(name: string): string | null {
+    if (this.copy) return this.copy.get(name);
+    const key = name.toLowerCase();
+    if (key.charCodeAt(0) === 58) return null;
+    const v = this.node[key];
+    if (v === undefined) return null;
+    return typeof v === "string" ? v : v.join(", ");
+  }
+
+  has(name: string): boolean {
+    return this.get(name) !== null;
+  }
+
+  getSetCookie(): string[] {
+    if (this.copy) return this.copy.getSetCookie();
+    const v = this.node["set-cookie"];
+    return v === undefined ? [] : typeof v === "string" ? [v] : [...v];
+  }
+
+  set(name: string, value: string): void {
+    this.own().set(name, value);
+  }
+
+  append(name: string, value: string): void {
+    this.own().append(name, value);
+  }
+
+  delete(name: string): void {
+    this.own().delete(name);
+  }
+
+  forEach(cb: (value: string, key: string, parent: Headers) => void, thisArg?: unknown): void {
+    for (const [k, v] of this.entries()) cb.call(thisArg, v, k, this);
+  }
+
+  entries(): ReturnType<Headers["entries"]> {
+    return (this.copy ? this.copy.entries() : this.pairs()) as ReturnType<Headers["entries"]>;
+  }
+
+  keys(): ReturnType<Headers["keys"]> {
+    return (function* (it: Iterable<[string, string]>) {
+      for (const [k] of it) yield k;
+    })(this.entries()) as ReturnType<Headers["keys"]>;
+  }
+
+  values(): ReturnType<Headers["keys"]> {
+    return (function* (it: Iterable<[string, string]>) {
+      for (const [, v] of it) yield v;
+    })(this.entries()) as ReturnType<Headers["keys"]>;
+  }
+
+  [Symbol.iterator](): ReturnType<Headers["entries"]> {
+    return this.entries();
+  }
 }
 
 /** A HandlerContext whose parts are made on first use. */
@@ -67,7 +139,7 @@ export class CallContext implements HandlerContext {
     this.deadline === undefined ? undefined : this.deadline - Date.now();
 
   get requestHeader(): Headers {
-    this.reqHeader ??= headersFromNode(this.init.nodeHeaders);
+    this.reqHeader ??= new NodeHeaderView(this.init.nodeHeaders);
     return this.reqHeader;
   }
 

@@ -131,6 +131,7 @@ function toRecord(h: Headers | undefined, into: Record<string, string>): Record<
 export async function encodeAnswer(o: CallOutcome): Promise<WireAnswer> {
   const { protocol, binary } = o.format;
   if (protocol === "connect") return encodeConnect(o);
+  if (!o.error && !o.responseHeader && !o.responseTrailer && o.message) return encodeGrpcSuccess(o);
   const header = new Headers(o.responseHeader);
   header.set("content-type", binary ? contentTypes[protocol].binary : contentTypes[protocol].json);
   if (o.compression) header.set("grpc-encoding", o.compression.name);
@@ -158,7 +159,41 @@ export async function encodeAnswer(o: CallOutcome): Promise<WireAnswer> {
   return { status: 200, headers: toRecord(header, {}), body, trailers: undefined };
 }
 
+/** The common case without Headers objects: a result, and nothing set by the call. */
+async function encodeGrpcSuccess(o: CallOutcome): Promise<WireAnswer> {
+  const { protocol, binary } = o.format;
+  const headers: Record<string, string> = {
+    "content-type": binary ? contentTypes[protocol].binary : contentTypes[protocol].json,
+  };
+  let data = o.message as Uint8Array;
+  let flags = 0;
+  if (o.compression) {
+    headers["grpc-encoding"] = o.compression.name;
+    if (data.byteLength >= o.compressMinBytes) {
+      data = await o.compression.compress(data);
+      flags |= compressedFlag;
+    }
+  }
+  const envelope = encodeEnvelope(flags, data);
+  if (protocol === "grpc") return { status: 200, headers, body: envelope, trailers: { "grpc-status": "0" } };
+  return { status: 200, headers, body: concat(envelope, grpcWebOkTrailer), trailers: undefined };
+}
+
+/** The gRPC-Web trailer frame of a success with no trailers set. */
+const grpcWebOkTrailer = encodeEnvelope(trailerFlag, trailerSerialize(new Headers({ "grpc-status": "0" })));
+
 async function encodeConnect(o: CallOutcome): Promise<WireAnswer> {
+  if (!o.error && !o.responseHeader && !o.responseTrailer && o.message && !o.compression) {
+    return {
+      status: 200,
+      headers: {
+        "content-type": o.format.binary ? contentTypes.connect.binary : contentTypes.connect.json,
+        "content-length": o.message.byteLength.toString(10),
+      },
+      body: o.message,
+      trailers: undefined,
+    };
+  }
   const header = new Headers(o.responseHeader);
   let status = 200;
   let body: Uint8Array;
