@@ -1,5 +1,6 @@
 /**
- * Runs the behaviour suite once per real client against one real gateway on port 0.
+ * Runs the behaviour suite once per real client against a real gateway on port 0, twice: with the
+ * unary fast path (the default) and with Connect's handler serving every call.
  */
 import { after, before, describe } from "node:test";
 import { behaviourSuite } from "./behaviour-suite.js";
@@ -11,9 +12,6 @@ import {
   type SuiteClient,
 } from "./helpers/suite-clients.js";
 import { startTestServer, type TestServer } from "./helpers/test-server.js";
-
-let server: TestServer;
-const clients = new Map<string, SuiteClient>();
 
 const names = [
   "grpc-js h2",
@@ -28,38 +26,49 @@ const names = [
   "buf curl grpc",
 ];
 
-before(async () => {
-  // With authentication on, as in production: grpc-js sends the API key itself, the others a
-  // session token from Authenticate.
-  server = await startTestServer(["--auth", "on", "--auth-failures-per-minute", "1000"]);
-  const auth = await fetch(`${server.url}/spage.api.SpageAPI/Authenticate`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ apiKey: server.adminKey, clientId: "behaviour-suite" }),
-  });
-  const { token } = (await auth.json()) as { token: string };
-  const all = [
-    grpcJsClient(server.url, undefined, server.adminKey),
-    ...connectNodeClients(server.url, { token }),
-    fetchJsonClient(server.url, token),
-    bufCurlClient(server.url, "connect", undefined, token),
-    bufCurlClient(server.url, "grpcweb", undefined, token),
-    bufCurlClient(server.url, "grpc", undefined, token),
-  ];
-  for (const c of all) clients.set(c.name, c);
-});
+/** The whole suite for every client against one gateway started with `flags`. */
+function behaviourOfEveryClient(label: string, flags: readonly string[]): void {
+  describe(label, () => {
+    let server: TestServer;
+    const clients = new Map<string, SuiteClient>();
 
-after(async () => {
-  for (const c of clients.values()) await c.close();
-  await server.close();
-});
-
-for (const name of names) {
-  describe(name, () => {
-    behaviourSuite(() => {
-      const c = clients.get(name);
-      if (!c) throw new Error(`no client ${name}`);
-      return c;
+    before(async () => {
+      // With authentication on, as in production: grpc-js sends the API key itself, the others a
+      // session token from Authenticate.
+      server = await startTestServer(["--auth", "on", "--auth-failures-per-minute", "1000", ...flags]);
+      const auth = await fetch(`${server.url}/spage.api.SpageAPI/Authenticate`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ apiKey: server.adminKey, clientId: "behaviour-suite" }),
+      });
+      const { token } = (await auth.json()) as { token: string };
+      const all = [
+        grpcJsClient(server.url, undefined, server.adminKey),
+        ...connectNodeClients(server.url, { token }),
+        fetchJsonClient(server.url, token),
+        bufCurlClient(server.url, "connect", undefined, token),
+        bufCurlClient(server.url, "grpcweb", undefined, token),
+        bufCurlClient(server.url, "grpc", undefined, token),
+      ];
+      for (const c of all) clients.set(c.name, c);
     });
+
+    after(async () => {
+      for (const c of clients.values()) await c.close();
+      await server.close();
+    });
+
+    for (const name of names) {
+      describe(name, () => {
+        behaviourSuite(() => {
+          const c = clients.get(name);
+          if (!c) throw new Error(`no client ${name}`);
+          return c;
+        });
+      });
+    }
   });
 }
+
+behaviourOfEveryClient("unary fast path (default)", []);
+behaviourOfEveryClient("Connect's handler only (--no-fast-path)", ["--no-fast-path"]);
