@@ -158,6 +158,7 @@ export async function buildApp(deps: AppDeps): Promise<Gateway> {
         acceptCompression,
         shutdownSignal: shutdownController.signal,
         corsEnabled: config.corsOrigins.length > 0,
+        served: () => metrics.count("fast_path_calls_total"),
         contextValues: (peer, requestIdHeader) => {
           const id = requestIdHeader || nextRequestId();
           return createContextValues()

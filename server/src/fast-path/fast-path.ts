@@ -44,6 +44,8 @@ export interface FastPathOptions {
   readonly shutdownSignal: AbortSignal;
   /** When CORS is configured, requests with an Origin header go to Connect's handler (and CORS). */
   readonly corsEnabled: boolean;
+  /** Told once per call the fast path serves (for the `fast_path_calls_total` counter). */
+  readonly served: () => void;
   /** The context values of a call (logger, peer address, request id), as Connect's handler gets them. */
   readonly contextValues: (peerAddress: string, requestIdHeader: string | undefined) => ContextValues;
 }
@@ -212,6 +214,7 @@ export function createFastPath(opt: FastPathOptions): FastPath {
         headers[":scheme"] ?? "http",
       );
       if (!plan) return false;
+      opt.served();
       let ctx: CallContext | undefined;
       let answered = false;
       stream.once("close", () => {
@@ -241,6 +244,7 @@ export function createFastPath(opt: FastPathOptions): FastPath {
       const plan = admit(req.method, req.url, req.headers, req.headers.host ?? "", "http");
       // gRPC needs trailers, which HTTP/1.1 clients rarely read: leave it to Connect's handler.
       if (!plan || plan.format.protocol === "grpc") return false;
+      opt.served();
       let ctx: CallContext | undefined;
       let answered = false;
       res.once("close", () => {
