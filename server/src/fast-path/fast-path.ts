@@ -26,7 +26,7 @@ import {
   assertEnvelopeSize,
   declaredEnvelopeLength,
   encodeAnswer,
-  unaryEnvelopePayload,
+  unaryEnvelopeMessage,
   type WireAnswer,
   type WireFormat,
   wireFormatOf,
@@ -159,8 +159,14 @@ export function createFastPath(opt: FastPathOptions): FastPath {
     let error: ConnectError | undefined;
     try {
       if (body instanceof ConnectError) throw body;
-      const bytes = format.protocol === "connect" ? body : unaryEnvelopePayload(body, opt.readMaxBytes);
-      const input = entry.serialization.getI(format.binary).parse(bytes) as MessageShape<DescMessage>;
+      const parser = entry.serialization.getI(format.binary);
+      const input = (
+        format.protocol === "connect"
+          ? parser.parse(body)
+          : unaryEnvelopeMessage(body, opt.readMaxBytes, format.protocol === "grpc_web", (b) =>
+              parser.parse(b),
+            )
+      ) as MessageShape<DescMessage>;
       const req = {
         stream: false,
         service: entry.service,

@@ -46,31 +46,47 @@ const envelopeHeaderBytes = 5;
 const compressedFlag = 0b00000001;
 
 /**
- * The one message of a unary gRPC or gRPC-Web request body, with Connect's errors for a body that
- * does not hold exactly one complete, uncompressed message.
+ * The one message of a unary gRPC or gRPC-Web request body, parsed, with Connect's errors in
+ * Connect's order: envelopes are taken one at a time (size, completeness, compression flag, then
+ * parsing), gRPC-Web end-of-stream envelopes are skipped, and a second message is refused only
+ * after it parsed.
  */
-export function unaryEnvelopePayload(body: Uint8Array, readMaxBytes: number): Uint8Array {
-  if (body.byteLength === 0) {
+export function unaryEnvelopeMessage<T>(
+  body: Uint8Array,
+  readMaxBytes: number,
+  skipEndStream: boolean,
+  parse: (bytes: Uint8Array) => T,
+): T {
+  let offset = 0;
+  let first: { value: T } | undefined;
+  while (offset < body.byteLength) {
+    const rest = body.subarray(offset);
+    const declared = declaredEnvelopeLength(rest);
+    if (declared === undefined) throw incompleteEnvelope();
+    assertEnvelopeSize(declared, readMaxBytes);
+    if (rest.byteLength < envelopeHeaderBytes + declared) throw incompleteEnvelope();
+    const flags = rest[0] ?? 0;
+    offset += envelopeHeaderBytes + declared;
+    if ((flags & compressedFlag) !== 0) {
+      throw new ConnectError(
+        "received compressed envelope, but do not know how to decompress",
+        Code.Internal,
+      );
+    }
+    if (skipEndStream && (flags & trailerFlag) === trailerFlag) continue;
+    const value = parse(rest.subarray(envelopeHeaderBytes, envelopeHeaderBytes + declared));
+    if (first) {
+      throw new ConnectError(
+        "protocol error: received extra input message for unary method",
+        Code.Unimplemented,
+      );
+    }
+    first = { value };
+  }
+  if (!first) {
     throw new ConnectError("protocol error: missing input message for unary method", Code.Unimplemented);
   }
-  const declared = declaredEnvelopeLength(body);
-  if (declared === undefined) throw incompleteEnvelope();
-  assertEnvelopeSize(declared, readMaxBytes);
-  const end = envelopeHeaderBytes + declared;
-  if (body.byteLength < end) throw incompleteEnvelope();
-  if (((body[0] ?? 0) & compressedFlag) !== 0) {
-    throw new ConnectError("received compressed envelope, but do not know how to decompress", Code.Internal);
-  }
-  if (body.byteLength > end) {
-    const rest = body.subarray(end);
-    const next = declaredEnvelopeLength(rest);
-    if (next === undefined || rest.byteLength < envelopeHeaderBytes + next) throw incompleteEnvelope();
-    throw new ConnectError(
-      "protocol error: received extra input message for unary method",
-      Code.Unimplemented,
-    );
-  }
-  return body.subarray(envelopeHeaderBytes, end);
+  return first.value;
 }
 
 /** The length an envelope header declares, or undefined while the header is incomplete. */
