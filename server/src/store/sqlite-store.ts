@@ -53,6 +53,10 @@ export function openSqliteStore(opts: SqliteStoreOptions): GatewayStore {
   // FULL: the WAL is fsynced at every commit, so an acknowledged write survives power loss too.
   db.pragma("synchronous = FULL");
   db.pragma("busy_timeout = 5000");
+  // Each write of a group commit runs in its own savepoint, and SQLite keeps the original of every
+  // page a savepoint changes in a sub-journal: in a temporary file by default, which cost a
+  // pwrite per page and most of the CPU of an insert. In memory it is a copy.
+  db.pragma("temp_store = MEMORY");
   // 32 MiB of page cache instead of 2 MiB: the index pages every insert touches stay in memory.
   db.pragma("cache_size = -32768");
   db.pragma("foreign_keys = ON");
