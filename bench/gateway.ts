@@ -164,22 +164,40 @@ function collect(child: ChildProcess): { out: () => string; err: () => string } 
   return { out: () => out, err: () => err };
 }
 
+/** How a gateway is started: authentication on or off, the unary fast path on or off. */
+export interface GatewayOptions {
+  /** Default true. */
+  readonly auth?: boolean;
+  /** Default true; false starts it with `--no-fast-path` (Connect's handler serves every call). */
+  readonly fastPath?: boolean;
+}
+
+/** Whether the gateway has the unary fast path (and so `--no-fast-path`). */
+export function gatewayHasFastPath(): boolean {
+  return gatewayHas("--fast-path ");
+}
+
 /**
  * Starts the gateway on a free port with `--log-level warn` (at `info` it logs every RPC, and its
  * "serving" line, so readiness is polled on /readyz instead) and, when the flag exists, a fresh
  * `--data-dir`. With authentication (the default, when the gateway has it) the admin key it prints
  * on its first start is exchanged for a session token, which every bench client then sends.
  */
-export async function startGateway(opts: { auth: boolean } = { auth: true }): Promise<ServerProcess> {
+export async function startGateway(opts: GatewayOptions = {}): Promise<ServerProcess> {
+  const auth = opts.auth ?? true;
   const port = await freePort();
   const args = ["--port", String(port), "--log-level", "warn"];
+  if (opts.fastPath === false) {
+    if (!gatewayHasFastPath()) throw new Error("this gateway has no --fast-path flag");
+    args.push("--no-fast-path");
+  }
   let dataDir: string | undefined;
   if (gatewayHasDataDir()) {
     dataDir = mkdtempSync(join(tmpdir(), "spage-bench-"));
     args.push("--data-dir", dataDir);
   }
   const hasAuth = gatewayHas("--auth ");
-  if (hasAuth) args.push("--auth", opts.auth ? "on" : "off", ...benchLimits);
+  if (hasAuth) args.push("--auth", auth ? "on" : "off", ...benchLimits);
   const child = launch("gateway", gatewayDir, "server/src/main.ts", args, {});
   const logs = collect(child);
   const stop = stopper(child, () => {
@@ -204,7 +222,7 @@ export async function startGateway(opts: { auth: boolean } = { auth: true }): Pr
     await new Promise((r) => setTimeout(r, 100));
   }
   let token = "";
-  if (hasAuth && opts.auth) {
+  if (hasAuth && auth) {
     const key = /spk_[0-9a-f]{16}_[A-Za-z0-9_-]{43}/.exec(logs.err())?.[0];
     const res = key
       ? await fetch(`${baseUrl}/spage.api.SpageAPI/Authenticate`, {
@@ -220,6 +238,34 @@ export async function startGateway(opts: { auth: boolean } = { auth: true }): Pr
     }
   }
   return { name: "gateway", pid: child.pid as number, port, baseUrl, token, stop };
+}
+
+/** Runs `body` with a fresh gateway, stopping it afterwards. */
+export async function withGateway<T>(
+  body: (gw: ServerProcess) => Promise<T>,
+  opts: GatewayOptions = {},
+): Promise<T> {
+  const gw = await startGateway(opts);
+  try {
+    return await body(gw);
+  } finally {
+    await gw.stop();
+  }
+}
+
+/** Runs `body` with a peer script started as by startPeer(), stopping it afterwards. */
+export async function withPeer<T>(
+  name: string,
+  script: string,
+  env: NodeJS.ProcessEnv,
+  body: (peer: ServerProcess) => Promise<T>,
+): Promise<T> {
+  const peer = await startPeer(name, script, env);
+  try {
+    return await body(peer);
+  } finally {
+    await peer.stop();
+  }
 }
 
 /** Starts a peer script (bench/peers/*.ts), which prints `{"port":N}` once it listens. */

@@ -5,7 +5,8 @@
 import * as http2 from "node:http2";
 import { check, note } from "./checks.js";
 import { rssKiB, type ServerProcess } from "./gateway.js";
-import { apiClient, envelope } from "./protocols.js";
+import { envelope } from "./grpc-frames.js";
+import { apiClient } from "./protocols.js";
 
 export interface MemoryResult {
   readonly idleMiB: number;

@@ -11,6 +11,7 @@ import {
   Http2SessionManager,
 } from "@connectrpc/connect-node";
 import { GetTaskStatusRequestSchema, SpageAPI, SubmitTaskRequestSchema } from "../gen/spage/api/tasks_pb.js";
+import { envelope } from "./grpc-frames.js";
 
 export type Protocol = "grpc" | "connect-json" | "grpc-web";
 export type Method = "GetTaskStatus" | "SubmitTask";
@@ -27,15 +28,6 @@ export interface RawRequest {
   readonly path: string;
   readonly headers: Record<string, string>;
   readonly body: Buffer;
-}
-
-/** A gRPC / gRPC-Web length-prefixed message: flag 0, 4-byte big-endian length, the bytes. */
-export function envelope(bytes: Uint8Array): Buffer {
-  const out = Buffer.alloc(5 + bytes.length);
-  out.writeUInt8(0, 0);
-  out.writeUInt32BE(bytes.length, 1);
-  out.set(bytes, 5);
-  return out;
 }
 
 /** The task type every bench submit uses. */
@@ -121,7 +113,13 @@ export function apiClient(protocol: Protocol, baseUrl: string, token = ""): ApiC
       transport = createGrpcWebTransport({ baseUrl, httpVersion: "1.1", interceptors });
       break;
     case "connect-json":
-      transport = createConnectTransport({ baseUrl, httpVersion: "1.1", interceptors });
+      // JSON, as the load tool sends (connect-node's Connect transport defaults to binary).
+      transport = createConnectTransport({
+        baseUrl,
+        httpVersion: "1.1",
+        useBinaryFormat: false,
+        interceptors,
+      });
       break;
   }
   return { api: createClient(SpageAPI, transport), close };

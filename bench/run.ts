@@ -1,89 +1,27 @@
 /**
- * `npm run bench`: measures the gateway per protocol against two reference peers, checks every answer,
- * prints a Markdown table and writes it into BENCHMARKS.md. Exits 1 when a check fails, 2 when h2load
- * is missing.
+ * `npm run bench`: measures the gateway per protocol, with its fast path and with stock Connect,
+ * against reference peers and raw floors, checks every answer, prints Markdown tables and writes them
+ * into BENCHMARKS.md. Exits 1 when a check fails, 2 when h2load is missing.
  */
-import { toBinary } from "@bufbuild/protobuf";
-import { GetTaskStatusResponseSchema } from "../gen/spage/api/tasks_pb.js";
 import { type AuthCostRow, measureAuthCost, renderAuthCost } from "./auth-cost.js";
 import { fail, failuresSoFar, note } from "./checks.js";
 import { type DashboardResult, measureDashboard, renderDashboard } from "./dashboard.js";
 import { type DispatchResult, measureDispatch, renderDispatch } from "./dispatch.js";
-import {
-  loadCore,
-  machineBusySeconds,
-  pinSelf,
-  type ServerProcess,
-  startGateway,
-  startPeer,
-  stopAll,
-} from "./gateway.js";
+import { type FanOutResult, measureFanOut } from "./fan-out.js";
+import { type FirstEventResult, measureFirstEvent } from "./first-event.js";
+import { checkFloors } from "./floors.js";
+import { loadCore, machineBusySeconds, pinSelf, stopAll, withGateway } from "./gateway.js";
 import { h2loadAvailable, h2loadMissing } from "./h2load.js";
 import { type MemoryResult, measureMemory } from "./memory.js";
-import { apiClient, benchTaskType, type Protocol, protocolLabel } from "./protocols.js";
+import { type Protocol, protocolLabel } from "./protocols.js";
 import { describeMachine, renderResults, writeBenchmarksMd, writeRatios, writeTarget } from "./report.js";
-import { measureUnary, type UnaryRow } from "./unary.js";
+import type { UnaryRow } from "./unary.js";
+import { measureUnaryPhase } from "./unary-phase.js";
 import { measureStreaming, type StreamingResult } from "./watchers.js";
 
 const protocols: readonly Protocol[] = ["grpc", "grpc-web", "connect-json"];
 /** Submits per second while 100 watchers listen (x100 events/s offered): a light and a heavy load. */
 const streamingRates = [50, 200];
-const peers = [
-  { name: "grpc-js peer", script: "bench/peers/grpc-js-peer.ts" },
-  { name: "connect-node peer", script: "bench/peers/connect-node-peer.ts" },
-];
-
-/** Runs `body` with a fresh gateway, stopping it afterwards. */
-async function withGateway<T>(body: (gw: ServerProcess) => Promise<T>): Promise<T> {
-  const gw = await startGateway();
-  try {
-    return await body(gw);
-  } finally {
-    await gw.stop();
-  }
-}
-
-async function unaryPhase(): Promise<{ rows: UnaryRow[]; storeKind: string }> {
-  return withGateway(async (gw) => {
-    const client = apiClient("grpc", gw.baseUrl, gw.token);
-    try {
-      const health = await client.api.healthCheck({});
-      const storeKind = health.details.store_kind ?? "unknown";
-      const submitted = await client.api.submitTask({
-        type: benchTaskType,
-        payload: { playbook: "site.yml", inventory: "hosts.ini" },
-        metadata: { team: "bench" },
-      });
-      const taskId = submitted.taskId;
-      const answer = await client.api.getTaskStatus({ taskId });
-      const rows: UnaryRow[] = [];
-      const target = { server: "gateway", baseUrl: gw.baseUrl, pid: gw.pid, full: true, token: gw.token };
-      for (const p of protocols) rows.push(await measureUnary(target, p, "GetTaskStatus", taskId));
-      const env = {
-        SPAGE_BENCH_RESPONSE: Buffer.from(toBinary(GetTaskStatusResponseSchema, answer)).toString("base64"),
-      };
-      for (const peer of peers) {
-        const server = await startPeer(peer.name, peer.script, env);
-        try {
-          const peerTarget = {
-            server: peer.name,
-            baseUrl: server.baseUrl,
-            pid: server.pid,
-            full: false,
-            token: "",
-          };
-          rows.push(await measureUnary(peerTarget, "grpc", "GetTaskStatus", taskId));
-        } finally {
-          await server.stop();
-        }
-      }
-      for (const p of protocols) rows.push(await measureUnary(target, p, "SubmitTask", taskId));
-      return { rows, storeKind };
-    } finally {
-      client.close();
-    }
-  });
-}
 
 async function main(): Promise<number> {
   if (!h2loadAvailable()) {
@@ -119,7 +57,7 @@ async function main(): Promise<number> {
     }
   };
   await phase("unary calls", async () => {
-    ({ rows: unary, storeKind } = await unaryPhase());
+    ({ rows: unary, storeKind } = await measureUnaryPhase(protocols));
   });
   for (const w of writeRatios(unary)) {
     if (!(w.ratio >= writeTarget)) {
@@ -128,12 +66,21 @@ async function main(): Promise<number> {
       );
     }
   }
+  checkFloors(unary);
   for (const submitRate of streamingRates) {
     const opts = { watchers: 100, sessions: 4, submitRate, seconds: 5 };
     await phase(`streaming at ${submitRate} submits/s`, async () => {
       streaming.push(await withGateway((gw) => measureStreaming(gw, opts)));
     });
   }
+  let firstEvent: FirstEventResult | undefined;
+  await phase("first event", async () => {
+    firstEvent = await withGateway((gw) => measureFirstEvent(gw));
+  });
+  let fanOut: FanOutResult | undefined;
+  await phase("fan-out", async () => {
+    fanOut = await measureFanOut();
+  });
   await phase("memory", async () => {
     memory = await withGateway((gw) => measureMemory(gw));
   });
@@ -158,6 +105,8 @@ async function main(): Promise<number> {
     pinned,
     unary,
     streaming,
+    firstEvent,
+    fanOut,
     memory,
     failures: failuresSoFar(),
     seconds: (Date.now() - started) / 1000,

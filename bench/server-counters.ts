@@ -13,9 +13,13 @@ export interface Counters {
   readonly notOk?: number;
   /** tasks_submitted_total, when counted. */
   readonly submitted?: number;
+  /** fast_path_calls_total: calls the unary fast path served (undefined: none yet, or no fast path). */
+  readonly fastPath?: number;
 }
 
-async function rpcTotals(client: ApiClient): Promise<{ ok?: number; notOk?: number; submitted?: number }> {
+async function rpcTotals(
+  client: ApiClient,
+): Promise<{ ok?: number; notOk?: number; submitted?: number; fastPath?: number }> {
   const m = await client.api.getMetrics({});
   let ok: number | undefined;
   let notOk: number | undefined;
@@ -26,7 +30,12 @@ async function rpcTotals(client: ApiClient): Promise<{ ok?: number; notOk?: numb
     else notOk = (notOk ?? 0) + value;
   }
   if (ok !== undefined) notOk ??= 0;
-  return { ok, notOk, submitted: m.counters.tasks_submitted_total };
+  return {
+    ok,
+    notOk,
+    submitted: m.counters.tasks_submitted_total,
+    fastPath: m.counters.fast_path_calls_total,
+  };
 }
 
 /** Reads the counters: GetMetrics, then ListTasks (so 2 OK calls of ours fall between two reads). */
@@ -36,7 +45,10 @@ export async function readCounters(client: ApiClient): Promise<Counters> {
   return { ...rpc, tasks: res.total };
 }
 
-/** OK calls the bench itself makes between two readCounters() snapshots. */
+/**
+ * OK calls the bench itself makes between two readCounters() snapshots (for fast_path_calls_total,
+ * counted when a call is admitted: the first read's ListTasks and the second's GetMetrics).
+ */
 export const ownCallsBetweenReads = 2;
 
 /**

@@ -74,6 +74,11 @@ export interface UnaryTarget {
   readonly full: boolean;
   /** Session token sent with every call ("" for none). */
   readonly token: string;
+  /**
+   * For a gateway with the unary fast path: true when it must serve every call (fast_path_calls_total
+   * grows by the calls), false when it must serve none (`--no-fast-path`). Unset: not checked.
+   */
+  readonly fastPath?: boolean;
 }
 
 /** What a correct response looks like, for the load tools' own checks. */
@@ -218,12 +223,21 @@ export async function sample(
 
 /** Checks what the gateway counted over one measured run against what the load tool reported. */
 function checkCounters(
+  target: UnaryTarget,
   label: string,
   method: Method,
   calls: number,
   before: Counters,
   after: Counters,
 ): void {
+  if (target.fastPath !== undefined) {
+    const served = (after.fastPath ?? 0) - (before.fastPath ?? 0);
+    const want = target.fastPath ? calls + ownCallsBetweenReads : 0;
+    check(
+      served === want,
+      `${label}: the fast path served ${served} calls, want ${want}${target.fastPath ? ` (${calls} + ${ownCallsBetweenReads} of the bench's own)` : " (--no-fast-path)"}`,
+    );
+  }
   const created = after.tasks - before.tasks;
   const want = method === "SubmitTask" ? calls : 0;
   check(
@@ -293,7 +307,9 @@ export async function measureUnary(
       const before = control ? await readCounters(control) : undefined;
       const shot = await shoot(target, protocol, method, taskId, level, { requests }, expect);
       for (const p of shot.problems) check(false, `${at}: ${p}`);
-      if (control && before) checkCounters(at, method, shot.calls, before, await readCounters(control));
+      if (control && before) {
+        checkCounters(target, at, method, shot.calls, before, await readCounters(control));
+      }
       byLevel.push(shot);
     }
     if (method === "GetTaskStatus") await sample(client, `${label} (after load)`, method, taskId, 20);
