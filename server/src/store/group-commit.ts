@@ -21,11 +21,16 @@ export class GroupCommit {
   private scheduled = false;
   private closed = false;
 
+  /** Runs one write inside the open transaction as a savepoint (made once, not per write). */
+  private readonly inSavepoint: (run: () => unknown) => unknown;
+
   /** `afterCommit` runs synchronously right after each successful commit (before promises resolve). */
   constructor(
     private readonly db: Database.Database,
     private readonly afterCommit: () => void,
-  ) {}
+  ) {
+    this.inSavepoint = db.transaction((run: () => unknown) => run());
+  }
 
   /** Queues `run` for the next commit; resolves with its result once committed. */
   submit<T>(run: () => T): Promise<T> {
@@ -54,7 +59,7 @@ export class GroupCommit {
             for (const p of batch) {
               try {
                 // A nested transaction is a savepoint: a throw undoes only this write.
-                outcomes.push({ ok: true, value: this.db.transaction(p.run)() });
+                outcomes.push({ ok: true, value: this.inSavepoint(p.run) });
               } catch (err) {
                 outcomes.push({ ok: false, err });
               }

@@ -69,7 +69,8 @@ export function openSqliteStore(opts: SqliteStoreOptions): GatewayStore {
                           max_attempts, created_at, updated_at)
        VALUES (@id, @type, @priority, @status, @payload, @metadata, @request_hash, @timeout_seconds, @on_lost,
                @max_attempts, @now, @now)
-       ON CONFLICT (id) DO NOTHING`,
+       ON CONFLICT (id) DO NOTHING
+       RETURNING *`,
     ),
     taskById: db.prepare("SELECT * FROM tasks WHERE id = ?"),
     insertEvent: db.prepare("INSERT INTO events (type, task_id, data, created_at) VALUES (?, ?, ?, ?)"),
@@ -150,7 +151,8 @@ export function openSqliteStore(opts: SqliteStoreOptions): GatewayStore {
     createTask(t: NewTask, event: NewEvent, audit?: AuditFields) {
       return writer.submit(() => {
         const now = Date.now();
-        const info = stmt.insertTask.run({
+        // The new row as stored (RETURNING), or nothing when the id was taken.
+        const inserted = stmt.insertTask.get({
           id: t.id,
           type: t.type,
           priority: t.priority,
@@ -162,13 +164,15 @@ export function openSqliteStore(opts: SqliteStoreOptions): GatewayStore {
           on_lost: t.onLost ?? "fail",
           max_attempts: t.maxAttempts ?? 3,
           now,
-        });
-        const row = getRow(t.id);
-        if (!row) throw new Error(`task ${t.id} vanished during insert`);
-        if (info.changes === 0) return { record: rowToRecord(row), created: false, events: [] };
+        }) as TaskRow | undefined;
+        if (!inserted) {
+          const row = getRow(t.id);
+          if (!row) throw new Error(`task ${t.id} vanished during insert`);
+          return { record: rowToRecord(row), created: false, events: [] };
+        }
         const events = insertEvents([event], now);
         if (audit) appendAuditRows([audit]);
-        return { record: rowToRecord(row), created: true, events };
+        return { record: rowToRecord(inserted), created: true, events };
       });
     },
 
