@@ -3,12 +3,14 @@
  * of a quiet stream would otherwise never notice a deadline, a cancel or a shutdown; here the wait
  * ends at once and the abort's reason (e.g. the shutdown's UNAVAILABLE) is thrown.
  */
+import { abortReason, throwIfAborted } from "./abort-reason.js";
+
 export async function* abortable<T>(source: AsyncIterable<T>, signal: AbortSignal): AsyncGenerator<T> {
-  signal.throwIfAborted();
+  throwIfAborted(signal);
   const it = source[Symbol.asyncIterator]();
   let onAbort: (() => void) | undefined;
   const aborted = new Promise<never>((_, reject) => {
-    onAbort = () => reject(signal.reason);
+    onAbort = () => reject(abortReason(signal));
     signal.addEventListener("abort", onAbort, { once: true });
   });
   // Keeps an abort that arrives while nobody awaits from becoming an unhandled rejection.
@@ -18,7 +20,7 @@ export async function* abortable<T>(source: AsyncIterable<T>, signal: AbortSigna
       const next = await Promise.race([it.next(), aborted]);
       if (next.done) return;
       yield next.value;
-      signal.throwIfAborted();
+      throwIfAborted(signal);
     }
   } finally {
     if (onAbort) signal.removeEventListener("abort", onAbort);

@@ -5,6 +5,8 @@
  * buffered in a stream that is reset), each message is handled in order by a loop that outlives the
  * call, and the answers are streamed back for as long as the call lives.
  */
+import { throwIfAborted } from "./abort-reason.js";
+
 export async function* drainThenAnswer<I, O>(
   requests: AsyncIterable<I>,
   signal: AbortSignal,
@@ -73,7 +75,7 @@ export async function* drainThenAnswer<I, O>(
         yield next;
         continue;
       }
-      signal.throwIfAborted();
+      throwIfAborted(signal);
       if (workerDone) return;
       await new Promise<void>((r) => {
         wakeCaller = r;

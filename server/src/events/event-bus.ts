@@ -14,8 +14,21 @@ export interface EventFilter {
   readonly types?: ReadonlySet<string>;
 }
 
-/** A live subscription: iterate it to receive events; `close()` ends it. */
-export interface Subscription extends AsyncIterable<Event> {
+/**
+ * A live subscription. Read it with `take()` until it returns undefined, then `wait()` for more; an
+ * explicit queue rather than an async iterator, so draining a backlog costs no promise per event and
+ * an idle subscription holds no suspended generator.
+ */
+export interface Subscription {
+  /**
+   * The oldest queued event, or undefined when none is queued (then `closed` says whether more may
+   * come). Once the queue is drained, throws why the subscription failed (fell behind, shutdown).
+   */
+  take(): Event | undefined;
+  /** Resolves when an event is queued, or the subscription fails or closes. */
+  wait(): Promise<void>;
+  /** Whether it was closed (by `close()` or its signal); a closed subscription gets no more events. */
+  readonly closed: boolean;
   close(): void;
 }
 
@@ -44,10 +57,12 @@ export function matchesFilter(ev: Event, filter: EventFilter): boolean {
 }
 
 class QueueSubscription implements Subscription {
+  // A queue with a moving head: Array.prototype.shift() copies the whole backlog on every call.
   private readonly queue: Event[] = [];
+  private head = 0;
   private wake: (() => void) | undefined;
   private failure: Error | undefined;
-  private closed = false;
+  private ended = false;
 
   constructor(
     readonly filter: EventFilter,
@@ -55,12 +70,16 @@ class QueueSubscription implements Subscription {
     private readonly onClose: (s: QueueSubscription) => void,
   ) {}
 
+  get closed(): boolean {
+    return this.ended;
+  }
+
   push(ev: Event): void {
-    if (this.closed || this.failure) return;
-    if (this.queue.length >= this.maxBuffered) {
-      const last = this.queue[0]?.sequence ?? ev.sequence;
+    if (this.ended || this.failure) return;
+    if (this.queue.length - this.head >= this.maxBuffered) {
+      const last = this.queue[this.head]?.sequence ?? ev.sequence;
       // Drop the backlog: the client resumes from the last sequence it actually received.
-      this.queue.length = 0;
+      this.clear();
       this.fail(
         new ResourceExhaustedError(
           `watcher fell more than ${this.maxBuffered} events behind; resume with after_sequence set to the last sequence received`,
@@ -74,42 +93,45 @@ class QueueSubscription implements Subscription {
   }
 
   fail(err: Error): void {
-    if (this.closed || this.failure) return;
+    if (this.ended || this.failure) return;
     this.failure = err;
     this.notify();
   }
 
   close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.queue.length = 0;
+    if (this.ended) return;
+    this.ended = true;
+    this.clear();
     this.onClose(this);
     this.notify();
+  }
+
+  take(): Event | undefined {
+    if (this.head < this.queue.length) {
+      const ev = this.queue[this.head++];
+      if (this.head === this.queue.length) this.clear();
+      return ev;
+    }
+    if (this.failure) throw this.failure;
+    return undefined;
+  }
+
+  wait(): Promise<void> {
+    if (this.head < this.queue.length || this.failure || this.ended) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      this.wake = resolve;
+    });
+  }
+
+  private clear(): void {
+    this.queue.length = 0;
+    this.head = 0;
   }
 
   private notify(): void {
     const w = this.wake;
     this.wake = undefined;
     w?.();
-  }
-
-  async *[Symbol.asyncIterator](): AsyncIterator<Event> {
-    try {
-      for (;;) {
-        const ev = this.queue.shift();
-        if (ev) {
-          yield ev;
-          continue;
-        }
-        if (this.failure) throw this.failure;
-        if (this.closed) return;
-        await new Promise<void>((resolve) => {
-          this.wake = resolve;
-        });
-      }
-    } finally {
-      this.close();
-    }
   }
 }
 
@@ -128,11 +150,16 @@ export function createEventBus(): EventBus {
       }
     },
     subscribe(filter, maxBuffered, signal) {
-      const sub = new QueueSubscription(filter, maxBuffered, (s) => subs.delete(s));
+      let onAbort: (() => void) | undefined;
+      const sub = new QueueSubscription(filter, maxBuffered, (s) => {
+        subs.delete(s);
+        if (onAbort) signal?.removeEventListener("abort", onAbort);
+      });
       subs.add(sub);
-      if (signal) {
-        if (signal.aborted) sub.close();
-        else signal.addEventListener("abort", () => sub.close(), { once: true });
+      if (signal?.aborted) sub.close();
+      else if (signal) {
+        onAbort = () => sub.close();
+        signal.addEventListener("abort", onAbort, { once: true });
       }
       return sub;
     },

@@ -11,8 +11,11 @@ import { type Event, EventSchema, TaskStatus } from "../../../gen/spage/core/com
 import { DomainError, InvalidArgumentError, UnavailableError } from "../domain/errors.js";
 import { activeStates } from "../domain/task-state.js";
 import { Violations } from "../domain/task-validation.js";
+import { throwIfAborted } from "../events/abort-reason.js";
 import { abortable } from "../events/abortable.js";
 import type { EventBus } from "../events/event-bus.js";
+import { approxEventBytes } from "../events/event-size.js";
+import { TurnBudget } from "../events/turn-budget.js";
 import { toConnectError } from "../interceptors/error-mapping.js";
 import type { TaskStore } from "../store/task-store.js";
 import { type DaemonRegistry, DaemonSession } from "./daemon-registry.js";
@@ -124,16 +127,23 @@ export async function* handleDaemonStream(
     }
   })();
 
+  // A burst of assignments or cancels (e.g. a reconnect with many tasks to re-attach) is sent a share
+  // per event-loop turn, so it does not hold up every other stream's writes (see turn-budget.ts).
+  const budget = new TurnBudget();
   try {
     for (;;) {
       if (session) {
         const ev = await session.next(signal);
         if (!ev) break;
+        const bytes = approxEventBytes(ev);
+        for (let w = budget.spend(bytes); w; w = budget.spend(bytes)) await w;
         yield ev;
         continue;
       }
       const ev = early.shift();
       if (ev) {
+        const bytes = approxEventBytes(ev);
+        for (let w = budget.spend(bytes); w; w = budget.spend(bytes)) await w;
         yield ev;
         continue;
       }
@@ -144,7 +154,7 @@ export async function* handleDaemonStream(
       wakeEarly = undefined;
     }
     await inbound;
-    signal.throwIfAborted();
+    throwIfAborted(signal);
     if (inboundError) throw inboundError;
   } finally {
     closeGauge();
