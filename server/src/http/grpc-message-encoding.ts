@@ -6,19 +6,13 @@
  * follow the spec read the same message either way.
  */
 import type { FastifyInstance } from "fastify";
-import { encodeGrpcMessage } from "../protocol/grpc-message.js";
+import { reencodeConnectGrpcMessage } from "../protocol/grpc-message.js";
 
 type NodeHeaders = Record<string, string | string[] | number | undefined>;
 
 function fix(headers: NodeHeaders | undefined): void {
   const value = headers?.["grpc-message"];
-  if (headers && typeof value === "string") {
-    try {
-      headers["grpc-message"] = encodeGrpcMessage(decodeURIComponent(value));
-    } catch {
-      // Not valid percent-encoding: leave it as it was.
-    }
-  }
+  if (headers && typeof value === "string") headers["grpc-message"] = reencodeConnectGrpcMessage(value);
 }
 
 /** Registers the hook for requests with a native gRPC content type. */

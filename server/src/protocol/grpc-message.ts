@@ -13,3 +13,15 @@ export function encodeGrpcMessage(message: string): string {
   }
   return out;
 }
+
+/**
+ * A grpc-message as Connect writes it (encodeURIComponent), re-encoded the spec's way; a value that
+ * is not valid percent-encoding is returned as it was.
+ */
+export function reencodeConnectGrpcMessage(value: string): string {
+  try {
+    return encodeGrpcMessage(decodeURIComponent(value));
+  } catch {
+    return value;
+  }
+}
