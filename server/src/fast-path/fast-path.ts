@@ -210,6 +210,35 @@ export function createFastPath(opt: FastPathOptions): FastPath {
     });
   };
 
+  /** How one transport's request is read and answered. */
+  interface Exchange {
+    readonly body: BodySource;
+    readonly headers: NodeRequestHeaders;
+    readonly peer: () => string;
+    readonly clientGone: () => boolean;
+    readonly onClose: (listener: () => void) => void;
+    readonly write: (answer: WireAnswer) => void;
+  }
+
+  /** Reads the body, serves the call and writes the answer; a client gone first aborts the call. */
+  const run = (plan: Plan, x: Exchange): true => {
+    opt.served();
+    let ctx: CallContext | undefined;
+    let answered = false;
+    x.onClose(() => {
+      if (!answered) ctx?.clientGone();
+    });
+    readBody(x.body, plan, opt.readMaxBytes, x.headers["content-length"] as string | undefined, (body) => {
+      void serve(plan, body, x.headers, x.peer(), x.clientGone, (c) => {
+        ctx = c;
+      }).then((answer) => {
+        answered = true;
+        x.write(answer);
+      });
+    });
+    return true;
+  };
+
   return {
     http2(stream, headers) {
       const plan = admit(
@@ -220,58 +249,29 @@ export function createFastPath(opt: FastPathOptions): FastPath {
         headers[":scheme"] ?? "http",
       );
       if (!plan) return false;
-      opt.served();
-      let ctx: CallContext | undefined;
-      let answered = false;
-      stream.once("close", () => {
-        if (!answered) ctx?.clientGone();
-      });
       stream.on("error", () => {});
-      readBody(stream, plan, opt.readMaxBytes, headers["content-length"], (body) => {
-        const peer = stream.session?.socket?.remoteAddress ?? "";
-        void serve(
-          plan,
-          body,
-          headers,
-          peer,
-          () => stream.destroyed,
-          (c) => {
-            ctx = c;
-          },
-        ).then((answer) => {
-          answered = true;
-          writeHttp2(stream, answer);
-        });
+      return run(plan, {
+        body: stream,
+        headers,
+        peer: () => stream.session?.socket?.remoteAddress ?? "",
+        clientGone: () => stream.destroyed,
+        onClose: (l) => stream.once("close", l),
+        write: (answer) => writeHttp2(stream, answer),
       });
-      return true;
     },
 
     http1(req, res) {
       const plan = admit(req.method, req.url, req.headers, req.headers.host ?? "", "http");
       // gRPC needs trailers, which HTTP/1.1 clients rarely read: leave it to Connect's handler.
       if (!plan || plan.format.protocol === "grpc") return false;
-      opt.served();
-      let ctx: CallContext | undefined;
-      let answered = false;
-      res.once("close", () => {
-        if (!answered) ctx?.clientGone();
+      return run(plan, {
+        body: req,
+        headers: req.headers,
+        peer: () => req.socket.remoteAddress ?? "",
+        clientGone: () => req.destroyed && !req.complete,
+        onClose: (l) => res.once("close", l),
+        write: (answer) => writeHttp1(res, answer),
       });
-      readBody(req, plan, opt.readMaxBytes, req.headers["content-length"], (body) => {
-        void serve(
-          plan,
-          body,
-          req.headers,
-          req.socket.remoteAddress ?? "",
-          () => req.destroyed && !req.complete,
-          (c) => {
-            ctx = c;
-          },
-        ).then((answer) => {
-          answered = true;
-          writeHttp1(res, answer);
-        });
-      });
-      return true;
     },
   };
 }
@@ -287,8 +287,11 @@ function copyInto(from: Headers, to: Headers): void {
  * the declared size (envelope header or Content-Length) exceeds readMaxBytes. What follows an
  * error is read and dropped, so the client is never left stuck on flow control.
  */
+/** A request body as both transports deliver it. */
+type BodySource = NodeJS.ReadableStream & { on(event: "data", l: (chunk: Buffer) => void): unknown };
+
 function readBody(
-  source: NodeJS.ReadableStream & { on(event: "data", l: (chunk: Buffer) => void): unknown },
+  source: BodySource,
   plan: Plan,
   readMaxBytes: number,
   contentLength: string | undefined,

@@ -10,7 +10,7 @@ import { type Compression, encodeEnvelope, mergeNonProtocolHeaders } from "@conn
 import { codeToHttpStatus, errorToJsonBytes, trailerMux } from "@connectrpc/connect/protocol-connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { trailerFlag, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
-import { encodeGrpcMessage } from "../protocol/grpc-message.js";
+import { reencodeConnectGrpcMessage } from "../protocol/grpc-message.js";
 
 /** The protocols the fast path speaks. */
 export type WireProtocol = "grpc" | "grpc_web" | "connect";
@@ -154,20 +154,11 @@ export async function encodeAnswer(o: CallOutcome): Promise<WireAnswer> {
   const trailer = new Headers(o.responseTrailer);
   if (!trailer.has("grpc-status")) trailer.set("grpc-status", "0");
   setTrailerStatus(trailer, o.error);
-  let envelope: Uint8Array | undefined;
-  if (o.message && !o.error) {
-    let data = o.message;
-    let flags = 0;
-    if (o.compression && data.byteLength >= o.compressMinBytes) {
-      data = await o.compression.compress(data);
-      flags |= compressedFlag;
-    }
-    envelope = encodeEnvelope(flags, data);
-  }
+  const envelope = o.message && !o.error ? await messageEnvelope(o, o.message) : undefined;
   if (protocol === "grpc") {
     const trailers = toRecord(trailer, {});
     const message = trailers["grpc-message"];
-    if (message !== undefined) trailers["grpc-message"] = regrpcMessage(message);
+    if (message !== undefined) trailers["grpc-message"] = reencodeConnectGrpcMessage(message);
     return { status: 200, headers: toRecord(header, {}), body: envelope, trailers };
   }
   const trailerFrame = encodeEnvelope(trailerFlag, trailerSerialize(trailer));
@@ -181,18 +172,18 @@ async function encodeGrpcSuccess(o: CallOutcome): Promise<WireAnswer> {
   const headers: Record<string, string> = {
     "content-type": binary ? contentTypes[protocol].binary : contentTypes[protocol].json,
   };
-  let data = o.message as Uint8Array;
-  let flags = 0;
-  if (o.compression) {
-    headers["grpc-encoding"] = o.compression.name;
-    if (data.byteLength >= o.compressMinBytes) {
-      data = await o.compression.compress(data);
-      flags |= compressedFlag;
-    }
-  }
-  const envelope = encodeEnvelope(flags, data);
+  if (o.compression) headers["grpc-encoding"] = o.compression.name;
+  const envelope = await messageEnvelope(o, o.message as Uint8Array);
   if (protocol === "grpc") return { status: 200, headers, body: envelope, trailers: { "grpc-status": "0" } };
   return { status: 200, headers, body: concat(envelope, grpcWebOkTrailer), trailers: undefined };
+}
+
+/** The response message as one envelope, compressed when negotiated and large enough. */
+async function messageEnvelope(o: CallOutcome, message: Uint8Array): Promise<Uint8Array> {
+  if (o.compression && message.byteLength >= o.compressMinBytes) {
+    return encodeEnvelope(compressedFlag, await o.compression.compress(message));
+  }
+  return encodeEnvelope(0, message);
 }
 
 /** The gRPC-Web trailer frame of a success with no trailers set. */
@@ -230,18 +221,6 @@ async function encodeConnect(o: CallOutcome): Promise<WireAnswer> {
   const all = trailerMux(header, o.responseTrailer ?? new Headers());
   all.set("content-length", body.byteLength.toString(10));
   return { status, headers: toRecord(all, {}), body, trailers: undefined };
-}
-
-/**
- * grpc-message as the gRPC spec percent-encodes it (see http/grpc-message-encoding.ts, which does
- * the same for Connect's handler): Connect's encodeURIComponent form, decoded and encoded again.
- */
-function regrpcMessage(value: string): string {
-  try {
-    return encodeGrpcMessage(decodeURIComponent(value));
-  } catch {
-    return value;
-  }
 }
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
