@@ -17,14 +17,12 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
+import { chromiumPath, launchChromium } from "../server/test/helpers/browser.js";
 import { buildDashboard, dashboardIsStale } from "../web/build-if-stale.js";
 import { check, fail, note } from "./checks.js";
 import { gatewayDir, root, startGateway } from "./gateway.js";
 import { apiClient } from "./protocols.js";
 import { p50p99, quantile } from "./stats.js";
-
-/** Where the bench expects Chromium. */
-export const chromiumPath = "/usr/bin/chromium";
 
 /** What the dashboard phase measured, or why it was skipped. */
 export interface DashboardResult {
@@ -215,7 +213,6 @@ export async function measureDashboard(): Promise<DashboardResult> {
     return skip(`the gateway under test (${gatewayDir}) has no dashboard build (web/dist)`);
   }
 
-  const { chromium } = await import("playwright-core");
   const gw = await startGateway();
   const client = apiClient("grpc", gw.baseUrl, gw.token);
   let browser: Browser | undefined;
@@ -238,17 +235,7 @@ export async function measureDashboard(): Promise<DashboardResult> {
       permissions: Object.keys(token.permissions),
     });
 
-    browser = await chromium.launch({
-      executablePath: chromiumPath,
-      headless: true,
-      args: [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    });
+    browser = await launchChromium();
     const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     await context.addInitScript(initScript(session));
     const pageErrors: string[] = [];
