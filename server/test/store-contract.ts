@@ -68,6 +68,7 @@ export function storeContract(name: string, open: OpenStore): void {
         assert.equal(again.record.requestHash, "hash-a");
         const { record, sequence } = await store.getTask("a");
         assert.equal(record?.task.id, "a");
+        assert.deepEqual(first.record, record, "the created record is the one stored");
         assert.equal(sequence, 1n);
         assert.equal((await store.getTask("missing")).record, undefined);
       }),

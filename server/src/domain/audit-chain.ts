@@ -23,7 +23,6 @@ export const genesisHash = "0".repeat(64);
 
 /** Hex SHA-256 of the previous hash, the record's sequence and its fields (length-prefixed). */
 export function auditHash(prevHash: string, sequence: bigint, r: AuditFields): string {
-  const h = createHash("sha256");
   const parts = [
     prevHash,
     sequence.toString(),
@@ -38,8 +37,9 @@ export function auditHash(prevHash: string, sequence: bigint, r: AuditFields): s
     r.detail,
   ];
   // Length prefixes keep field boundaries unambiguous ("ab"+"c" differs from "a"+"bc").
-  for (const p of parts) h.update(`${Buffer.byteLength(p)}:${p};`);
-  return h.digest("hex");
+  let text = "";
+  for (const p of parts) text += `${Buffer.byteLength(p)}:${p};`;
+  return createHash("sha256").update(text).digest("hex");
 }
 
 /** A stored record as the verifier reads it. */

@@ -1,8 +1,12 @@
 /**
  * Group commit for a synchronous SQLite connection: writes that arrive in the same event-loop turn
- * run in one transaction (one fsync), each inside its own savepoint so one failing write does not
- * undo the others. A write's promise resolves only after the transaction is committed, so an
- * acknowledged write is on disk.
+ * run in one transaction (one fsync). One failing write must not undo the others, so a batch whose
+ * first run fails is run again with each write inside its own savepoint; most batches never fail
+ * and skip the savepoints' cost. A write's promise resolves only after the transaction is
+ * committed, so an acknowledged write is on disk.
+ *
+ * A write may run twice (the second time after its first run was rolled back): it must only
+ * change the database, or state its owner resets in `onDiscard`.
  */
 import type Database from "better-sqlite3";
 
@@ -12,8 +16,21 @@ interface Pending {
   readonly reject: (err: unknown) => void;
 }
 
+type Outcome = { ok: true; value: unknown } | { ok: false; err: unknown };
+
 /** Most writes committed in one transaction. */
 const maxBatch = 1000;
+
+/** What the owner of the connection is told. */
+export interface GroupCommitHooks {
+  /**
+   * Runs synchronously right after each successful commit (before promises resolve).
+   * `partial` is true when some writes of the batch were rolled back and the rest committed.
+   */
+  readonly afterCommit: (partial: boolean) => void;
+  /** Runs after a transaction was rolled back whole: nothing the batch wrote is stored. */
+  readonly onDiscard: () => void;
+}
 
 /** Batches writes into shared transactions. */
 export class GroupCommit {
@@ -21,13 +38,18 @@ export class GroupCommit {
   private scheduled = false;
   private closed = false;
 
+  /**
+   * Changes when a transaction starts and when a rollback discards writes: what a write reads
+   * once and caches (the audit chain's tip) is valid only while the epoch is the same.
+   */
+  epoch = 0;
+
   /** Runs one write inside the open transaction as a savepoint (made once, not per write). */
   private readonly inSavepoint: (run: () => unknown) => unknown;
 
-  /** `afterCommit` runs synchronously right after each successful commit (before promises resolve). */
   constructor(
     private readonly db: Database.Database,
-    private readonly afterCommit: () => void,
+    private readonly hooks: GroupCommitHooks,
   ) {
     this.inSavepoint = db.transaction((run: () => unknown) => run());
   }
@@ -49,34 +71,83 @@ export class GroupCommit {
     this.scheduled = false;
     while (this.queue.length > 0) {
       const batch = this.queue.splice(0, maxBatch);
-      const outcomes: ({ ok: true; value: unknown } | { ok: false; err: unknown })[] = [];
+      let outcomes: Outcome[];
       try {
-        // IMMEDIATE: take the write lock up front and wait for it (busy_timeout). A deferred
-        // transaction that reads first cannot be upgraded while another process (the keys or
-        // audit command on the same file) writes, and fails at once with SQLITE_BUSY.
-        this.db
-          .transaction(() => {
-            for (const p of batch) {
-              try {
-                // A nested transaction is a savepoint: a throw undoes only this write.
-                outcomes.push({ ok: true, value: this.inSavepoint(p.run) });
-              } catch (err) {
-                outcomes.push({ ok: false, err });
-              }
-            }
-          })
-          .immediate();
+        outcomes = this.runAll(batch);
       } catch (err) {
-        for (const p of batch) p.reject(err);
-        continue;
+        // A single write's failure is its own; for more, find the ones that fail on their own.
+        let failure = err;
+        let retried: Outcome[] | undefined;
+        if (batch.length > 1) {
+          try {
+            retried = this.runEachInSavepoint(batch);
+          } catch (again) {
+            failure = again;
+          }
+        }
+        if (!retried) {
+          for (const p of batch) p.reject(failure);
+          continue;
+        }
+        outcomes = retried;
       }
-      this.afterCommit();
       batch.forEach((p, i) => {
         const o = outcomes[i];
         if (o?.ok) p.resolve(o.value);
         else p.reject(o?.err);
       });
     }
+  }
+
+  /** Every write in one transaction; throws (all rolled back) if any one throws. */
+  private runAll(batch: readonly Pending[]): Outcome[] {
+    this.epoch++;
+    let values: Outcome[];
+    try {
+      // IMMEDIATE: take the write lock up front and wait for it (busy_timeout). A deferred
+      // transaction that reads first cannot be upgraded while another process (the keys or
+      // audit command on the same file) writes, and fails at once with SQLITE_BUSY.
+      values = this.db
+        .transaction(() => batch.map((p): Outcome => ({ ok: true, value: p.run() })))
+        .immediate();
+    } catch (err) {
+      this.discarded();
+      throw err;
+    }
+    this.hooks.afterCommit(false);
+    return values;
+  }
+
+  /** Every write in its own savepoint of one transaction: a throw undoes only that write. */
+  private runEachInSavepoint(batch: readonly Pending[]): Outcome[] {
+    this.epoch++;
+    const outcomes: Outcome[] = [];
+    let partial = false;
+    try {
+      this.db
+        .transaction(() => {
+          for (const p of batch) {
+            try {
+              outcomes.push({ ok: true, value: this.inSavepoint(p.run) });
+            } catch (err) {
+              this.epoch++;
+              partial = true;
+              outcomes.push({ ok: false, err });
+            }
+          }
+        })
+        .immediate();
+    } catch (err) {
+      this.discarded();
+      throw err;
+    }
+    this.hooks.afterCommit(partial);
+    return outcomes;
+  }
+
+  private discarded(): void {
+    this.epoch++;
+    this.hooks.onDiscard();
   }
 
   /** Commits what is queued and refuses further writes. */

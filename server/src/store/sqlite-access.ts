@@ -94,43 +94,52 @@ const rowToAudit = (r: AuditRow): AuditRecord => ({
 
 /**
  * Appends records to the audit chain; call it inside a write transaction. It reads the chain's tip
- * there, so the chain continues from what is committed, also when another process (a `keys`
- * command on the same file) appended in between.
+ * there, once per `epoch` of the group commit (a transaction holds the write lock, so nothing else
+ * appends during one), so the chain continues from what is committed, also when another process
+ * (a `keys` command on the same file) appended in between.
  */
 export function createAuditAppender(
   db: Database.Database,
+  epoch: () => number,
 ): (records: readonly AuditFields[]) => AuditRecord[] {
   const lastAudit = db.prepare("SELECT sequence, hash FROM audit_log ORDER BY sequence DESC LIMIT 1");
   const insertAudit = db.prepare(
     `INSERT INTO audit_log (sequence, time, principal, key_id, client_address, method, task_id, code,
                             request_id, detail, prev_hash, hash)
-     VALUES (@sequence, @time, @principal, @key_id, @client_address, @method, @task_id, @code,
-             @request_id, @detail, @prev_hash, @hash)`,
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   );
+  // The tip as of `tipEpoch`: the last record this connection appended in that epoch.
+  let tipEpoch = -1;
+  let tipSequence = 0;
+  let tipHash = genesisHash;
   return (records) => {
-    const last = lastAudit.get() as { sequence: number; hash: string } | undefined;
-    let sequence = BigInt(last?.sequence ?? 0);
-    let prev = last?.hash ?? genesisHash;
+    if (tipEpoch !== epoch()) {
+      const last = lastAudit.get() as { sequence: number; hash: string } | undefined;
+      tipSequence = last?.sequence ?? 0;
+      tipHash = last?.hash ?? genesisHash;
+      tipEpoch = epoch();
+    }
     return records.map((r) => {
-      sequence += 1n;
-      const hash = auditHash(prev, sequence, r);
-      insertAudit.run({
+      const sequence = tipSequence + 1;
+      const prev = tipHash;
+      const hash = auditHash(prev, BigInt(sequence), r);
+      insertAudit.run(
         sequence,
-        time: r.time.getTime(),
-        principal: r.principal,
-        key_id: r.keyId,
-        client_address: r.clientAddress,
-        method: r.method,
-        task_id: r.taskId,
-        code: r.code,
-        request_id: r.requestId,
-        detail: r.detail,
-        prev_hash: prev,
+        r.time.getTime(),
+        r.principal,
+        r.keyId,
+        r.clientAddress,
+        r.method,
+        r.taskId,
+        r.code,
+        r.requestId,
+        r.detail,
+        prev,
         hash,
-      });
-      const stored: AuditRecord = { ...r, sequence, prevHash: prev, hash };
-      prev = hash;
-      return stored;
+      );
+      tipSequence = sequence;
+      tipHash = hash;
+      return { ...r, sequence: BigInt(sequence), prevHash: prev, hash };
     });
   };
 }

@@ -44,6 +44,57 @@ export interface TaskRow {
   output_seq: number;
 }
 
+/** The columns an insert into the tasks table sets; every other column takes its default. */
+export interface NewTaskColumns {
+  readonly id: string;
+  readonly type: string;
+  readonly priority: number;
+  readonly status: number;
+  readonly payload: string;
+  readonly metadata: string;
+  readonly request_hash: string;
+  readonly timeout_seconds: number;
+  readonly on_lost: string;
+  readonly max_attempts: number;
+  /** created_at and updated_at. */
+  readonly now: number;
+}
+
+/**
+ * The row a successful insert of `c` stored at `position`: the inserted columns and the schema's
+ * defaults for the rest (the store contract checks it against the row read back).
+ */
+export function newTaskRow(c: NewTaskColumns, position: number): TaskRow {
+  return {
+    position,
+    id: c.id,
+    type: c.type,
+    priority: c.priority,
+    status: c.status,
+    progress: 0,
+    payload: c.payload,
+    metadata: c.metadata,
+    result: "{}",
+    error: "",
+    hosts: "[]",
+    timeout_seconds: c.timeout_seconds,
+    request_hash: c.request_hash,
+    version: 1,
+    created_at: c.now,
+    updated_at: c.now,
+    started_at: null,
+    completed_at: null,
+    deadline_at: null,
+    daemon_id: "",
+    attempt: 0,
+    max_attempts: c.max_attempts,
+    on_lost: c.on_lost,
+    attempts: "[]",
+    cancel_deadline: null,
+    output_seq: 0,
+  };
+}
+
 /** A row of the daemons table. */
 export interface DaemonRow {
   id: string;

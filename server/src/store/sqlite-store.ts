@@ -18,6 +18,7 @@ import {
   type DaemonRow,
   type EventRow,
   hostsToJson,
+  newTaskRow,
   rowToDaemon,
   rowToEvent,
   rowToRecord,
@@ -62,15 +63,14 @@ export function openSqliteStore(opts: SqliteStoreOptions): GatewayStore {
   db.pragma("foreign_keys = ON");
   migrate(db);
 
-  const appendAuditRows = createAuditAppender(db);
+  const appendAuditRows = createAuditAppender(db, () => writer.epoch);
   const stmt = {
     insertTask: db.prepare(
       `INSERT INTO tasks (id, type, priority, status, payload, metadata, request_hash, timeout_seconds, on_lost,
                           max_attempts, created_at, updated_at)
        VALUES (@id, @type, @priority, @status, @payload, @metadata, @request_hash, @timeout_seconds, @on_lost,
                @max_attempts, @now, @now)
-       ON CONFLICT (id) DO NOTHING
-       RETURNING *`,
+       ON CONFLICT (id) DO NOTHING`,
     ),
     taskById: db.prepare("SELECT * FROM tasks WHERE id = ?"),
     insertEvent: db.prepare("INSERT INTO events (type, task_id, data, created_at) VALUES (?, ?, ?, ?)"),
@@ -119,8 +119,15 @@ export function openSqliteStore(opts: SqliteStoreOptions): GatewayStore {
 
   let lastSequence = BigInt((stmt.lastSequence.get() as { s: number }).s);
   let pendingSequence = lastSequence;
-  const writer = new GroupCommit(db, () => {
-    lastSequence = pendingSequence;
+  const writer = new GroupCommit(db, {
+    afterCommit(partial) {
+      // A write rolled back to its savepoint may have taken a sequence number it did not keep.
+      if (partial) pendingSequence = BigInt((stmt.lastSequence.get() as { s: number }).s);
+      lastSequence = pendingSequence;
+    },
+    onDiscard() {
+      pendingSequence = lastSequence;
+    },
   });
 
   const insertEvents = (events: readonly NewEvent[], now: number): Event[] =>
@@ -151,8 +158,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): GatewayStore {
     createTask(t: NewTask, event: NewEvent, audit?: AuditFields) {
       return writer.submit(() => {
         const now = Date.now();
-        // The new row as stored (RETURNING), or nothing when the id was taken.
-        const inserted = stmt.insertTask.get({
+        const params = {
           id: t.id,
           type: t.type,
           priority: t.priority,
@@ -164,12 +170,17 @@ export function openSqliteStore(opts: SqliteStoreOptions): GatewayStore {
           on_lost: t.onLost ?? "fail",
           max_attempts: t.maxAttempts ?? 3,
           now,
-        }) as TaskRow | undefined;
-        if (!inserted) {
+        };
+        const info = stmt.insertTask.run(params);
+        if (info.changes === 0) {
+          // The id was taken: the stored task, untouched.
           const row = getRow(t.id);
           if (!row) throw new Error(`task ${t.id} vanished during insert`);
           return { record: rowToRecord(row), created: false, events: [] };
         }
+        // The row as stored, built here rather than read back: a row object made by the driver
+        // costs more than the whole insert.
+        const inserted = newTaskRow(params, Number(info.lastInsertRowid));
         const events = insertEvents([event], now);
         if (audit) appendAuditRows([audit]);
         return { record: rowToRecord(inserted), created: true, events };
