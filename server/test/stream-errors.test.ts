@@ -1,0 +1,70 @@
+/**
+ * mapStreamErrors: interceptors that wrap the same response stream share one generator, and each
+ * sees the stream's end as it would through nested wrappers.
+ */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { mapStreamErrors } from "../src/interceptors/stream-errors.js";
+
+async function* messages(n: number, failWith?: Error): AsyncGenerator<number> {
+  for (let i = 0; i < n; i++) yield i;
+  if (failWith) throw failWith;
+}
+
+/** Wraps like three interceptors, innermost first, recording what each saw. */
+function wrapThree(source: AsyncIterable<number>, seen: string[]) {
+  let s = source;
+  for (const name of ["inner", "middle", "outer"]) {
+    s = mapStreamErrors(
+      s,
+      (err) => new Error(`${name}(${(err as Error).message})`),
+      (err, aborted) => {
+        seen.push(`${name}:${aborted ? "aborted" : err === undefined ? "ok" : (err as Error).message}`);
+      },
+    );
+  }
+  return s;
+}
+
+describe("mapStreamErrors", () => {
+  it("shares one wrapper between interceptors", () => {
+    const once = mapStreamErrors(messages(1), (e) => e);
+    assert.equal(
+      mapStreamErrors(once, (e) => e),
+      once,
+    );
+  });
+
+  it("passes every message and tells each hook of a clean end, innermost first", async () => {
+    const seen: string[] = [];
+    const got: number[] = [];
+    for await (const m of wrapThree(messages(3), seen)) got.push(m);
+    assert.deepEqual(got, [0, 1, 2]);
+    assert.deepEqual(seen, ["inner:ok", "middle:ok", "outer:ok"]);
+  });
+
+  it("maps an error through each hook in turn and throws the last mapping", async () => {
+    const seen: string[] = [];
+    const got: number[] = [];
+    await assert.rejects(
+      (async () => {
+        for await (const m of wrapThree(messages(2, new Error("boom")), seen)) got.push(m);
+      })(),
+      { message: "outer(middle(inner(boom)))" },
+    );
+    assert.deepEqual(got, [0, 1]);
+    assert.deepEqual(seen, [
+      "inner:inner(boom)",
+      "middle:middle(inner(boom))",
+      "outer:outer(middle(inner(boom)))",
+    ]);
+  });
+
+  it("tells every hook when the consumer stops early", async () => {
+    const seen: string[] = [];
+    for await (const m of wrapThree(messages(10), seen)) {
+      if (m === 1) break;
+    }
+    assert.deepEqual(seen, ["inner:aborted", "middle:aborted", "outer:aborted"]);
+  });
+});
