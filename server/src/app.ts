@@ -14,6 +14,7 @@ import { kLog, kPeerAddress, kRequestId } from "./context-keys.js";
 import { UnavailableError } from "./domain/errors.js";
 import type { EventBus } from "./events/event-bus.js";
 import { createFastPath } from "./fast-path/fast-path.js";
+import { lazyChildLogger } from "./fast-path/lazy-logger.js";
 import { recordRoutes } from "./fast-path/unary-methods.js";
 import { registerDashboardRoutes } from "./http/dashboard-routes.js";
 import { registerGrpcMessageEncoding } from "./http/grpc-message-encoding.js";
@@ -151,6 +152,7 @@ export async function buildApp(deps: AppDeps): Promise<Gateway> {
   const fastPath = config.fastPath
     ? createFastPath({
         unary: served.unary,
+        serverStreaming: served.serverStreaming,
         interceptors,
         readMaxBytes: config.readMaxBytes,
         compressMinBytes,
@@ -162,7 +164,7 @@ export async function buildApp(deps: AppDeps): Promise<Gateway> {
         contextValues: (peer, requestIdHeader) => {
           const id = requestIdHeader || nextRequestId();
           return createContextValues()
-            .set(kLog, app.log.child({ reqId: id }))
+            .set(kLog, lazyChildLogger(app.log, { reqId: id }))
             .set(kPeerAddress, peer)
             .set(kRequestId, id);
         },

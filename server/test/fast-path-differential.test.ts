@@ -1,5 +1,6 @@
 /**
- * Differential test of the unary fast path: every scenario of the corpus
+ * Differential test of the fast path (unary calls, and WatchEvents over native gRPC): every scenario
+ * of the corpus
  * (helpers/differential-scenarios.ts) sends the same raw request, over cleartext HTTP/2 or HTTP/1.1,
  * to a gateway with default flags (fast path on) and to one started with `--no-fast-path`
  * (Connect's handler serves every call), and the two normalised answers

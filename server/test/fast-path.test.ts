@@ -65,12 +65,25 @@ describe("unary fast path: what it serves", () => {
     }
   });
 
-  it("leaves streams, Connect GET, compressed requests, unusual content types and bad timeouts to Connect", async () => {
+  it("serves WatchEvents over native gRPC on HTTP/2, from grpc-js and connect-node", async () => {
+    for (const c of clients.slice(0, 2)) {
+      const before = await fastCalls(server);
+      const watch = c.serverStream(SpageAPI, "WatchEvents", { taskId }, { timeoutMs: 2000 });
+      for await (const e of watch) {
+        assert.ok(e.sequence, c.name);
+        break;
+      }
+      // fastCalls reads GET /metrics, which is no RPC: the watch is the only call in between.
+      assert.equal((await fastCalls(server)) - before, 1, c.name);
+    }
+  });
+
+  it("leaves other streams, Connect GET, compressed requests, unusual content types and bad timeouts to Connect", async () => {
     const before = await fastCalls(server);
     const msg = toBinary(GetTaskStatusRequestSchema, create(GetTaskStatusRequestSchema, { taskId }));
     const json = JSON.stringify({ taskId });
-    // A server stream.
-    const watch = clients[1]?.serverStream(SpageAPI, "WatchEvents", { taskId }, { timeoutMs: 2000 });
+    // A server stream over the Connect protocol.
+    const watch = clients[2]?.serverStream(SpageAPI, "WatchEvents", { taskId }, { timeoutMs: 2000 });
     for await (const e of watch ?? []) {
       assert.ok(e.sequence);
       break;

@@ -3,7 +3,7 @@
  * trailers, and the abort signal exist only once something reads them. The signal, once made,
  * aborts like Connect's: at the deadline, when the gateway shuts down, or when the client goes away.
  */
-import type { DescMethodUnary, DescService } from "@bufbuild/protobuf";
+import type { DescMethodServerStreaming, DescMethodUnary, DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ContextValues, type HandlerContext } from "@connectrpc/connect";
 
 /** Request headers as Node parsed them (lowercase names). */
@@ -12,7 +12,7 @@ export type NodeRequestHeaders = Readonly<Record<string, string | string[] | und
 /** What a call needs to know about the request it serves. */
 export interface CallInit {
   readonly service: DescService;
-  readonly method: DescMethodUnary;
+  readonly method: DescMethodUnary | DescMethodServerStreaming;
   readonly protocolName: string;
   readonly url: string;
   readonly nodeHeaders: NodeRequestHeaders;
@@ -110,7 +110,7 @@ export class NodeHeaderView implements Headers {
 /** A HandlerContext whose parts are made on first use. */
 export class CallContext implements HandlerContext {
   readonly service: DescService;
-  readonly method: DescMethodUnary;
+  readonly method: DescMethodUnary | DescMethodServerStreaming;
   readonly requestMethod = "POST";
   readonly protocolName: string;
   readonly url: string;

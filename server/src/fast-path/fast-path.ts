@@ -3,8 +3,10 @@
  * in routes.ts, a content type it speaks, no request compression, a valid timeout header, no CORS
  * to answer) and serves it straight from the node:http2 stream or node:http request: read the body,
  * decode, run the project's interceptors and the same implementation Connect would call, encode,
- * write, with one await for the call. Everything else (streaming RPCs, Connect GET, anything
- * unusual or malformed at the header level) returns false and goes to Connect's handler unchanged.
+ * write, with one await for the call. Server-streaming calls over native gRPC on HTTP/2 are served
+ * the same way (server-stream.ts). Everything else (other streams and stream framings, Connect GET,
+ * anything unusual or malformed at the header level) returns false and goes to Connect's handler
+ * unchanged.
  */
 import type * as http from "node:http";
 import type * as http2 from "node:http2";
@@ -21,7 +23,8 @@ import { type Compression, compressionNegotiate } from "@connectrpc/connect/prot
 import { parseTimeout as parseConnectTimeout } from "@connectrpc/connect/protocol-connect";
 import { parseTimeout as parseGrpcTimeout } from "@connectrpc/connect/protocol-grpc";
 import { CallContext, type NodeRequestHeaders } from "./call-context.js";
-import type { UnaryMethod } from "./unary-methods.js";
+import { createServerStreams, type StreamPlan } from "./server-stream.js";
+import type { ServerStreamMethod, UnaryMethod } from "./unary-methods.js";
 import {
   assertEnvelopeSize,
   declaredEnvelopeLength,
@@ -35,6 +38,8 @@ import {
 /** What the fast path is built from. */
 export interface FastPathOptions {
   readonly unary: ReadonlyMap<string, UnaryMethod>;
+  /** Server-streaming methods, served over native gRPC on HTTP/2 (server-stream.ts). */
+  readonly serverStreaming: ReadonlyMap<string, ServerStreamMethod>;
   /** The same interceptors Connect's handler runs, outermost first. */
   readonly interceptors: readonly Interceptor[];
   readonly readMaxBytes: number;
@@ -44,7 +49,7 @@ export interface FastPathOptions {
   readonly shutdownSignal: AbortSignal;
   /** When CORS is configured, requests with an Origin header go to Connect's handler (and CORS). */
   readonly corsEnabled: boolean;
-  /** Told once per call the fast path serves (for the `fast_path_calls_total` counter). */
+  /** Told once per call (unary or stream) the fast path serves (`fast_path_calls_total`). */
   readonly served: () => void;
   /** The context values of a call (logger, peer address, request id), as Connect's handler gets them. */
   readonly contextValues: (peerAddress: string, requestIdHeader: string | undefined) => ContextValues;
@@ -98,16 +103,14 @@ export function createFastPath(opt: FastPathOptions): FastPath {
     chains.set(entry, next as (req: FastRequest) => Promise<UnaryResponse>);
   }
 
-  const admit = (
-    method: string | undefined,
-    path: string | undefined,
+  /** The handling of a request for `entry`, or undefined to leave it to Connect. */
+  const admitFor = <E>(
+    entry: E,
+    path: string,
     headers: NodeRequestHeaders,
     authority: string,
     scheme: string,
-  ): Plan | undefined => {
-    if (method !== "POST" || path === undefined) return undefined;
-    const entry = opt.unary.get(path);
-    if (!entry) return undefined;
+  ): (Omit<Plan, "entry"> & { entry: E }) | undefined => {
     const format = wireFormatOf(headers["content-type"] as string | undefined);
     if (!format) return undefined;
     if (opt.corsEnabled && headers.origin !== undefined) return undefined;
@@ -132,6 +135,33 @@ export function createFastPath(opt: FastPathOptions): FastPath {
     ).response;
     return { entry, format, compression, timeoutMs, url: `${scheme}://${authority}${path}` };
   };
+
+  const admit = (
+    method: string | undefined,
+    path: string | undefined,
+    headers: NodeRequestHeaders,
+    authority: string,
+    scheme: string,
+  ): Plan | undefined => {
+    if (method !== "POST" || path === undefined) return undefined;
+    const entry = opt.unary.get(path);
+    return entry ? admitFor(entry, path, headers, authority, scheme) : undefined;
+  };
+
+  /** A server-streaming call over native gRPC (binary), or undefined. */
+  const admitStream = (
+    path: string | undefined,
+    headers: http2.IncomingHttpHeaders,
+  ): StreamPlan | undefined => {
+    if (headers[":method"] !== "POST" || path === undefined) return undefined;
+    const entry = opt.serverStreaming.get(path);
+    if (!entry) return undefined;
+    const plan = admitFor(entry, path, headers, headers[":authority"] ?? "", headers[":scheme"] ?? "http");
+    return plan?.format.protocol === "grpc" ? plan : undefined;
+  };
+  const serveStream = createServerStreams(opt.serverStreaming.values(), opt, (source, plan, done) =>
+    readBody(source, plan, opt.readMaxBytes, undefined, done),
+  );
 
   /** Runs the call; never throws (errors become the protocol's error answer). */
   const serve = async (
@@ -241,6 +271,11 @@ export function createFastPath(opt: FastPathOptions): FastPath {
 
   return {
     http2(stream, headers) {
+      const streamPlan = admitStream(headers[":path"], headers);
+      if (streamPlan) {
+        serveStream(streamPlan, stream, headers);
+        return true;
+      }
       const plan = admit(
         headers[":method"],
         headers[":path"],
@@ -292,7 +327,7 @@ type BodySource = NodeJS.ReadableStream & { on(event: "data", l: (chunk: Buffer)
 
 function readBody(
   source: BodySource,
-  plan: Plan,
+  plan: { readonly format: WireFormat },
   readMaxBytes: number,
   contentLength: string | undefined,
   done: (body: Uint8Array | ConnectError) => void,

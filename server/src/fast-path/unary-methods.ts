@@ -5,6 +5,7 @@
  */
 import type {
   DescMessage,
+  DescMethodServerStreaming,
   DescMethodUnary,
   DescService,
   MessageInitShape,
@@ -30,6 +31,20 @@ export interface UnaryMethod {
   readonly serialization: MethodSerializationLookup<DescMessage, DescMessage>;
 }
 
+/** A server-streaming implementation as the services define it. */
+export type ServerStreamImpl = (
+  req: MessageShape<DescMessage>,
+  ctx: HandlerContext,
+) => AsyncIterable<MessageInitShape<DescMessage>>;
+
+/** One server-streaming method, ready to serve. */
+export interface ServerStreamMethod {
+  readonly service: DescService;
+  readonly method: DescMethodServerStreaming;
+  readonly impl: ServerStreamImpl;
+  readonly serialization: MethodSerializationLookup<DescMessage, DescMessage>;
+}
+
 /** Limits the serializers enforce, as Connect's handler gets them. */
 export interface SerializationLimits {
   readonly readMaxBytes: number;
@@ -40,12 +55,17 @@ type Registration = [DescService, object, unknown];
 
 /**
  * Runs `routes` once; returns a routes callback that registers the same implementations with
- * Connect, and the table of unary methods by request path (`/package.Service/Method`).
+ * Connect, and the tables of unary and server-streaming methods by request path
+ * (`/package.Service/Method`).
  */
 export function recordRoutes(
   routes: (router: ConnectRouter) => void,
   limits: SerializationLimits,
-): { routes: (router: ConnectRouter) => void; unary: ReadonlyMap<string, UnaryMethod> } {
+): {
+  routes: (router: ConnectRouter) => void;
+  unary: ReadonlyMap<string, UnaryMethod>;
+  serverStreaming: ReadonlyMap<string, ServerStreamMethod>;
+} {
   const registered: Registration[] = [];
   const recorder = {
     handlers: [],
@@ -60,22 +80,22 @@ export function recordRoutes(
   routes(recorder as unknown as ConnectRouter);
 
   const unary = new Map<string, UnaryMethod>();
+  const serverStreaming = new Map<string, ServerStreamMethod>();
   for (const [service, impl] of registered) {
     for (const method of service.methods) {
-      if (method.methodKind !== "unary") continue;
+      if (method.methodKind !== "unary" && method.methodKind !== "server_streaming") continue;
       const fn = (impl as Record<string, unknown>)[method.localName];
       if (typeof fn !== "function") continue;
-      unary.set(`/${service.typeName}/${method.name}`, {
-        service,
-        method: method as DescMethodUnary,
-        impl: fn.bind(impl) as UnaryImpl,
-        serialization: createMethodSerializationLookup(
-          method as DescMethodUnary,
-          undefined,
-          undefined,
-          limits,
-        ),
-      });
+      const path = `/${service.typeName}/${method.name}`;
+      const serialization = createMethodSerializationLookup(method, undefined, undefined, limits);
+      if (method.methodKind === "unary") {
+        const unaryMethod = method as DescMethodUnary;
+        unary.set(path, { service, method: unaryMethod, impl: fn.bind(impl) as UnaryImpl, serialization });
+      } else {
+        const streamMethod = method as DescMethodServerStreaming;
+        const streamImpl = fn.bind(impl) as ServerStreamImpl;
+        serverStreaming.set(path, { service, method: streamMethod, impl: streamImpl, serialization });
+      }
     }
   }
   return {
@@ -85,5 +105,6 @@ export function recordRoutes(
       }
     },
     unary,
+    serverStreaming,
   };
 }

@@ -46,7 +46,8 @@ const envelopeHeaderBytes = 5;
 const compressedFlag = 0b00000001;
 
 /**
- * The one message of a unary gRPC or gRPC-Web request body, parsed, with Connect's errors in
+ * The one message of a unary (or server-streaming) gRPC or gRPC-Web request body, parsed, with
+ * Connect's errors in
  * Connect's order: envelopes are taken one at a time (size, completeness, compression flag, then
  * parsing), gRPC-Web end-of-stream envelopes are skipped, and a second message is refused only
  * after it parsed.
@@ -56,6 +57,7 @@ export function unaryEnvelopeMessage<T>(
   readMaxBytes: number,
   skipEndStream: boolean,
   parse: (bytes: Uint8Array) => T,
+  kind: "unary" | "server-streaming" = "unary",
 ): T {
   let offset = 0;
   let first: { value: T } | undefined;
@@ -77,14 +79,14 @@ export function unaryEnvelopeMessage<T>(
     const value = parse(rest.subarray(envelopeHeaderBytes, envelopeHeaderBytes + declared));
     if (first) {
       throw new ConnectError(
-        "protocol error: received extra input message for unary method",
+        `protocol error: received extra input message for ${kind} method`,
         Code.Unimplemented,
       );
     }
     first = { value };
   }
   if (!first) {
-    throw new ConnectError("protocol error: missing input message for unary method", Code.Unimplemented);
+    throw new ConnectError(`protocol error: missing input message for ${kind} method`, Code.Unimplemented);
   }
   return first.value;
 }
@@ -145,25 +147,55 @@ function toRecord(h: Headers | undefined, into: Record<string, string>): Record<
 
 /** The answer for a call's outcome in its protocol. */
 export async function encodeAnswer(o: CallOutcome): Promise<WireAnswer> {
-  const { protocol, binary } = o.format;
+  const { protocol } = o.format;
   if (protocol === "connect") return encodeConnect(o);
   if (!o.error && !o.responseHeader && !o.responseTrailer && o.message) return encodeGrpcSuccess(o);
-  const header = new Headers(o.responseHeader);
-  header.set("content-type", binary ? contentTypes[protocol].binary : contentTypes[protocol].json);
-  if (o.compression) header.set("grpc-encoding", o.compression.name);
+  const header = grpcHeaders(o.format, o.compression, o.responseHeader);
+  const envelope = o.message && !o.error ? await messageEnvelope(o, o.message) : undefined;
+  if (protocol === "grpc") {
+    return {
+      status: 200,
+      headers: header,
+      body: envelope,
+      trailers: grpcTrailers(o.responseTrailer, o.error),
+    };
+  }
   const trailer = new Headers(o.responseTrailer);
   if (!trailer.has("grpc-status")) trailer.set("grpc-status", "0");
   setTrailerStatus(trailer, o.error);
-  const envelope = o.message && !o.error ? await messageEnvelope(o, o.message) : undefined;
-  if (protocol === "grpc") {
-    const trailers = toRecord(trailer, {});
-    const message = trailers["grpc-message"];
-    if (message !== undefined) trailers["grpc-message"] = reencodeConnectGrpcMessage(message);
-    return { status: 200, headers: toRecord(header, {}), body: envelope, trailers };
-  }
   const trailerFrame = encodeEnvelope(trailerFlag, trailerSerialize(trailer));
   const body = envelope ? concat(envelope, trailerFrame) : trailerFrame;
-  return { status: 200, headers: toRecord(header, {}), body, trailers: undefined };
+  return { status: 200, headers: header, body, trailers: undefined };
+}
+
+/** gRPC or gRPC-Web response headers: what the call set, the content type and the compression. */
+export function grpcHeaders(
+  format: WireFormat,
+  compression: Compression | null,
+  responseHeader: Headers | undefined,
+): Record<string, string> {
+  const header = toRecord(responseHeader, {});
+  const types = contentTypes[format.protocol];
+  header["content-type"] = format.binary ? types.binary : types.json;
+  if (compression) header["grpc-encoding"] = compression.name;
+  return header;
+}
+
+/**
+ * gRPC trailers: what the call set, then the status of `error` (or 0), with grpc-message
+ * percent-encoded as Connect's handler sends it over HTTP/2.
+ */
+export function grpcTrailers(
+  responseTrailer: Headers | undefined,
+  error: ConnectError | undefined,
+): Record<string, string> {
+  const trailer = new Headers(responseTrailer);
+  if (!trailer.has("grpc-status")) trailer.set("grpc-status", "0");
+  setTrailerStatus(trailer, error);
+  const trailers = toRecord(trailer, {});
+  const message = trailers["grpc-message"];
+  if (message !== undefined) trailers["grpc-message"] = reencodeConnectGrpcMessage(message);
+  return trailers;
 }
 
 /** The common case without Headers objects: a result, and nothing set by the call. */
@@ -179,9 +211,18 @@ async function encodeGrpcSuccess(o: CallOutcome): Promise<WireAnswer> {
 }
 
 /** The response message as one envelope, compressed when negotiated and large enough. */
-async function messageEnvelope(o: CallOutcome, message: Uint8Array): Promise<Uint8Array> {
-  if (o.compression && message.byteLength >= o.compressMinBytes) {
-    return encodeEnvelope(compressedFlag, await o.compression.compress(message));
+function messageEnvelope(o: CallOutcome, message: Uint8Array): Promise<Uint8Array> | Uint8Array {
+  return envelopeOf(message, o.compression, o.compressMinBytes);
+}
+
+/** A message as one envelope, compressed when `compression` is set and it is large enough. */
+export function envelopeOf(
+  message: Uint8Array,
+  compression: Compression | null,
+  compressMinBytes: number,
+): Promise<Uint8Array> | Uint8Array {
+  if (compression && message.byteLength >= compressMinBytes) {
+    return compression.compress(message).then((c) => encodeEnvelope(compressedFlag, c));
   }
   return encodeEnvelope(0, message);
 }

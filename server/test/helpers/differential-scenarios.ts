@@ -6,11 +6,13 @@
 import { malformedScenarios } from "./differential-malformed-scenarios.js";
 import { rpcScenarios } from "./differential-rpc-scenarios.js";
 import type { Scenario } from "./differential-scenario.js";
+import { streamScenarios } from "./differential-stream-scenarios.js";
 import { wireScenarios } from "./differential-wire-scenarios.js";
 
 /** Every scenario; names are unique. */
 export const differentialScenarios: readonly Scenario[] = [
   ...rpcScenarios,
+  ...streamScenarios,
   ...wireScenarios,
   ...malformedScenarios,
 ];
