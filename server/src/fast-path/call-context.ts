@@ -4,7 +4,13 @@
  * aborts like Connect's: at the deadline, when the gateway shuts down, or when the client goes away.
  */
 import type { DescMethodServerStreaming, DescMethodUnary, DescService } from "@bufbuild/protobuf";
-import { Code, ConnectError, type ContextValues, type HandlerContext } from "@connectrpc/connect";
+import {
+  Code,
+  ConnectError,
+  type ContextValues,
+  type HandlerContext,
+  type Interceptor,
+} from "@connectrpc/connect";
 
 /** Request headers as Node parsed them (lowercase names). */
 export type NodeRequestHeaders = Readonly<Record<string, string | string[] | undefined>>;
@@ -201,4 +207,20 @@ export class CallContext implements HandlerContext {
     if (this.onShutdown) this.init.shutdownSignal.removeEventListener("abort", this.onShutdown);
     this.controller?.abort(reason);
   }
+}
+
+/** `call` wrapped in `interceptors`, outermost first, as Connect's handler composes them. */
+export function withInterceptors<F>(interceptors: readonly Interceptor[], call: F): F {
+  let next = call;
+  for (let i = interceptors.length - 1; i >= 0; i--) {
+    next = (interceptors[i] as Interceptor)(next as never) as F;
+  }
+  return next;
+}
+
+/** Copies every header of `from` into `to`. */
+export function copyInto(from: Headers, to: Headers): void {
+  from.forEach((value, name) => {
+    to.set(name, value);
+  });
 }

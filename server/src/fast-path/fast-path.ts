@@ -22,7 +22,7 @@ import {
 import { type Compression, compressionNegotiate } from "@connectrpc/connect/protocol";
 import { parseTimeout as parseConnectTimeout } from "@connectrpc/connect/protocol-connect";
 import { parseTimeout as parseGrpcTimeout } from "@connectrpc/connect/protocol-grpc";
-import { CallContext, type NodeRequestHeaders } from "./call-context.js";
+import { CallContext, copyInto, type NodeRequestHeaders, withInterceptors } from "./call-context.js";
 import { createServerStreams, type StreamPlan } from "./server-stream.js";
 import type { ServerStreamMethod, UnaryMethod } from "./unary-methods.js";
 import {
@@ -96,11 +96,10 @@ export function createFastPath(opt: FastPathOptions): FastPath {
         },
       };
     };
-    let next: (req: UnaryRequest) => Promise<UnaryResponse> = call;
-    for (let i = opt.interceptors.length - 1; i >= 0; i--) {
-      next = (opt.interceptors[i] as Interceptor)(next as never) as typeof next;
-    }
-    chains.set(entry, next as (req: FastRequest) => Promise<UnaryResponse>);
+    chains.set(
+      entry,
+      withInterceptors(opt.interceptors, call) as (req: FastRequest) => Promise<UnaryResponse>,
+    );
   }
 
   /** The handling of a request for `entry`, or undefined to leave it to Connect. */
@@ -309,12 +308,6 @@ export function createFastPath(opt: FastPathOptions): FastPath {
       });
     },
   };
-}
-
-function copyInto(from: Headers, to: Headers): void {
-  from.forEach((value, name) => {
-    to.set(name, value);
-  });
 }
 
 /**

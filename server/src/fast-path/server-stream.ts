@@ -20,7 +20,7 @@ import {
   type StreamResponse,
 } from "@connectrpc/connect";
 import type { Compression } from "@connectrpc/connect/protocol";
-import { CallContext, type NodeRequestHeaders } from "./call-context.js";
+import { CallContext, copyInto, type NodeRequestHeaders, withInterceptors } from "./call-context.js";
 import type { ServerStreamMethod } from "./unary-methods.js";
 import { envelopeOf, grpcHeaders, grpcTrailers, unaryEnvelopeMessage, type WireFormat } from "./wire.js";
 
@@ -82,11 +82,7 @@ export function createServerStreams(
         },
       };
     };
-    let next: (req: StreamRequest) => Promise<StreamResponse> = call;
-    for (let i = opt.interceptors.length - 1; i >= 0; i--) {
-      next = (opt.interceptors[i] as Interceptor)(next as never) as typeof next;
-    }
-    chains.set(entry, next as Chain);
+    chains.set(entry, withInterceptors(opt.interceptors, call) as Chain);
   }
 
   return (plan, stream, headers) => {
@@ -210,11 +206,5 @@ function drained(stream: http2.ServerHttp2Stream): Promise<void> {
     };
     stream.on("drain", done);
     stream.on("close", done);
-  });
-}
-
-function copyInto(from: Headers, to: Headers): void {
-  from.forEach((value, name) => {
-    to.set(name, value);
   });
 }
