@@ -11,7 +11,7 @@ import { afterEach, beforeEach, describe, it } from "node:test";
 import Database from "better-sqlite3";
 import { type AuditFields, ChainVerifier } from "../src/domain/audit-chain.js";
 import { GroupCommit } from "../src/store/group-commit.js";
-import { createAuditAppender } from "../src/store/sqlite-access.js";
+import { type AuditRow, createAuditAppender, rowToAudit } from "../src/store/sqlite-access.js";
 import { migrate } from "../src/store/sqlite-migrate.js";
 
 const record = (taskId: string): AuditFields => ({
@@ -119,20 +119,7 @@ describe("group commit", () => {
       results.map((r) => r.status),
       ["fulfilled", "rejected", "fulfilled"],
     );
-    const rows = db.prepare("SELECT * FROM audit_log ORDER BY sequence").all() as {
-      sequence: number;
-      time: number;
-      principal: string;
-      key_id: string;
-      client_address: string;
-      method: string;
-      task_id: string;
-      code: string;
-      request_id: string;
-      detail: string;
-      prev_hash: string;
-      hash: string;
-    }[];
+    const rows = db.prepare("SELECT * FROM audit_log ORDER BY sequence").all() as AuditRow[];
     assert.deepEqual(
       rows.map((r) => [r.sequence, r.task_id]),
       [
@@ -143,20 +130,7 @@ describe("group commit", () => {
     );
     const verifier = new ChainVerifier();
     for (const r of rows) {
-      verifier.add({
-        sequence: BigInt(r.sequence),
-        time: new Date(r.time),
-        principal: r.principal,
-        keyId: r.key_id,
-        clientAddress: r.client_address,
-        method: r.method,
-        taskId: r.task_id,
-        code: r.code,
-        requestId: r.request_id,
-        detail: r.detail,
-        prevHash: r.prev_hash,
-        hash: r.hash,
-      });
+      verifier.add(rowToAudit(r));
     }
     assert.equal(verifier.broken, undefined, "every link holds");
     assert.equal(verifier.checked, 3);

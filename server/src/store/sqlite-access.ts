@@ -38,7 +38,7 @@ interface SessionRow {
   key_revoked_at: number | null;
 }
 
-interface AuditRow {
+export interface AuditRow {
   sequence: number;
   time: number;
   principal: string;
@@ -77,7 +77,7 @@ const rowToSession = (r: SessionRow): SessionLookup => ({
   ...(r.key_revoked_at !== null ? { keyRevokedAt: new Date(r.key_revoked_at) } : {}),
 });
 
-const rowToAudit = (r: AuditRow): AuditRecord => ({
+export const rowToAudit = (r: AuditRow): AuditRecord => ({
   sequence: BigInt(r.sequence),
   time: new Date(r.time),
   principal: r.principal,
