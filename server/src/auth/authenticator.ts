@@ -28,8 +28,12 @@ export interface IssuedSession {
 
 /** Resolves credentials and issues sessions. */
 export interface Authenticator {
-  /** The principal behind an API key or session token; throws UnauthenticatedError saying why not. */
-  resolve(credential: string): Promise<Principal>;
+  /**
+   * The principal behind an API key or session token; throws (or rejects with) an
+   * UnauthenticatedError saying why not. Answers at once, without a promise, when the credential's
+   * revocation was already read in this event-loop turn.
+   */
+  resolve(credential: string): Principal | Promise<Principal>;
   /** Exchanges an API key for a session token with the key's scopes. */
   issueSession(apiKey: string, clientId: string): Promise<IssuedSession>;
 }
@@ -46,6 +50,11 @@ interface Verified {
   readonly id: string;
   readonly principal: Principal;
 }
+
+/** A revocation read of this turn: still pending, or its answer. */
+type TurnRead =
+  | { readonly done: false; readonly pending: Promise<Revocation | undefined> }
+  | { readonly done: true; readonly value: Revocation | undefined };
 
 /** Creates the authenticator over the store. */
 export function createAuthenticator(store: AccessStore, opts: AuthenticatorOptions): Authenticator {
@@ -64,14 +73,23 @@ export function createAuthenticator(store: AccessStore, opts: AuthenticatorOptio
   // calls of the same token, and each read costs tens of microseconds. The reads are forgotten at
   // the end of the turn, so a revocation committed before a call's turn began is always seen:
   // every call that arrives after a revocation was acknowledged is refused.
-  const thisTurn = new Map<string, Promise<Revocation | undefined>>();
-  const revocationOf = (v: Verified): Promise<Revocation | undefined> => {
-    const key = `${v.kind}:${v.id}`;
-    let r = thisTurn.get(key);
+  // Once a read has answered, later calls of the same turn take its answer without a promise.
+  const thisTurn = new Map<Verified, TurnRead>();
+  const clearTurn = () => thisTurn.clear();
+  const revocationOf = (v: Verified): TurnRead => {
+    let r = thisTurn.get(v);
     if (!r) {
-      if (thisTurn.size === 0) setImmediate(() => thisTurn.clear());
-      r = store.revocation(v.kind, v.id);
-      thisTurn.set(key, r);
+      if (thisTurn.size === 0) setImmediate(clearTurn);
+      const pending = store.revocation(v.kind, v.id);
+      const read: TurnRead = { done: false, pending };
+      r = read;
+      thisTurn.set(v, read);
+      pending.then(
+        (value) => {
+          if (thisTurn.get(v) === read) thisTurn.set(v, { done: true, value });
+        },
+        () => {}, // the callers awaiting `pending` see the failure
+      );
     }
     return r;
   };
@@ -117,37 +135,43 @@ export function createAuthenticator(store: AccessStore, opts: AuthenticatorOptio
     );
   };
 
+  /** Resolves a credential not verified before: reads its record and checks its secret. */
+  const resolveNew = async (credential: string): Promise<Principal> => {
+    const parsed = parseCredential(credential);
+    if (!parsed) {
+      throw new UnauthenticatedError(
+        "malformed credentials: expected an API key (spk_...) or a session token (sps_...)",
+      );
+    }
+    if (parsed.kind === "api_key") {
+      const principal = await keyPrincipal(parsed.id, parsed.secret);
+      remember(credential, { kind: "api_key", id: parsed.id, principal });
+      return principal;
+    }
+    const s = await store.getSession(parsed.id);
+    if (!s || !secretMatches(parsed.secret, s.salt, s.hash)) {
+      throw new UnauthenticatedError("invalid session token");
+    }
+    const principal: Principal = {
+      name: keyPrincipalName(s.keyId),
+      keyId: s.keyId,
+      sessionId: s.id,
+      clientId: s.clientId,
+      scopes: scopeSet(s.scopes),
+      expiresAt: s.expiresAt,
+    };
+    // Checked only once the secret matched: remembering a wrong one would let it in later.
+    const v: Verified = { kind: "session", id: s.id, principal };
+    remember(credential, v);
+    return refuseIfEnded(v, s);
+  };
+
   return {
-    async resolve(credential) {
+    resolve(credential) {
       const known = verified.get(credential);
-      if (known) return refuseIfEnded(known, await revocationOf(known));
-      const parsed = parseCredential(credential);
-      if (!parsed) {
-        throw new UnauthenticatedError(
-          "malformed credentials: expected an API key (spk_...) or a session token (sps_...)",
-        );
-      }
-      if (parsed.kind === "api_key") {
-        const principal = await keyPrincipal(parsed.id, parsed.secret);
-        remember(credential, { kind: "api_key", id: parsed.id, principal });
-        return principal;
-      }
-      const s = await store.getSession(parsed.id);
-      if (!s || !secretMatches(parsed.secret, s.salt, s.hash)) {
-        throw new UnauthenticatedError("invalid session token");
-      }
-      const principal: Principal = {
-        name: keyPrincipalName(s.keyId),
-        keyId: s.keyId,
-        sessionId: s.id,
-        clientId: s.clientId,
-        scopes: scopeSet(s.scopes),
-        expiresAt: s.expiresAt,
-      };
-      // Checked only once the secret matched: remembering a wrong one would let it in later.
-      const v: Verified = { kind: "session", id: s.id, principal };
-      remember(credential, v);
-      return refuseIfEnded(v, s);
+      if (!known) return resolveNew(credential);
+      const r = revocationOf(known);
+      return r.done ? refuseIfEnded(known, r.value) : r.pending.then((v) => refuseIfEnded(known, v));
     },
 
     async issueSession(apiKey, clientId) {

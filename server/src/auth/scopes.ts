@@ -62,6 +62,24 @@ export const methodRequirements: ReadonlyMap<string, Requirement> = new Map<stri
   ["grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", pub],
 ]);
 
+const byMethod = new WeakMap<object, Requirement | null>();
+
+/**
+ * The requirement of a method, by its descriptor: the table is read once per method, not once per
+ * call. Undefined for a method missing from the table.
+ */
+export function requirementOf(
+  serviceTypeName: string,
+  method: { readonly name: string },
+): Requirement | undefined {
+  let r = byMethod.get(method);
+  if (r === undefined) {
+    r = methodRequirements.get(`${serviceTypeName}/${method.name}`) ?? null;
+    byMethod.set(method, r);
+  }
+  return r ?? undefined;
+}
+
 /** True for a known scope name. */
 export function isScope(s: string): s is Scope {
   return (allScopes as readonly string[]).includes(s);

@@ -11,7 +11,7 @@ import type { Authenticator } from "../auth/authenticator.js";
 import { parseCredential } from "../auth/credentials.js";
 import type { Principal } from "../auth/principal.js";
 import type { RateLimiter } from "../auth/rate-limiter.js";
-import { allScopes, methodRequirements, type Scope } from "../auth/scopes.js";
+import { allScopes, requirementOf, type Scope } from "../auth/scopes.js";
 import { kClaimedKeyId, kPeerAddress, kPrincipal } from "../context-keys.js";
 import { PermissionDeniedError, UnauthenticatedError } from "../domain/errors.js";
 
@@ -37,10 +37,12 @@ export function createAuthInterceptor(
   limiter: RateLimiter,
   policy: AccessPolicy,
 ): Interceptor {
+  const bearer = lastBearer();
   return (next) => async (req) => {
-    const method = `${req.service.typeName}/${req.method.name}`;
-    const need = methodRequirements.get(method);
-    if (!need) throw new PermissionDeniedError(`${method} is not open to any caller`);
+    const need = requirementOf(req.service.typeName, req.method);
+    if (!need) {
+      throw new PermissionDeniedError(`${req.service.typeName}/${req.method.name} is not open to any caller`);
+    }
     if (need.kind === "public") return next(req);
     if (!policy.enabled) {
       req.contextValues.set(kPrincipal, openPrincipal);
@@ -58,7 +60,7 @@ export function createAuthInterceptor(
     } else {
       // Refused attempts are audited with the key id they named (found only when refusing).
       const claim = () => {
-        const claimed = claimedKeyId(header);
+        const claimed = claimedKeyId(header === null ? undefined : bearer(header));
         if (claimed) req.contextValues.set(kClaimedKeyId, claimed);
       };
       try {
@@ -68,7 +70,8 @@ export function createAuthInterceptor(
         throw err;
       }
       try {
-        principal = await authenticate(authn, header);
+        const got = authenticate(authn, header, bearer);
+        principal = got instanceof Promise ? await got : got;
       } catch (err) {
         claim();
         countAuthFailure(limiter, policy, address);
@@ -87,24 +90,44 @@ export function createAuthInterceptor(
   };
 }
 
-/** The API key id a Bearer header names, if it names one ("" otherwise). */
-function claimedKeyId(header: string | null): string {
-  const m = header === null ? null : /^Bearer\s+(\S+)\s*$/i.exec(header.trim());
-  const parsed = m?.[1] ? parseCredential(m[1]) : undefined;
+/**
+ * Parses the credential out of a Bearer header, remembering the last header parsed: a client sends
+ * the same header on every call, so most calls skip the parsing.
+ */
+function lastBearer(): (header: string) => string | undefined {
+  let last: string | undefined;
+  let token: string | undefined;
+  return (header) => {
+    if (header !== last) {
+      last = header;
+      token = /^\s*Bearer\s+(\S+)\s*$/i.exec(header)?.[1];
+    }
+    return token;
+  };
+}
+
+/** The API key id a Bearer credential names, if it names one ("" otherwise). */
+function claimedKeyId(credential: string | undefined): string {
+  const parsed = credential ? parseCredential(credential) : undefined;
   return parsed?.kind === "api_key" ? parsed.id : "";
 }
 
-async function authenticate(authn: Authenticator, header: string | null): Promise<Principal> {
+/** The principal of the header's credentials; throws UnauthenticatedError saying what is wrong. */
+function authenticate(
+  authn: Authenticator,
+  header: string | null,
+  bearer: (header: string) => string | undefined,
+): Principal | Promise<Principal> {
   if (header === null || header.trim() === "") {
     throw new UnauthenticatedError(
       'missing credentials: send the header "Authorization: Bearer <api key or session token>"',
     );
   }
-  const m = /^Bearer\s+(\S+)\s*$/i.exec(header.trim());
-  if (!m?.[1]) {
+  const credential = bearer(header);
+  if (!credential) {
     throw new UnauthenticatedError(
       'malformed Authorization header: expected "Bearer <api key or session token>"',
     );
   }
-  return authn.resolve(m[1]);
+  return authn.resolve(credential);
 }

@@ -6,8 +6,9 @@
  */
 import type { Interceptor } from "@connectrpc/connect";
 import type { AccessPolicy } from "../auth/access-policy.js";
+import type { Principal } from "../auth/principal.js";
 import type { RateLimiter, StreamCounter } from "../auth/rate-limiter.js";
-import { methodRequirements } from "../auth/scopes.js";
+import { requirementOf, type Scope } from "../auth/scopes.js";
 import { kPeerAddress, kPrincipal } from "../context-keys.js";
 import { ResourceExhaustedError } from "../domain/errors.js";
 import { mapStreamErrors } from "./stream-errors.js";
@@ -18,19 +19,16 @@ export function createRateLimitInterceptor(
   streams: StreamCounter,
   policy: AccessPolicy,
 ): Interceptor {
+  const keys = bucketKeys();
   return (next) => async (req) => {
     const principal = req.contextValues.get(kPrincipal);
     if (!principal || !policy.enabled) return next(req);
     // Anonymous cores share no identity: each address gets its own buckets.
     const who =
       principal.name === "anonymous" ? `anonymous@${req.contextValues.get(kPeerAddress)}` : principal.name;
-    const need = methodRequirements.get(`${req.service.typeName}/${req.method.name}`);
-    const scope =
-      need?.kind === "scope"
-        ? (need.scopes.find((s) => principal.scopes.has(s)) ?? need.scopes[0])
-        : undefined;
-    const klass = scope ?? "tasks:read";
-    const wait = limiter.take(`${who}:${klass}`, policy.rates[klass]);
+    const need = requirementOf(req.service.typeName, req.method);
+    const klass = need?.kind === "scope" ? limitClass(need.scopes, principal) : "tasks:read";
+    const wait = limiter.take(keys(principal, who, klass), policy.rates[klass]);
     if (wait > 0) {
       throw new ResourceExhaustedError(
         `rate limit of ${policy.rates[klass].perSecond} calls/s for ${klass} exceeded by ${principal.name}; retry in ${wait} ms`,
@@ -39,7 +37,7 @@ export function createRateLimitInterceptor(
       );
     }
     if (!req.stream && req.method.methodKind === "unary") return next(req);
-    const streamWait = limiter.take(`${who}:streams`, policy.streamRate);
+    const streamWait = limiter.take(keys(principal, who, "streams"), policy.streamRate);
     if (streamWait > 0) {
       throw new ResourceExhaustedError(
         `rate limit of ${policy.streamRate.perSecond} new streams/s exceeded by ${principal.name}; retry in ${streamWait} ms`,
@@ -74,5 +72,33 @@ export function createRateLimitInterceptor(
       release();
       throw err;
     }
+  };
+}
+
+/** The scope a call is counted against: the first of the method's scopes the caller holds. */
+function limitClass(scopes: readonly Scope[], principal: Principal): Scope {
+  for (const s of scopes) if (principal.scopes.has(s)) return s;
+  return scopes[0] ?? "tasks:read";
+}
+
+/**
+ * Bucket keys `<who>:<class>`, kept per principal so a caller's calls reuse the same strings.
+ * Anonymous callers are told apart by address, so their keys are built each time.
+ */
+function bucketKeys(): (principal: Principal, who: string, klass: string) => string {
+  const byPrincipal = new WeakMap<Principal, Map<string, string>>();
+  return (principal, who, klass) => {
+    if (who !== principal.name) return `${who}:${klass}`;
+    let keys = byPrincipal.get(principal);
+    if (!keys) {
+      keys = new Map();
+      byPrincipal.set(principal, keys);
+    }
+    let key = keys.get(klass);
+    if (key === undefined) {
+      key = `${who}:${klass}`;
+      keys.set(klass, key);
+    }
+    return key;
   };
 }
