@@ -69,6 +69,11 @@ export function storeContract(name: string, open: OpenStore): void {
         const { record, sequence } = await store.getTask("a");
         assert.equal(record?.task.id, "a");
         assert.deepEqual(first.record, record, "the created record is the one stored");
+        assert.deepEqual(
+          first.events,
+          await store.readEvents({ afterSequence: 0n, limit: 10 }),
+          "the created event is the one stored",
+        );
         assert.equal(sequence, 1n);
         assert.equal((await store.getTask("missing")).record, undefined);
       }),

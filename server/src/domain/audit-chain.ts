@@ -3,7 +3,7 @@
  * every field of the record, so altering, inserting or deleting a record breaks every link after
  * it. `verifyChain` walks records in order and names the first broken link.
  */
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 
 /** What one audit record says. */
 export interface AuditFields {
@@ -39,7 +39,7 @@ export function auditHash(prevHash: string, sequence: bigint, r: AuditFields): s
   // Length prefixes keep field boundaries unambiguous ("ab"+"c" differs from "a"+"bc").
   let text = "";
   for (const p of parts) text += `${Buffer.byteLength(p)}:${p};`;
-  return createHash("sha256").update(text).digest("hex");
+  return hash("sha256", text, "hex");
 }
 
 /** A stored record as the verifier reads it. */

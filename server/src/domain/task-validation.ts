@@ -2,7 +2,7 @@
  * Request validation for everything that creates or changes a task. Each check names the field in
  * its violation, so clients (and the dashboard's forms) can show the message next to the input.
  */
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import { TaskPriority } from "../../../gen/spage/core/common_pb.js";
 import { type FieldViolation, InvalidArgumentError } from "./errors.js";
 
@@ -122,17 +122,46 @@ export function effectivePriority(p: TaskPriority): TaskPriority {
 
 /** A stable fingerprint of a task request, used to tell an idempotent retry from a conflicting one. */
 export function requestFingerprint(parts: Record<string, unknown>): string {
-  return createHash("sha256").update(stableJson(parts)).digest("hex");
+  return hash("sha256", stableJson(parts), "hex");
 }
 
+/** Characters JSON.stringify would escape in a string. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: these are the characters JSON escapes
+const needsEscape = /[\u0000-\u001f"\\\ud800-\udfff]/;
+const quoted = (s: string): string => (needsEscape.test(s) ? JSON.stringify(s) : `"${s}"`);
+
+/**
+ * JSON with object keys sorted, so equal values give equal text whatever their key order; an
+ * undefined value is written as null. Built by hand: the fingerprint is taken on every submit.
+ */
 function stableJson(value: unknown): string {
-  if (value === null || typeof value !== "object") return JSON.stringify(value) ?? "null";
-  if (Array.isArray(value)) return `[${value.map(stableJson).join(",")}]`;
+  switch (typeof value) {
+    case "string":
+      return quoted(value);
+    case "number":
+      return Number.isFinite(value) ? String(value) : "null";
+    case "boolean":
+      return value ? "true" : "false";
+    case "object":
+      break;
+    default:
+      return JSON.stringify(value) ?? "null";
+  }
+  if (value === null) return "null";
+  let out: string;
+  if (Array.isArray(value)) {
+    out = "[";
+    for (let i = 0; i < value.length; i++) out += (i === 0 ? "" : ",") + stableJson(value[i]);
+    return `${out}]`;
+  }
   const obj = value as Record<string, unknown>;
-  return `{${Object.keys(obj)
-    .sort()
-    .map((k) => `${JSON.stringify(k)}:${stableJson(obj[k])}`)
-    .join(",")}}`;
+  const keys = Object.keys(obj).sort();
+  out = "{";
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i] as string;
+    out += `${i === 0 ? "" : ","}${quoted(k)}:${stableJson(obj[k])}`;
+  }
+  return `${out}}`;
 }
 
 /** Earliest and latest instants a google.protobuf.Timestamp may hold (0001-01-01 to 9999-12-31). */

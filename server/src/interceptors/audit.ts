@@ -45,11 +45,22 @@ const taskIdOf = (msg: unknown): string => {
   return typeof id === "string" ? id : "";
 };
 
+/** A method's audit name and whether it is recorded whatever its outcome, once per descriptor. */
+const methodInfo = new WeakMap<object, { readonly name: string; readonly always: boolean }>();
+function infoOf(typeName: string, m: { readonly name: string }) {
+  let info = methodInfo.get(m);
+  if (!info) {
+    const name = `${typeName}/${m.name}`;
+    info = { name, always: auditedMethods.has(name) };
+    methodInfo.set(m, info);
+  }
+  return info;
+}
+
 /** Creates the audit interceptor. */
 export function createAuditInterceptor(audit: AuditLog): Interceptor {
   return (next) => async (req) => {
-    const method = `${req.service.typeName}/${req.method.name}`;
-    const always = auditedMethods.has(method);
+    const { name: method, always } = infoOf(req.service.typeName, req.method);
     const requestTask = req.stream ? "" : taskIdOf(req.message);
     const fieldsOf = (code: string, taskId: string, detail: string) => {
       const principal = req.contextValues.get(kPrincipal);

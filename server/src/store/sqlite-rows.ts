@@ -8,11 +8,12 @@ import {
   EventSchema,
   type HostSummary,
   HostSummarySchema,
+  type Task,
   type TaskAttempt,
   TaskAttemptSchema,
   TaskSchema,
 } from "../../../gen/spage/core/common_pb.js";
-import type { DaemonRecord, TaskRecord } from "./task-store.js";
+import type { DaemonRecord, NewEvent, TaskRecord } from "./task-store.js";
 
 /** A row of the tasks table. */
 export interface TaskRow {
@@ -61,38 +62,39 @@ export interface NewTaskColumns {
 }
 
 /**
- * The row a successful insert of `c` stored at `position`: the inserted columns and the schema's
- * defaults for the rest (the store contract checks it against the row read back).
+ * The record of the task a successful insert of `c` stored at `position` (the inserted columns and
+ * the schema's defaults for the rest), built from what was inserted rather than read and parsed
+ * back; equal to `rowToRecord` of the stored row (the store contract compares the created record
+ * with the one read back).
  */
-export function newTaskRow(c: NewTaskColumns, position: number): TaskRow {
-  return {
-    position,
+export function newTaskRecord(
+  c: NewTaskColumns,
+  payload: Readonly<Record<string, string>>,
+  metadata: Readonly<Record<string, string>>,
+  position: number,
+): TaskRecord {
+  const task: Task = {
+    $typeName: "spage.core.Task",
     id: c.id,
     type: c.type,
     priority: c.priority,
+    payload: { ...payload },
     status: c.status,
     progress: 0,
-    payload: c.payload,
-    metadata: c.metadata,
-    result: "{}",
+    result: {},
     error: "",
-    hosts: "[]",
-    timeout_seconds: c.timeout_seconds,
-    request_hash: c.request_hash,
-    version: 1,
-    created_at: c.now,
-    updated_at: c.now,
-    started_at: null,
-    completed_at: null,
-    deadline_at: null,
-    daemon_id: "",
+    createdAt: timestampFromMs(c.now),
+    updatedAt: timestampFromMs(c.now),
+    hosts: [],
+    timeoutSeconds: c.timeout_seconds,
+    metadata: { ...metadata },
+    daemonId: "",
     attempt: 0,
-    max_attempts: c.max_attempts,
-    on_lost: c.on_lost,
-    attempts: "[]",
-    cancel_deadline: null,
-    output_seq: 0,
+    maxAttempts: c.max_attempts,
+    onLost: c.on_lost,
+    attempts: [],
   };
+  return { task, requestHash: c.request_hash, version: 1, position, outputSeq: 0 };
 }
 
 /** A row of the daemons table. */
@@ -223,6 +225,19 @@ export function rowToDaemon(row: DaemonRow): DaemonRecord {
     connectedAt: new Date(row.connected_at),
     lastSeen: new Date(row.last_seen),
     disconnectedAt: row.disconnected_at === null ? undefined : new Date(row.disconnected_at),
+  };
+}
+
+/** The event just stored at `sequence`, built from what was inserted (equal to rowToEvent of its row). */
+export function newEvent(sequence: number, e: NewEvent, now: number): Event {
+  return {
+    $typeName: "spage.core.Event",
+    id: `evt-${sequence}`,
+    type: e.type,
+    data: { ...e.data },
+    timestamp: timestampFromMs(now),
+    sequence: BigInt(sequence),
+    taskId: e.taskId,
   };
 }
 

@@ -18,7 +18,8 @@ import {
   type DaemonRow,
   type EventRow,
   hostsToJson,
-  newTaskRow,
+  newEvent,
+  newTaskRecord,
   rowToDaemon,
   rowToEvent,
   rowToRecord,
@@ -68,8 +69,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): GatewayStore {
     insertTask: db.prepare(
       `INSERT INTO tasks (id, type, priority, status, payload, metadata, request_hash, timeout_seconds, on_lost,
                           max_attempts, created_at, updated_at)
-       VALUES (@id, @type, @priority, @status, @payload, @metadata, @request_hash, @timeout_seconds, @on_lost,
-               @max_attempts, @now, @now)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (id) DO NOTHING`,
     ),
     taskById: db.prepare("SELECT * FROM tasks WHERE id = ?"),
@@ -132,11 +132,10 @@ export function openSqliteStore(opts: SqliteStoreOptions): GatewayStore {
 
   const insertEvents = (events: readonly NewEvent[], now: number): Event[] =>
     events.map((e) => {
-      const data = JSON.stringify(e.data);
-      const info = stmt.insertEvent.run(e.type, e.taskId, data, now);
+      const info = stmt.insertEvent.run(e.type, e.taskId, JSON.stringify(e.data), now);
       const sequence = Number(info.lastInsertRowid);
       if (BigInt(sequence) > pendingSequence) pendingSequence = BigInt(sequence);
-      return rowToEvent({ sequence, type: e.type, task_id: e.taskId, data, created_at: now });
+      return newEvent(sequence, e, now);
     });
 
   const getRow = (id: string) => stmt.taskById.get(id) as TaskRow | undefined;
@@ -171,19 +170,32 @@ export function openSqliteStore(opts: SqliteStoreOptions): GatewayStore {
           max_attempts: t.maxAttempts ?? 3,
           now,
         };
-        const info = stmt.insertTask.run(params);
+        const info = stmt.insertTask.run(
+          params.id,
+          params.type,
+          params.priority,
+          params.status,
+          params.payload,
+          params.metadata,
+          params.request_hash,
+          params.timeout_seconds,
+          params.on_lost,
+          params.max_attempts,
+          now,
+          now,
+        );
         if (info.changes === 0) {
           // The id was taken: the stored task, untouched.
           const row = getRow(t.id);
           if (!row) throw new Error(`task ${t.id} vanished during insert`);
           return { record: rowToRecord(row), created: false, events: [] };
         }
-        // The row as stored, built here rather than read back: a row object made by the driver
+        // The record as stored, built here rather than read back: a row object made by the driver
         // costs more than the whole insert.
-        const inserted = newTaskRow(params, Number(info.lastInsertRowid));
+        const record = newTaskRecord(params, t.payload, t.metadata, Number(info.lastInsertRowid));
         const events = insertEvents([event], now);
         if (audit) appendAuditRows([audit]);
-        return { record: rowToRecord(inserted), created: true, events };
+        return { record, created: true, events };
       });
     },
 
