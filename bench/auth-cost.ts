@@ -2,17 +2,14 @@
  * What authentication costs: GetTaskStatus at 256 in flight on two fresh gateways side by side, one
  * with authentication on (every call carries a session token, checked against the store, then
  * scope and rate limits) and one with `--auth off`, measured in alternation per protocol so drift
- * on the machine touches both alike. All three protocols are loaded with h2load (HTTP/1.1 with
- * `--h1`) after a warm-up on the same connections, so the figures are steady state: autocannon
- * opens fresh connections for each run, and how fast Node accepts them under load (see
- * autocannon.ts) varies more between runs than what is measured here.
+ * on the machine touches both alike, each run steady state (steady-load.ts).
  * Target: the token's calls/s at least 90 % of the open gateway's.
  */
 import { check, note } from "./checks.js";
-import { cpuSeconds, type ServerProcess, startGateway } from "./gateway.js";
-import { runH2load } from "./h2load.js";
-import { apiClient, benchTaskType, type Protocol, protocolLabel, rawRequest } from "./protocols.js";
-import { measureSeconds, sample } from "./unary.js";
+import { type ServerProcess, startGateway } from "./gateway.js";
+import { apiClient, benchTaskType, type Protocol, protocolLabel } from "./protocols.js";
+import { mean, type SteadyRun, steadyRun } from "./steady-load.js";
+import { sample } from "./unary.js";
 
 /** Least share of the open gateway's calls/s the authenticated one must reach. */
 export const authTarget = 0.9;
@@ -28,8 +25,6 @@ export interface AuthCostRow {
   readonly tokenCpuUsPerCall: number;
   readonly runs: number;
 }
-
-const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
 
 interface Side {
   readonly label: string;
@@ -60,32 +55,13 @@ async function sampleSide(s: Side, protocol: Protocol): Promise<void> {
   }
 }
 
-async function load(s: Side, protocol: Protocol): Promise<{ callsPerSec: number; cpuUsPerCall: number }> {
-  const request = rawRequest(protocol, "GetTaskStatus", s.taskId, s.gw.token);
-  const h1 = protocol !== "grpc";
-  const cpu0 = cpuSeconds(s.gw.pid);
-  const r = await runH2load({
-    url: `${s.gw.baseUrl}${request.path}`,
-    request,
-    clients: h1 ? 256 : 4,
-    streamsPerClient: h1 ? 1 : 64,
-    h1,
-    warmUpS: 2,
-    durationS: measureSeconds,
-  });
-  const at = `${s.label} ${protocolLabel[protocol]}`;
-  check(
-    r.failed + r.errored + r.timeout === 0,
-    `${at}: h2load: ${r.failed} failed, ${r.errored} errored, ${r.timeout} timed out`,
+async function load(s: Side, protocol: Protocol): Promise<SteadyRun> {
+  return steadyRun(
+    { label: s.label, baseUrl: s.gw.baseUrl, pid: s.gw.pid, token: s.gw.token },
+    protocol,
+    "GetTaskStatus",
+    s.taskId,
   );
-  check(
-    r.statusOther + r.loggedNon2xx === 0,
-    `${at}: h2load: ${r.statusOther + r.loggedNon2xx} responses not 2xx`,
-  );
-  // CPU over the warm-up and the measured part, per call of both (h2load counts only the measured
-  // calls; the warm-up is taken to run at the same rate).
-  const calls = r.done * (1 + 2 / measureSeconds);
-  return { callsPerSec: r.callsPerSec, cpuUsPerCall: ((cpuSeconds(s.gw.pid) - cpu0) / calls) * 1e6 };
 }
 
 /** Measures every protocol; `rounds` measured runs per gateway and protocol. */
@@ -106,7 +82,7 @@ export async function measureAuthCost(protocols: readonly Protocol[], rounds = 4
     for (const protocol of protocols) {
       note(`auth cost: ${protocolLabel[protocol]}…`);
       for (const s of sides) await sampleSide(s, protocol);
-      const runs: { callsPerSec: number; cpuUsPerCall: number }[][] = sides.map(() => []);
+      const runs: SteadyRun[][] = sides.map(() => []);
       // A B B A ...: whatever drifts during the runs weighs on both sides alike.
       for (let r = 0; r < rounds; r++) {
         const order = r % 2 === 0 ? [0, 1] : [1, 0];
@@ -116,8 +92,7 @@ export async function measureAuthCost(protocols: readonly Protocol[], rounds = 4
         }
       }
       for (const s of sides) await sampleSide(s, protocol);
-      const of = (i: number, pick: (x: { callsPerSec: number; cpuUsPerCall: number }) => number) =>
-        mean((runs[i] ?? []).map(pick));
+      const of = (i: number, pick: (x: SteadyRun) => number) => mean((runs[i] ?? []).map(pick));
       const row = {
         protocol,
         tokenCallsPerSec: of(0, (x) => x.callsPerSec),

@@ -102,6 +102,16 @@ Sections:
   message bytes. Each server first gets a probe (every stream live) and a warm-up batch a fifth the
   size. The gateway's figure includes storing each task durably; the peer only fans out. Target:
   the gateway delivers at least as many messages per second as the peer (a check).
+- **Write path**: whether durable writes are the bottleneck, on one fresh gateway (authentication
+  on): per protocol, SubmitTask (every call stores a new task, its event and its audit record,
+  committed and fsynced before the answer) and GetTaskStatus at 256 in flight, four measured runs
+  each in the order A B B A A B B A, loaded like the cost of authentication below (h2load after a
+  2 s warm-up on the same connections, HTTP/1.1 with \`--h1\`); the figures are the means, with the
+  server's CPU per call. Target: SubmitTask calls/s at least 80 % of GetTaskStatus calls/s (a
+  check). Behind it: real-client samples of both calls before and after, no RPC ending in an
+  error code, and at least one stored and counted task per SubmitTask the load tool counted. The
+  unary table's own SubmitTask and GetTaskStatus rows over HTTP/1.1 include autocannon's connection
+  ramp, which varies more between runs than the difference compared here.
 - **Cost of authentication**: GetTaskStatus at 256 in flight on two fresh gateways side by side, one
   with authentication on (session token) and one with \`--auth off\`, four measured runs each per
   protocol, in the order A B B A A B B A; the figures are the means, with the server's CPU per

@@ -86,31 +86,6 @@ function unaryTable(rows: readonly UnaryRow[]): string[] {
   return out;
 }
 
-/** The write-path target: durable SubmitTask/s at least this share of GetTaskStatus/s, per protocol. */
-export const writeTarget = 0.8;
-
-/** Durable SubmitTask/s over the gateway's own GetTaskStatus/s, per protocol, at 256 in flight. */
-export function writeRatios(rows: readonly UnaryRow[]): { protocol: UnaryRow["protocol"]; ratio: number }[] {
-  const many = levels.findIndex((l) => l.inFlight !== 1);
-  const gateway = rows.filter((r) => r.server === "gateway");
-  return gateway
-    .filter((r) => r.method === "SubmitTask")
-    .map((submit) => {
-      const get = gateway.find((r) => r.method === "GetTaskStatus" && r.protocol === submit.protocol);
-      const a = (submit.byLevel[many] as Figures).callsPerSec;
-      const b = get ? (get.byLevel[many] as Figures).callsPerSec : Number.NaN;
-      return { protocol: submit.protocol, ratio: a / b };
-    });
-}
-
-function writeTable(rows: readonly UnaryRow[]): string[] {
-  return [
-    `| Protocol | durable SubmitTask/s ÷ GetTaskStatus/s, 256 in flight (target ≥ ${pct(writeTarget)}) |`,
-    "| --- | ---: |",
-    ...writeRatios(rows).map((w) => `| ${protocolLabel[w.protocol]} | ${pct(w.ratio)} |`),
-  ];
-}
-
 function ratioTable(rows: readonly UnaryRow[]): string[] {
   const find = (server: string, method: string) =>
     rows.find((r) => r.server === server && r.protocol === "grpc" && r.method === method);
@@ -180,10 +155,6 @@ export function renderResults(r: Results): string {
     "### Unary calls",
     "",
     ...unaryTable(r.unary),
-    "",
-    "### Write path (durable SubmitTask against GetTaskStatus)",
-    "",
-    ...writeTable(r.unary),
     "",
     ...renderFloors(r.unary),
     "### Gateway gRPC (fast path) against the reference peers (same h2load command)",

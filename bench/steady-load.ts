@@ -1,0 +1,73 @@
+/**
+ * One steady-state load run: h2load at 256 in flight (4 HTTP/2 connections of 64 streams, or 256
+ * HTTP/1.1 connections with `--h1`) after a 2 s warm-up on the same connections, so every
+ * connection is open and busy when measuring starts. Used where two figures are compared as a
+ * ratio (authentication on and off; writes against reads): autocannon opens fresh connections for
+ * each run, and how fast Node accepts them under load varies more between runs than what is
+ * compared. Every response must be a 2xx without tool errors.
+ */
+import { check } from "./checks.js";
+import { cpuSeconds } from "./gateway.js";
+import { runH2load } from "./h2load.js";
+import { type Method, type Protocol, protocolLabel, rawRequest } from "./protocols.js";
+import { measureSeconds } from "./unary.js";
+
+/** Seconds of load before each measured run. */
+export const warmUpSeconds = 2;
+
+/** What one run measured. */
+export interface SteadyRun {
+  readonly callsPerSec: number;
+  /** Server CPU per call in microseconds, from /proc over the warm-up and the measured part. */
+  readonly cpuUsPerCall: number;
+  /** Calls completed in the measured part. */
+  readonly done: number;
+}
+
+/** A server under load: where it listens, its process and its bearer token ("" for none). */
+export interface SteadyTarget {
+  readonly label: string;
+  readonly baseUrl: string;
+  readonly pid: number;
+  readonly token: string;
+}
+
+/** Loads `method` over `protocol` for the bench's measured seconds after a warm-up. */
+export async function steadyRun(
+  t: SteadyTarget,
+  protocol: Protocol,
+  method: Method,
+  taskId: string,
+): Promise<SteadyRun> {
+  const request = rawRequest(protocol, method, taskId, t.token);
+  const h1 = protocol !== "grpc";
+  const cpu0 = cpuSeconds(t.pid);
+  const r = await runH2load({
+    url: `${t.baseUrl}${request.path}`,
+    request,
+    clients: h1 ? 256 : 4,
+    streamsPerClient: h1 ? 1 : 64,
+    h1,
+    warmUpS: warmUpSeconds,
+    durationS: measureSeconds,
+  });
+  const at = `${t.label} ${protocolLabel[protocol]} ${method}`;
+  check(
+    r.failed + r.errored + r.timeout === 0,
+    `${at}: h2load: ${r.failed} failed, ${r.errored} errored, ${r.timeout} timed out`,
+  );
+  check(
+    r.statusOther + r.loggedNon2xx === 0,
+    `${at}: h2load: ${r.statusOther + r.loggedNon2xx} responses not 2xx`,
+  );
+  // h2load counts only the measured calls; the warm-up is taken to run at the same rate.
+  const calls = r.done * (1 + warmUpSeconds / measureSeconds);
+  return {
+    callsPerSec: r.callsPerSec,
+    cpuUsPerCall: ((cpuSeconds(t.pid) - cpu0) / calls) * 1e6,
+    done: r.done,
+  };
+}
+
+/** Mean of a list (0 for none). */
+export const mean = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
