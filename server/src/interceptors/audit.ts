@@ -99,10 +99,7 @@ export function createAuditInterceptor(audit: AuditLog): Interceptor {
     // A unary call's success record may be committed by the store write that completes the call.
     const inWrite =
       always && !req.stream
-        ? new AuditInWrite((taskId) => ({
-            ...fieldsOf("ok", taskId, req.contextValues.get(kAuditDetail)),
-            time: new Date(),
-          }))
+        ? new AuditInWrite((taskId) => fieldsOf("ok", taskId, req.contextValues.get(kAuditDetail)))
         : undefined;
     if (inWrite) req.contextValues.set(kAuditInWrite, inWrite);
     let res: Awaited<ReturnType<typeof next>>;

@@ -35,7 +35,7 @@ export function wellFormedAudit(fields: Omit<AuditFields, "time"> & { time?: Dat
 export class AuditInWrite {
   private done = false;
 
-  constructor(private readonly successFor: (taskId: string) => AuditFields) {}
+  constructor(private readonly successFor: (taskId: string) => Omit<AuditFields, "time"> & { time?: Date }) {}
 
   /** The record of this call succeeding on task `taskId`. */
   fields(taskId: string): AuditFields {
