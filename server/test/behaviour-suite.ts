@@ -58,6 +58,17 @@ export function behaviourSuite(getClient: () => SuiteClient, opts: { smoke?: boo
     const again = await c.unary(SpageAPI, "SubmitTask", req);
     assert.equal(again.taskId, taskId, "an identical submit is idempotent");
 
+    // An id the gateway generated: sent back with the same contents it is idempotent too.
+    const fresh = { type: req.type, priority: req.priority, payload: req.payload, metadata: req.metadata };
+    const made = (await c.unary(SpageAPI, "SubmitTask", fresh)).taskId as string;
+    assert.notEqual(made, "");
+    const resent = await c.unary(SpageAPI, "SubmitTask", { ...fresh, taskId: made });
+    assert.equal(resent.taskId, made, "a generated id sent back with the same contents is idempotent");
+    await rejectsWith(
+      c.unary(SpageAPI, "SubmitTask", { ...fresh, taskId: made, metadata: { owner: "someone else" } }),
+      "already_exists",
+    );
+
     const list = await c.unary(SpageAPI, "ListTasks", { limit: 1000, status: "PENDING", type: "playbook" });
     const ids = ((list.tasks as JsonObject[] | undefined) ?? []).map((t) => t.id);
     assert.ok(ids.includes(taskId), "the new task is listed");

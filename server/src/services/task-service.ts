@@ -105,7 +105,7 @@ export class TaskService {
 
     const priority = effectivePriority(input.priority);
     const timeoutSeconds = input.timeoutSeconds ?? 0;
-    const requestHash = requestFingerprint({
+    const request = {
       type: input.type,
       priority,
       payload: input.payload,
@@ -113,7 +113,10 @@ export class TaskService {
       timeoutSeconds,
       onLost,
       maxAttempts,
-    });
+    };
+    // Only an id the client chose can come back in a blind retry. A generated id is first known
+    // from this answer, so its fingerprint is taken from the stored task if it is ever reused.
+    const requestHash = input.taskId ? requestFingerprint(request) : "";
     const id = input.taskId || newTaskId();
     const { record, created, events } = await this.store.createTask(
       {
@@ -136,7 +139,7 @@ export class TaskService {
       audit?.fields(id),
     );
     if (created) audit?.markWritten();
-    if (!created && record.requestHash !== requestHash) {
+    if (!created && storedFingerprint(record) !== (requestHash || requestFingerprint(request))) {
       throw new AlreadyExistsError(
         `task ${id} already exists with different contents; choose another task_id`,
         {
@@ -423,6 +426,24 @@ export class TaskService {
     }
     return n;
   }
+}
+
+/**
+ * The fingerprint of the request that created a task: as stored, or, for a task whose id the
+ * gateway generated (stored without one), taken from the fields that request set.
+ */
+function storedFingerprint(record: TaskRecord): string {
+  if (record.requestHash) return record.requestHash;
+  const t = record.task;
+  return requestFingerprint({
+    type: t.type,
+    priority: t.priority,
+    payload: t.payload,
+    metadata: t.metadata,
+    timeoutSeconds: t.timeoutSeconds,
+    onLost: t.onLost,
+    maxAttempts: t.maxAttempts,
+  });
 }
 
 function playbookPayload(input: {

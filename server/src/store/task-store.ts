@@ -18,7 +18,10 @@ import type { AuditFields } from "../domain/audit-chain.js";
 export interface TaskRecord {
   /** The task as clients see it (hosts sorted by name). */
   readonly task: Task;
-  /** Fingerprint of the request that created the task, for idempotent re-submits. */
+  /**
+   * Fingerprint of the request that created the task, for idempotent re-submits; empty when the
+   * gateway generated the id (the fingerprint is then taken from the stored task if needed).
+   */
   readonly requestHash: string;
   /** Incremented by every update; conditional updates compare it. */
   readonly version: number;
