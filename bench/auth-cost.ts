@@ -75,54 +75,64 @@ async function load(s: Side, protocol: Protocol): Promise<SteadyRun> {
 }
 
 /**
- * Pairs of gateways compared. Two identical Node processes can differ by ten percent for their
- * whole life, which alone would decide a 90 % check; rounds alternate between two pairs, so no
- * single process weighs on every ratio.
+ * Rounds measured on one pair of gateways before it is replaced by a fresh pair. Two identical
+ * Node processes can differ by ten percent and more for their whole life, which alone would decide
+ * a 90 % check; with a fresh pair every two rounds, no one process weighs on more than two of the
+ * ratios whose median is checked.
  */
-const pairs = 2;
+const roundsPerPair = 2;
 
-/** Measures every protocol; `rounds` measured runs per side and protocol, spread over the pairs. */
+/** A fresh pair [session token, --auth off], each with a task to read; undefined without auth. */
+async function freshPair(n: number, started: ServerProcess[]): Promise<[Side, Side] | undefined> {
+  const withToken = await startGateway({ auth: true });
+  started.push(withToken);
+  const open = await startGateway({ auth: false });
+  started.push(open);
+  if (!withToken.token) return undefined;
+  return [
+    await side(withToken, `gateway pair ${n} (session token)`),
+    await side(open, `gateway pair ${n} (--auth off)`),
+  ];
+}
+
+/** Measures every protocol; `rounds` measured runs per side and protocol, on fresh pairs. */
 export async function measureAuthCost(
   protocols: readonly Protocol[],
   rounds = steadyRounds,
 ): Promise<AuthCostRow[]> {
   const started: ServerProcess[] = [];
+  const stopStarted = async () => {
+    await Promise.all(started.splice(0).map((gw) => gw.stop()));
+  };
   try {
-    // Each pair: [session token, --auth off].
-    const sides: [Side, Side][] = [];
-    for (let p = 0; p < pairs; p++) {
-      const withToken = await startGateway({ auth: true });
-      started.push(withToken);
-      const open = await startGateway({ auth: false });
-      started.push(open);
-      if (!withToken.token) {
-        note("auth cost: this gateway has no authentication; skipped");
-        return [];
-      }
-      sides.push([
-        await side(withToken, `gateway ${p + 1} (session token)`),
-        await side(open, `gateway ${p + 1} (--auth off)`),
-      ]);
-    }
     const rows: AuthCostRow[] = [];
     for (const protocol of protocols) {
       note(`auth cost: ${protocolLabel[protocol]}…`);
-      for (const pair of sides) for (const s of pair) await sampleSide(s, protocol);
       const token: SteadyRun[] = [];
       const off: SteadyRun[] = [];
-      // Pair 1 A B, pair 2 B A, pair 1 B A, pair 2 A B, ...: whatever drifts during the runs weighs
-      // on both sides alike.
+      let pair: [Side, Side] | undefined;
       for (let r = 0; r < rounds; r++) {
-        const [t, o] = sides[r % pairs] as [Side, Side];
-        if ((r >> 1) % 2 === r % 2) {
+        if (r % roundsPerPair === 0) {
+          await stopStarted();
+          pair = await freshPair(r / roundsPerPair + 1, started);
+          if (!pair) {
+            note("auth cost: this gateway has no authentication; skipped");
+            return [];
+          }
+          for (const s of pair) await sampleSide(s, protocol);
+        }
+        const [t, o] = pair as [Side, Side];
+        // A B, then B A on the same pair: whatever drifts during the runs weighs on both alike.
+        if (r % 2 === 0) {
           token.push(await load(t, protocol));
           off.push(await load(o, protocol));
         } else {
           off.push(await load(o, protocol));
           token.push(await load(t, protocol));
         }
+        if (r % roundsPerPair === roundsPerPair - 1)
+          for (const s of pair as [Side, Side]) await sampleSide(s, protocol);
       }
-      for (const pair of sides) for (const s of pair) await sampleSide(s, protocol);
       const row: AuthCostRow = {
         protocol,
         tokenCallsPerSec: mean(token.map((x) => x.callsPerSec)),
@@ -140,7 +150,7 @@ export async function measureAuthCost(
     }
     return rows;
   } finally {
-    await Promise.all(started.map((gw) => gw.stop()));
+    await stopStarted();
   }
 }
 
@@ -149,7 +159,7 @@ export function renderAuthCost(rows: readonly AuthCostRow[]): string[] {
   if (rows.length === 0) return [];
   const int = (n: number) => Math.round(n).toLocaleString("en-US");
   return [
-    `### Cost of authentication (GetTaskStatus, 256 in flight, ${pairs} pairs of gateways, h2load runs of ${steadySeconds} s after a ${warmUpSeconds} s warm-up)`,
+    `### Cost of authentication (GetTaskStatus, 256 in flight, a fresh pair of gateways every ${roundsPerPair} rounds, h2load runs of ${steadySeconds} s after a ${warmUpSeconds} s warm-up)`,
     "",
     `| Protocol | calls/s with --auth off (mean) | calls/s with a session token (mean) | token ÷ off, median of paired runs (target ≥ ${Math.round(authTarget * 100)} %) | token ÷ off, means | server CPU µs per call, off / token | runs each |`,
     "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",

@@ -112,10 +112,10 @@ Sections:
   HTTP/1.1 include autocannon's connection ramp, which varies more between runs than the
   difference compared here.
 - **Cost of authentication**: GetTaskStatus at 256 in flight on pairs of fresh gateways side by
-  side, one with authentication on (session token) and one with \`--auth off\`; two pairs, the
-  rounds alternating between them, because two identical Node processes can differ by ten percent
-  for their whole life. Target: the token's calls/s at least 90 % of the open gateway's (a check,
-  on the median of paired runs).
+  side, one with authentication on (session token) and one with \`--auth off\`; a new pair every
+  two rounds (and for each protocol), because two identical Node processes can differ by ten
+  percent and more for their whole life. Target: the token's calls/s at least 90 % of the open
+  gateway's (a check, on the median of paired runs).
 - How the write path and the cost of authentication are loaded: all three protocols with h2load
   (HTTP/1.1 with \`--h1\`, 256 connections), each run after a 1 s warm-up on the same connections
   (no connection ramp in the figures), eight short runs of each side in the order A B B A A B ...
