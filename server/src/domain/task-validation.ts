@@ -120,6 +120,30 @@ export function effectivePriority(p: TaskPriority): TaskPriority {
   return p === TaskPriority.UNSPECIFIED ? TaskPriority.NORMAL : p;
 }
 
+/** The fields of a submitted task that its request fingerprint covers. */
+export interface SubmittedFields {
+  readonly type: string;
+  readonly priority: TaskPriority;
+  readonly payload: Readonly<Record<string, string>>;
+  readonly metadata: Readonly<Record<string, string>>;
+  readonly timeoutSeconds: number;
+  readonly onLost: string;
+  readonly maxAttempts: number;
+}
+
+/** The fingerprint of a submit request, from its fields (as given, or as stored on the task). */
+export function submitFingerprint(f: SubmittedFields): string {
+  return requestFingerprint({
+    type: f.type,
+    priority: f.priority,
+    payload: f.payload,
+    metadata: f.metadata,
+    timeoutSeconds: f.timeoutSeconds,
+    onLost: f.onLost,
+    maxAttempts: f.maxAttempts,
+  });
+}
+
 /** A stable fingerprint of a task request, used to tell an idempotent retry from a conflicting one. */
 export function requestFingerprint(parts: Record<string, unknown>): string {
   return hash("sha256", stableJson(parts), "hex");

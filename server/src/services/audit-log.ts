@@ -2,17 +2,20 @@
 import type { AuditFields } from "../domain/audit-chain.js";
 import type { AccessStore, AuditRecord } from "../store/access-store.js";
 
+/** An audit record before it is stamped: its time defaults to when it is written. */
+export type AuditDraft = Omit<AuditFields, "time"> & { time?: Date };
+
 /** Appends audit records. */
 export interface AuditLog {
   /** Appends one record; resolves once it is on disk. */
-  record(fields: Omit<AuditFields, "time"> & { time?: Date }): Promise<AuditRecord>;
+  record(fields: AuditDraft): Promise<AuditRecord>;
 }
 
 /**
  * Well-formed text only: a lone surrogate (e.g. half an emoji from a client's input) would be
  * hashed as one byte sequence and stored as another, and the record would look altered.
  */
-export function wellFormedAudit(fields: Omit<AuditFields, "time"> & { time?: Date }): AuditFields {
+export function wellFormedAudit(fields: AuditDraft): AuditFields {
   return {
     time: fields.time ?? new Date(),
     principal: fields.principal.toWellFormed(),
@@ -35,7 +38,7 @@ export function wellFormedAudit(fields: Omit<AuditFields, "time"> & { time?: Dat
 export class AuditInWrite {
   private done = false;
 
-  constructor(private readonly successFor: (taskId: string) => Omit<AuditFields, "time"> & { time?: Date }) {}
+  constructor(private readonly successFor: (taskId: string) => AuditDraft) {}
 
   /** The record of this call succeeding on task `taskId`. */
   fields(taskId: string): AuditFields {

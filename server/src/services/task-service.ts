@@ -23,6 +23,8 @@ import {
   defaultMaxAttempts,
   effectivePriority,
   requestFingerprint,
+  type SubmittedFields,
+  submitFingerprint,
   Violations,
 } from "../domain/task-validation.js";
 import type { EventBus } from "../events/event-bus.js";
@@ -105,7 +107,7 @@ export class TaskService {
 
     const priority = effectivePriority(input.priority);
     const timeoutSeconds = input.timeoutSeconds ?? 0;
-    const request = {
+    const request: SubmittedFields = {
       type: input.type,
       priority,
       payload: input.payload,
@@ -116,7 +118,7 @@ export class TaskService {
     };
     // Only an id the client chose can come back in a blind retry. A generated id is first known
     // from this answer, so its fingerprint is taken from the stored task if it is ever reused.
-    const requestHash = input.taskId ? requestFingerprint(request) : "";
+    const requestHash = input.taskId ? submitFingerprint(request) : "";
     const id = input.taskId || newTaskId();
     const { record, created, events } = await this.store.createTask(
       {
@@ -139,7 +141,7 @@ export class TaskService {
       audit?.fields(id),
     );
     if (created) audit?.markWritten();
-    if (!created && storedFingerprint(record) !== (requestHash || requestFingerprint(request))) {
+    if (!created && storedFingerprint(record) !== (requestHash || submitFingerprint(request))) {
       throw new AlreadyExistsError(
         `task ${id} already exists with different contents; choose another task_id`,
         {
@@ -433,17 +435,7 @@ export class TaskService {
  * gateway generated (stored without one), taken from the fields that request set.
  */
 function storedFingerprint(record: TaskRecord): string {
-  if (record.requestHash) return record.requestHash;
-  const t = record.task;
-  return requestFingerprint({
-    type: t.type,
-    priority: t.priority,
-    payload: t.payload,
-    metadata: t.metadata,
-    timeoutSeconds: t.timeoutSeconds,
-    onLost: t.onLost,
-    maxAttempts: t.maxAttempts,
-  });
+  return record.requestHash || submitFingerprint(record.task);
 }
 
 function playbookPayload(input: {

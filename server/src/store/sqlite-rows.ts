@@ -5,7 +5,6 @@ import { create } from "@bufbuild/protobuf";
 import { type Timestamp, timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import {
   type Event,
-  EventSchema,
   type HostSummary,
   HostSummarySchema,
   type Task,
@@ -243,12 +242,6 @@ export function newEvent(sequence: number, e: NewEvent, now: number): Event {
 
 /** Builds an Event from a row. */
 export function rowToEvent(row: EventRow): Event {
-  return create(EventSchema, {
-    id: `evt-${row.sequence}`,
-    type: row.type,
-    data: JSON.parse(row.data) as Record<string, string>,
-    timestamp: timestampFromMs(row.created_at),
-    sequence: BigInt(row.sequence),
-    taskId: row.task_id,
-  });
+  const data = JSON.parse(row.data) as Record<string, string>;
+  return newEvent(row.sequence, { type: row.type, taskId: row.task_id, data }, row.created_at);
 }
