@@ -1,8 +1,9 @@
 /**
  * The authenticator on a real SQLite store: a credential checked before costs one revocation read
- * per event-loop turn, later calls of the turn answer from that read without waiting, and a
- * revocation is seen by every call of the next turn. A read that fails fails the calls of its turn
- * and is tried again in the next.
+ * per event-loop turn, calls answer from that read without waiting, and a revocation is seen by
+ * every call of the next turn. A read that fails fails the calls it answers and is tried again.
+ * SQLite answers its reads at once; the same store behind promises stands for a database that must
+ * be waited for, where the calls of a turn that come before the read settles all wait on it.
  */
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -18,17 +19,23 @@ import { openSqliteStore } from "../src/store/sqlite-store.js";
 
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-/** The real store, counting revocation reads and failing the next one when told to. */
+/**
+ * The real store, counting revocation reads, answering them through a promise when `waits` is set,
+ * and failing the next one when told to.
+ */
 function counting(store: GatewayStore) {
-  const seen = { reads: 0, failNext: false };
+  const seen = { reads: 0, failNext: false, waits: false };
   const wrapped: AccessStore = Object.create(store);
   wrapped.revocation = (kind, id) => {
     seen.reads++;
     if (seen.failNext) {
       seen.failNext = false;
-      return Promise.reject(new Error("disk I/O error"));
+      const err = new Error("disk I/O error");
+      if (seen.waits) return Promise.reject(err);
+      throw err;
     }
-    return store.revocation(kind, id);
+    const r = store.revocation(kind, id);
+    return seen.waits ? Promise.resolve(r) : r;
   };
   return { wrapped, seen };
 }
@@ -37,7 +44,7 @@ describe("authenticator", () => {
   let dir: string;
   let store: GatewayStore;
   let authn: Authenticator;
-  let seen: { reads: number; failNext: boolean };
+  let seen: { reads: number; failNext: boolean; waits: boolean };
   let token: string;
   let keyToken: string;
 
@@ -66,18 +73,36 @@ describe("authenticator", () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it("reads a known token's revocation once per turn and answers later calls of the turn at once", async () => {
+  it("reads a known token's revocation once per turn and answers every call at once", async () => {
     await authn.resolve(token); // now verified
     await nextTurn();
     seen.reads = 0;
-    const first = authn.resolve(token);
-    assert.ok(first instanceof Promise, "the turn's first call waits for the read");
-    const p = await first;
+    const calls: (Principal | Promise<Principal>)[] = [];
+    for (let i = 0; i < 10; i++) calls.push(authn.resolve(token));
+    assert.equal(seen.reads, 1);
+    for (const q of calls) {
+      assert.ok(!(q instanceof Promise), "the store reads in process: no call needs a promise");
+      assert.equal(q, calls[0]);
+    }
+    await nextTurn();
+    authn.resolve(token);
+    assert.equal(seen.reads, 2, "the next turn reads again");
+  });
+
+  it("with a store that must be waited for, calls before the read settles wait on it, later ones do not", async () => {
+    await authn.resolve(token);
+    seen.waits = true;
+    await nextTurn();
+    seen.reads = 0;
+    const first = [authn.resolve(token), authn.resolve(token)];
+    for (const q of first) assert.ok(q instanceof Promise, "the read has not settled yet");
+    const p = await first[0];
+    assert.equal(await first[1], p);
     const later: (Principal | Promise<Principal>)[] = [];
     for (let i = 0; i < 10; i++) later.push(authn.resolve(token));
     assert.equal(seen.reads, 1);
     for (const q of later) {
-      assert.ok(!(q instanceof Promise), "a later call of the turn needs no promise");
+      assert.ok(!(q instanceof Promise), "a call after the read settled needs no promise");
       assert.equal(q, p);
     }
     await nextTurn();
@@ -99,8 +124,19 @@ describe("authenticator", () => {
     await assert.rejects(async () => authn.resolve(keyToken), /API key [0-9a-f]+ was revoked/);
   });
 
-  it("fails the calls of a turn whose read failed, and reads again in the next", async () => {
+  it("fails a call whose read failed, and reads again for the next", async () => {
     await authn.resolve(token);
+    await nextTurn();
+    seen.failNext = true;
+    assert.throws(() => authn.resolve(token), /disk I\/O error/);
+    const p = authn.resolve(token);
+    assert.ok(!(p instanceof Promise));
+    assert.equal(p.name.startsWith("key:"), true);
+  });
+
+  it("with a store that must be waited for, fails the calls of a turn whose read failed, and reads again in the next", async () => {
+    await authn.resolve(token);
+    seen.waits = true;
     await nextTurn();
     seen.failNext = true;
     const a = authn.resolve(token);

@@ -30,8 +30,8 @@ export interface IssuedSession {
 export interface Authenticator {
   /**
    * The principal behind an API key or session token; throws (or rejects with) an
-   * UnauthenticatedError saying why not. Answers at once, without a promise, when the credential's
-   * revocation was already read in this event-loop turn.
+   * UnauthenticatedError saying why not. Answers a credential checked before at once, without a
+   * promise, when the store reads in process or its revocation was already read in this turn.
    */
   resolve(credential: string): Principal | Promise<Principal>;
   /** Exchanges an API key for a session token with the key's scopes. */
@@ -73,14 +73,23 @@ export function createAuthenticator(store: AccessStore, opts: AuthenticatorOptio
   // calls of the same token, and each read costs tens of microseconds. The reads are forgotten at
   // the end of the turn, so a revocation committed before a call's turn began is always seen:
   // every call that arrives after a revocation was acknowledged is refused.
-  // Once a read has answered, later calls of the same turn take its answer without a promise.
+  // Once a read has answered, later calls of the same turn take its answer without a promise; a
+  // store that reads in process answers the turn's first call at once too. Calls that arrive
+  // together (all the streams of one HTTP/2 read) come before any promise could settle, so with a
+  // store that must wait, each of them waits on the turn's one read.
   const thisTurn = new Map<Verified, TurnRead>();
   const clearTurn = () => thisTurn.clear();
   const revocationOf = (v: Verified): TurnRead => {
     let r = thisTurn.get(v);
     if (!r) {
+      const got = store.revocation(v.kind, v.id);
       if (thisTurn.size === 0) setImmediate(clearTurn);
-      const pending = store.revocation(v.kind, v.id);
+      if (!(got instanceof Promise)) {
+        r = { done: true, value: got };
+        thisTurn.set(v, r);
+        return r;
+      }
+      const pending = got;
       const read: TurnRead = { done: false, pending };
       r = read;
       thisTurn.set(v, read);

@@ -80,8 +80,13 @@ export interface AccessStore {
   /**
    * When a key, or a session and its key, were revoked (unset while valid); undefined when unknown.
    * The one read a credential checked before needs on each call: everything else about it is fixed.
+   * A store that reads in process (SQLite) answers at once, without a promise; one that must wait
+   * for its database returns a promise.
    */
-  revocation(kind: "api_key" | "session", id: string): Promise<Revocation | undefined>;
+  revocation(
+    kind: "api_key" | "session",
+    id: string,
+  ): Revocation | undefined | Promise<Revocation | undefined>;
   /** Revokes a session; true if it was valid (not revoked, not expired at `at`) before. */
   revokeSession(id: string, at: Date): Promise<boolean>;
   /** Deletes sessions that expired before `before`; returns how many. */

@@ -255,7 +255,7 @@ export function createSqliteAccess(
       return row && rowToSession(row);
     },
 
-    async revocation(kind, id) {
+    revocation(kind, id) {
       const date = (ms: unknown) => (typeof ms === "number" ? new Date(ms) : undefined);
       if (kind === "api_key") {
         const row = stmt.keyRevocation.get(id) as [number | null] | undefined;
