@@ -10,7 +10,16 @@ import type { RateLimiter } from "./rate-limiter.js";
 /** How a lockout's message begins (the audit interceptor records these refusals as auth events). */
 export const lockoutMessagePrefix = "too many failed authentications";
 
-const bucketOf = (address: string) => `auth-failures:${address}`;
+let lastAddress: string | undefined;
+let lastBucket = "";
+/** The bucket of `address`; the key of the last address is kept, as most calls repeat it. */
+function bucketOf(address: string): string {
+  if (address !== lastAddress) {
+    lastAddress = address;
+    lastBucket = `auth-failures:${address}`;
+  }
+  return lastBucket;
+}
 
 /** Throws RESOURCE_EXHAUSTED (with the wait) when `address` has used up its failed attempts. */
 export function refuseIfLockedOut(limiter: RateLimiter, policy: AccessPolicy, address: string): void {

@@ -4,7 +4,7 @@
  * one the method needs. SpageExecution also lets in anonymous cores where the policy allows.
  * Failed authentications are limited per client address, so keys cannot be guessed at speed.
  */
-import type { Interceptor } from "@connectrpc/connect";
+import type { ContextValues, Interceptor } from "@connectrpc/connect";
 import { type AccessPolicy, anonymousAllowed } from "../auth/access-policy.js";
 import { countAuthFailure, refuseIfLockedOut } from "../auth/auth-failures.js";
 import type { Authenticator } from "../auth/authenticator.js";
@@ -59,21 +59,17 @@ export function createAuthInterceptor(
       principal = anonymousPrincipal;
     } else {
       // Refused attempts are audited with the key id they named (found only when refusing).
-      const claim = () => {
-        const claimed = claimedKeyId(header === null ? undefined : bearer(header));
-        if (claimed) req.contextValues.set(kClaimedKeyId, claimed);
-      };
       try {
         refuseIfLockedOut(limiter, policy, address);
       } catch (err) {
-        claim();
+        claimKeyId(req.contextValues, header === null ? undefined : bearer(header));
         throw err;
       }
       try {
         const got = authenticate(authn, header, bearer);
         principal = got instanceof Promise ? await got : got;
       } catch (err) {
-        claim();
+        claimKeyId(req.contextValues, header === null ? undefined : bearer(header));
         countAuthFailure(limiter, policy, address);
         throw err;
       }
@@ -106,10 +102,10 @@ function lastBearer(): (header: string) => string | undefined {
   };
 }
 
-/** The API key id a Bearer credential names, if it names one ("" otherwise). */
-function claimedKeyId(credential: string | undefined): string {
+/** Notes on the call the API key id a refused Bearer credential names, if it names one. */
+function claimKeyId(values: ContextValues, credential: string | undefined): void {
   const parsed = credential ? parseCredential(credential) : undefined;
-  return parsed?.kind === "api_key" ? parsed.id : "";
+  if (parsed?.kind === "api_key") values.set(kClaimedKeyId, parsed.id);
 }
 
 /** The principal of the header's credentials; throws UnauthenticatedError saying what is wrong. */
