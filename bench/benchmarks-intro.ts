@@ -104,19 +104,25 @@ Sections:
   the gateway delivers at least as many messages per second as the peer (a check).
 - **Write path**: whether durable writes are the bottleneck, on one fresh gateway (authentication
   on): per protocol, SubmitTask (every call stores a new task, its event and its audit record,
-  committed and fsynced before the answer) and GetTaskStatus at 256 in flight, loaded like the
-  cost of authentication below. Target: SubmitTask calls/s at least 80 % of GetTaskStatus calls/s
+  committed and fsynced before the answer) and GetTaskStatus at 256 in flight, loaded as told
+  below. Target: SubmitTask calls/s at least 80 % of GetTaskStatus calls/s
   (a check, on the median of paired runs). Behind it: real-client samples of both calls before
   and after, no RPC ending in an error code, and at least one stored and counted task per
   SubmitTask the load tool counted. The unary table's own SubmitTask and GetTaskStatus rows over
   HTTP/1.1 include autocannon's connection ramp, which varies more between runs than the
   difference compared here.
-- **Cost of authentication**: GetTaskStatus at 256 in flight on pairs of fresh gateways side by
-  side, one with authentication on (session token) and one with \`--auth off\`; a new pair every
-  two rounds (and for each protocol), because two identical Node processes can differ by ten
-  percent and more for their whole life. Target: the token's calls/s at least 90 % of the open
-  gateway's (a check, on the median of paired runs).
-- How the write path and the cost of authentication are loaded: all three protocols with h2load
+- **Cost of authentication**: GetTaskStatus at 256 in flight on five fresh pairs of gateways per
+  protocol, one with authentication on (session token) and one with \`--auth off\`. The two are
+  loaded by two h2load processes in alternating slices of 250 ms (the running one is paused with
+  SIGSTOP and the other resumed), 4 s of load each, after a 2 s warm-up of each: both run under the
+  same drift of the machine's speed, which moves back-to-back runs of a few seconds by more than the
+  difference measured. Each side is judged by its server CPU per call (CPU seconds from /proc ÷
+  calls completed): a paused side only finishes its calls in flight. Which side takes the first
+  slice alternates between pairs, and a fresh pair each time keeps one process that happens to be
+  fast or slow for its whole life from deciding the check. Target: the token's calls per
+  CPU-second at least 90 % of the open gateway's (a check, on the median of the pairs); real-client
+  samples on both sides before and after.
+- How the write path is loaded: all three protocols with h2load
   (HTTP/1.1 with \`--h1\`, 256 connections), each run after a 1 s warm-up on the same connections
   (no connection ramp in the figures), eight short runs of each side in the order A B B A A B ...
   This machine's speed drifts by tens of percent within seconds, so the check is on the median,

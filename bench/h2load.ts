@@ -2,7 +2,7 @@
  * Load with h2load (nghttp2): native gRPC over h2c with prior knowledge, or HTTP/1.1 (`--h1`), a
  * fixed request body file, per-request latencies from its --log-file.
  */
-import { execFile, execFileSync } from "node:child_process";
+import { type ChildProcess, execFile, execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -39,6 +39,8 @@ export interface H2loadRun {
    * open and busy when measuring starts, and only the measured part is counted.
    */
   readonly warmUpS?: number;
+  /** Called with the h2load process once it is started (e.g. to pause and resume it). */
+  readonly started?: (h2load: ChildProcess) => void;
 }
 
 /** What h2load reported. */
@@ -101,6 +103,7 @@ export async function runH2load(run: H2loadRun): Promise<H2loadResult> {
         if (Number.isFinite(c)) cpu = c;
       }, 50);
       child.once("exit", () => clearInterval(timer));
+      run.started?.(child);
     });
     const latUs: number[] = [];
     let loggedNon2xx = 0;

@@ -2,7 +2,7 @@
  * One steady-state load run: h2load at 256 in flight (4 HTTP/2 connections of 64 streams, or 256
  * HTTP/1.1 connections with `--h1`) for a short measured part after a 1 s warm-up on the same
  * connections, so every connection is open and busy when measuring starts. Used where two figures
- * are compared as a ratio (authentication on and off; writes against reads): autocannon opens
+ * are compared as a ratio (writes against reads): autocannon opens
  * fresh connections for each run, and how fast Node accepts them under load varies more between
  * runs than what is compared. Every response must be a 2xx without tool errors.
  *
