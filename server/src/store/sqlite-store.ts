@@ -24,6 +24,8 @@ import {
   rowToEvent,
   rowToRecord,
   type TaskRow,
+  taskColumnCount,
+  taskColumns,
 } from "./sqlite-rows.js";
 import type {
   DaemonRecord,
@@ -72,7 +74,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): GatewayStore {
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (id) DO NOTHING`,
     ),
-    taskById: db.prepare("SELECT * FROM tasks WHERE id = ?"),
+    taskById: db.prepare(`SELECT ${taskColumns()} FROM tasks WHERE id = ?`).raw(true),
     insertEvent: db.prepare("INSERT INTO events (type, task_id, data, created_at) VALUES (?, ?, ?, ?)"),
     lastSequence: db.prepare("SELECT COALESCE(MAX(sequence), 0) AS s FROM events"),
     countByStatus: db.prepare("SELECT status, COUNT(*) AS n FROM tasks GROUP BY status"),
@@ -80,23 +82,31 @@ export function openSqliteStore(opts: SqliteStoreOptions): GatewayStore {
     recent: db.prepare(
       "SELECT created_at, started_at, completed_at FROM tasks WHERE completed_at IS NOT NULL ORDER BY completed_at DESC LIMIT ?",
     ),
-    queue: db.prepare(
-      `SELECT * FROM tasks WHERE status = ${TaskStatus.PENDING} ORDER BY priority DESC, position LIMIT ?`,
-    ),
-    dueCancels: db.prepare(
-      `SELECT * FROM tasks WHERE cancel_deadline IS NOT NULL AND cancel_deadline <= ? AND status = ${TaskStatus.CANCELING}
+    queue: db
+      .prepare(
+        `SELECT ${taskColumns()} FROM tasks WHERE status = ${TaskStatus.PENDING} ORDER BY priority DESC, position LIMIT ?`,
+      )
+      .raw(true),
+    dueCancels: db
+      .prepare(
+        `SELECT ${taskColumns()} FROM tasks WHERE cancel_deadline IS NOT NULL AND cancel_deadline <= ? AND status = ${TaskStatus.CANCELING}
        ORDER BY cancel_deadline LIMIT ?`,
-    ),
-    ofDaemon: db.prepare(
-      `SELECT * FROM tasks WHERE daemon_id = ? AND status IN (${activeStates.join(",")}) ORDER BY position`,
-    ),
-    orphaned: db.prepare(
-      `SELECT t.*, d.connected AS d_connected, d.last_seen AS d_last_seen, d.disconnected_at AS d_disconnected_at
+      )
+      .raw(true),
+    ofDaemon: db
+      .prepare(
+        `SELECT ${taskColumns()} FROM tasks WHERE daemon_id = ? AND status IN (${activeStates.join(",")}) ORDER BY position`,
+      )
+      .raw(true),
+    orphaned: db
+      .prepare(
+        `SELECT ${taskColumns("t")}, d.connected, d.last_seen, d.disconnected_at, t.updated_at
        FROM tasks t LEFT JOIN daemons d ON d.id = t.daemon_id
        WHERE t.status IN (${activeStates.join(",")})
          AND (d.id IS NULL OR d.connected = 0 OR d.last_seen < @stale)
        ORDER BY t.position LIMIT @limit`,
-    ),
+      )
+      .raw(true),
     daemonUpsert: db.prepare(
       `INSERT INTO daemons (id, hostname, version, capacity, labels, connected, connected_at, last_seen, disconnected_at)
        VALUES (@id, @hostname, @version, @capacity, @labels, 1, @now, @now, NULL)
@@ -111,10 +121,12 @@ export function openSqliteStore(opts: SqliteStoreOptions): GatewayStore {
     daemons: db.prepare(
       "SELECT * FROM daemons WHERE connected = 1 OR (@all = 1 AND last_seen >= @since) ORDER BY connected DESC, id",
     ),
-    due: db.prepare(
-      `SELECT * FROM tasks WHERE deadline_at IS NOT NULL AND deadline_at <= ? AND status IN (${activeStates.join(",")})
+    due: db
+      .prepare(
+        `SELECT ${taskColumns()} FROM tasks WHERE deadline_at IS NOT NULL AND deadline_at <= ? AND status IN (${activeStates.join(",")})
        ORDER BY deadline_at LIMIT ?`,
-    ),
+      )
+      .raw(true),
   };
 
   let lastSequence = BigInt((stmt.lastSequence.get() as { s: number }).s);
@@ -286,8 +298,10 @@ export function openSqliteStore(opts: SqliteStoreOptions): GatewayStore {
       const pageFilter = pageWhere.length > 0 ? `WHERE ${pageWhere.join(" AND ")}` : "";
       const offset = q.afterPosition === undefined ? q.offset : 0;
       const rows = prepared(
-        `SELECT * FROM tasks ${pageFilter} ORDER BY position ${q.order === "newest" ? "DESC" : "ASC"} LIMIT ? OFFSET ?`,
-      ).all(...pageParams, q.limit + 1, offset) as TaskRow[];
+        `SELECT ${taskColumns()} FROM tasks ${pageFilter} ORDER BY position ${q.order === "newest" ? "DESC" : "ASC"} LIMIT ? OFFSET ?`,
+      )
+        .raw(true)
+        .all(...pageParams, q.limit + 1, offset) as TaskRow[];
       const more = rows.length > q.limit;
       return { records: rows.slice(0, q.limit).map(rowToRecord), total, sequence: lastSequence, more };
     },
@@ -326,16 +340,18 @@ export function openSqliteStore(opts: SqliteStoreOptions): GatewayStore {
     },
 
     async orphanedTasks(now, leaseMs, limit): Promise<OrphanedTask[]> {
-      const rows = stmt.orphaned.all({ stale: now.getTime() - leaseMs, limit }) as (TaskRow & {
-        d_connected: number | null;
-        d_last_seen: number | null;
-        d_disconnected_at: number | null;
-      })[];
+      const rows = stmt.orphaned.all({ stale: now.getTime() - leaseMs, limit }) as TaskRow[];
       return rows.map((r) => {
-        let gone = r.updated_at;
-        if (r.d_connected === 1 && r.d_last_seen !== null) gone = r.d_last_seen + leaseMs;
-        else if (r.d_disconnected_at !== null) gone = r.d_disconnected_at;
-        return { record: rowToRecord(r), goneSince: new Date(gone) };
+        const record = rowToRecord(r);
+        // The daemon's columns and the task's last update follow the task's columns.
+        const [connected, lastSeen, disconnectedAt, updatedAt] = r.slice(taskColumnCount) as (
+          | number
+          | null
+        )[];
+        let gone = updatedAt as number;
+        if (connected === 1 && typeof lastSeen === "number") gone = lastSeen + leaseMs;
+        else if (typeof disconnectedAt === "number") gone = disconnectedAt;
+        return { record, goneSince: new Date(gone) };
       });
     },
 
