@@ -4,12 +4,12 @@
  * new build reaches browsers at once. Without a build, `/` says how to make one.
  */
 import { existsSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import fastifyStatic from "@fastify/static";
 import type { FastifyInstance } from "fastify";
+import { inInstallDir } from "../install-dir.js";
 
 /** Where the built dashboard lives. */
-export const dashboardDir = fileURLToPath(new URL("../../../web/dist/", import.meta.url));
+export const dashboardDir = inInstallDir("web", "dist");
 
 /** Registers `/` and `/assets/*`. */
 export async function registerDashboardRoutes(app: FastifyInstance, dir = dashboardDir): Promise<void> {

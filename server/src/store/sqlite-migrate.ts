@@ -3,9 +3,11 @@
  * migrations/sqlite/ run once each, in order, each in its own transaction, at start.
  */
 import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import type Database from "better-sqlite3";
+import { inInstallDir } from "../install-dir.js";
 
-const migrationsDir = new URL("./migrations/sqlite/", import.meta.url);
+const migrationsDir = inInstallDir("server", "src", "store", "migrations", "sqlite");
 
 /** A migration file. */
 export interface Migration {
@@ -21,7 +23,7 @@ export function loadMigrations(): Migration[] {
     .map((f) => ({
       version: Number(f.split("_")[0]),
       name: f,
-      sql: readFileSync(new URL(f, migrationsDir), "utf8"),
+      sql: readFileSync(join(migrationsDir, f), "utf8"),
     }))
     .sort((a, b) => a.version - b.version);
 }
