@@ -4,8 +4,9 @@
  */
 export const benchmarksIntro = `# Benchmarks
 
-Run \`npm run bench\`. It starts the gateway (\`server/src/main.ts\` with \`--log-level warn\` and a fresh
-temporary \`--data-dir\` when the gateway has that flag) twice, with its unary fast path (the default)
+Run \`npm run bench\`. It starts the gateway as \`npm start\` runs it (\`dist/gateway.js\`, bundled from
+\`server/src\` by \`server/build.ts\`, under plain \`node\`) with \`--log-level warn\` and a fresh temporary
+\`--data-dir\` when the gateway has that flag, twice, with its unary fast path (the default)
 and with \`--no-fast-path\`, beside reference servers and raw floors; it loads them, checks every
 answer, prints the results and rewrites the results section below (everything above the marker is
 kept). It takes about 10 minutes on a 2-core machine and exits 1 when a check fails (each failure is

@@ -81,10 +81,27 @@ function freePort(): Promise<number> {
 
 const tsxArgs = ["--import", "tsx"];
 let gatewayHelp: string | undefined;
+let gatewayEntry: string[] | undefined;
+
+/**
+ * How the gateway is run: as `npm start` runs it, the bundle built once from the checkout's sources
+ * (server/build.ts) under plain `node`; a checkout without that build runs main.ts through tsx.
+ */
+function gatewayArgv(): string[] {
+  if (!gatewayEntry) {
+    if (existsSync(join(gatewayDir, "server", "build.ts"))) {
+      execFileSync(process.execPath, [...tsxArgs, "server/build.ts"], { cwd: gatewayDir, stdio: "inherit" });
+      gatewayEntry = [join(gatewayDir, "dist", "gateway.js")];
+    } else {
+      gatewayEntry = [...tsxArgs, "server/src/main.ts"];
+    }
+  }
+  return gatewayEntry;
+}
 
 /** Whether the gateway has a flag, e.g. `--data-dir` (read from its `--help`). */
 export function gatewayHas(flag: string): boolean {
-  gatewayHelp ??= execFileSync(process.execPath, [...tsxArgs, "server/src/main.ts", "--help"], {
+  gatewayHelp ??= execFileSync(process.execPath, [...gatewayArgv(), "--help"], {
     cwd: gatewayDir,
     encoding: "utf8",
   });
@@ -112,11 +129,11 @@ const benchLimits = [
 function launch(
   name: string,
   cwd: string,
-  script: string,
+  nodeArgv: readonly string[],
   args: readonly string[],
   env: NodeJS.ProcessEnv,
 ): ChildProcess {
-  const [cmd, argv] = pinned(serverCore, process.execPath, [...tsxArgs, script, ...args]);
+  const [cmd, argv] = pinned(serverCore, process.execPath, [...nodeArgv, ...args]);
   const child = spawn(cmd, argv, {
     cwd,
     env: { ...process.env, ...env },
@@ -198,7 +215,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<ServerPro
   }
   const hasAuth = gatewayHas("--auth ");
   if (hasAuth) args.push("--auth", auth ? "on" : "off", ...benchLimits);
-  const child = launch("gateway", gatewayDir, "server/src/main.ts", args, {});
+  const child = launch("gateway", gatewayDir, gatewayArgv(), args, {});
   const logs = collect(child);
   const stop = stopper(child, () => {
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
@@ -274,7 +291,7 @@ export async function startPeer(
   script: string,
   env: NodeJS.ProcessEnv,
 ): Promise<ServerProcess> {
-  const child = launch(name, root, script, [], env);
+  const child = launch(name, root, [...tsxArgs, script], [], env);
   const logs = collect(child);
   const stop = stopper(child, () => {});
   const port = await new Promise<number>((resolve, reject) => {

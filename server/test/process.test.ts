@@ -1,6 +1,7 @@
 /**
- * The gateway as an operator runs it: a real process started from main.ts, configured by flags and
- * SPAGE_* variables, logging every RPC, and stopping cleanly on SIGTERM.
+ * The gateway as an operator runs it: a real process of the bundle `npm start` runs (built from
+ * main.ts), configured by flags and SPAGE_* variables, logging every RPC, and stopping cleanly on
+ * SIGTERM.
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -9,13 +10,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
-import { startGatewayProcess } from "./helpers/gateway-process.js";
+import { gatewayBundle, startGatewayProcess } from "./helpers/gateway-process.js";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 
 describe("gateway process", () => {
   it("lists every option with --help", () => {
-    const r = spawnSync(process.execPath, ["--import", "tsx", "server/src/main.ts", "--help"], {
+    const r = spawnSync(process.execPath, [gatewayBundle(), "--help"], {
       cwd: root,
       encoding: "utf8",
     });
@@ -35,20 +36,20 @@ describe("gateway process", () => {
   });
 
   it("refuses a bad value with a message naming the flag and what is expected", () => {
-    const bad = spawnSync(process.execPath, ["--import", "tsx", "server/src/main.ts", "--port", "http"], {
+    const bad = spawnSync(process.execPath, [gatewayBundle(), "--port", "http"], {
       cwd: root,
       encoding: "utf8",
     });
     assert.equal(bad.status, 2);
     assert.match(bad.stderr, /invalid --port "http": expected a whole number from 0 to 65535/);
-    const env = spawnSync(process.execPath, ["--import", "tsx", "server/src/main.ts"], {
+    const env = spawnSync(process.execPath, [gatewayBundle()], {
       cwd: root,
       encoding: "utf8",
       env: { ...process.env, SPAGE_READ_MAX_BYTES: "-5" },
     });
     assert.equal(env.status, 2);
     assert.match(env.stderr, /invalid SPAGE_READ_MAX_BYTES "-5"/);
-    const unknown = spawnSync(process.execPath, ["--import", "tsx", "server/src/main.ts", "--prot", "1"], {
+    const unknown = spawnSync(process.execPath, [gatewayBundle(), "--prot", "1"], {
       cwd: root,
       encoding: "utf8",
     });

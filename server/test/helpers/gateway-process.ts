@@ -1,13 +1,21 @@
 /**
- * Runs the gateway as a child process (`node --import tsx server/src/main.ts`), the way `npm start`
- * does, so the child is the gateway itself (a signal reaches it, not a launcher), and
- * reads its JSON log lines.
+ * Runs the gateway as a child process the way `npm start` does: the bundle built from the sources
+ * (built once per test process) run with plain `node`, so the child is the gateway itself (a signal
+ * reaches it, not a launcher), and reads its JSON log lines.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { constants } from "node:os";
 import { fileURLToPath } from "node:url";
+import { buildGateway } from "../../build.js";
 
 const root = fileURLToPath(new URL("../../../", import.meta.url));
+
+let bundle: string | undefined;
+/** The gateway as `npm start` runs it, built from the current sources on first use. */
+export function gatewayBundle(): string {
+  bundle ??= buildGateway();
+  return bundle;
+}
 
 /** A gateway child process. */
 export interface GatewayProcess {
@@ -31,7 +39,7 @@ export interface GatewayProcess {
  */
 export function startGatewayProcess(args: readonly string[], env: NodeJS.ProcessEnv = {}): GatewayProcess {
   const auth = args.includes("--auth") || env.SPAGE_AUTH !== undefined ? [] : ["--auth", "off"];
-  const child = spawn(process.execPath, ["--import", "tsx", "server/src/main.ts", ...auth, ...args], {
+  const child = spawn(process.execPath, [gatewayBundle(), ...auth, ...args], {
     cwd: root,
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],
