@@ -9,8 +9,8 @@ import { check, note } from "./checks.js";
 import { type ServerProcess, startGateway } from "./gateway.js";
 import { runH2load } from "./h2load.js";
 import { interleavedRun, type SliceRun, sliceMs } from "./interleaved-load.js";
-import { apiClient, benchTaskType, type Protocol, protocolLabel, rawRequest } from "./protocols.js";
-import { mean, median, type SteadyTarget } from "./steady-load.js";
+import { apiClient, benchTaskType, type Protocol, protocolLabel } from "./protocols.js";
+import { loadOf, mean, median, type SteadyTarget } from "./steady-load.js";
 import { sample } from "./unary.js";
 
 /** Least share of the open gateway's calls/s the authenticated one must reach. */
@@ -68,16 +68,7 @@ const target = (s: Side): SteadyTarget => ({
 
 /** Two seconds of the same load on one side, so it is compiled and warm before it is measured. */
 async function warmUp(s: Side, protocol: Protocol): Promise<void> {
-  const request = rawRequest(protocol, "GetTaskStatus", s.taskId, s.gw.token);
-  const h1 = protocol !== "grpc";
-  await runH2load({
-    url: `${s.gw.baseUrl}${request.path}`,
-    request,
-    clients: h1 ? 256 : 4,
-    streamsPerClient: h1 ? 1 : 64,
-    h1,
-    durationS: 2,
-  });
+  await runH2load({ ...loadOf(target(s), protocol, "GetTaskStatus", s.taskId), durationS: 2 });
 }
 
 /**

@@ -10,11 +10,10 @@
  * h2load completed): a paused side only finishes its calls in flight, then sits idle using no CPU.
  */
 import type { ChildProcess } from "node:child_process";
-import { check } from "./checks.js";
 import { cpuSeconds } from "./gateway.js";
 import { type H2loadResult, runH2load } from "./h2load.js";
-import { type Method, type Protocol, protocolLabel, rawRequest } from "./protocols.js";
-import type { SteadyTarget } from "./steady-load.js";
+import { type Method, type Protocol, protocolLabel } from "./protocols.js";
+import { checkAllAnswered, loadOf, type SteadyTarget } from "./steady-load.js";
 
 /** Length of one slice of load, in milliseconds. */
 export const sliceMs = 250;
@@ -36,21 +35,15 @@ export async function interleavedRun(
   method: Method,
   busySeconds: number,
 ): Promise<[SliceRun, SliceRun]> {
-  const h1 = protocol !== "grpc";
   const loads: (ChildProcess | undefined)[] = [undefined, undefined];
   let bothStarted!: () => void;
   const started = new Promise<void>((resolve) => {
     bothStarted = resolve;
   });
   const cpu0 = targets.map((t) => cpuSeconds(t.pid));
-  const runs = targets.map((t, i) => {
-    const request = rawRequest(protocol, method, taskIds[i], t.token);
-    return runH2load({
-      url: `${t.baseUrl}${request.path}`,
-      request,
-      clients: h1 ? 256 : 4,
-      streamsPerClient: h1 ? 1 : 64,
-      h1,
+  const runs = targets.map((t, i) =>
+    runH2load({
+      ...loadOf(t, protocol, method, taskIds[i] ?? ""),
       // Wall time: each side is paused half of it.
       durationS: busySeconds * 2,
       started: (child) => {
@@ -58,8 +51,8 @@ export async function interleavedRun(
         loads[i] = child;
         if (loads[0] && loads[1]) bothStarted();
       },
-    });
-  });
+    }),
+  );
   const busyMs = [0, 0];
   let running = 0;
   let since = 0;
@@ -89,15 +82,7 @@ export async function interleavedRun(
   busyMs[running] = (busyMs[running] ?? 0) + performance.now() - since;
   const cpu = targets.map((t, i) => cpuSeconds(t.pid) - (cpu0[i] ?? 0));
   return results.map((r, i): SliceRun => {
-    const at = `${targets[i]?.label} ${protocolLabel[protocol]} ${method}`;
-    check(
-      r.failed + r.errored + r.timeout === 0,
-      `${at}: h2load: ${r.failed} failed, ${r.errored} errored, ${r.timeout} timed out`,
-    );
-    check(
-      r.statusOther + r.loggedNon2xx === 0,
-      `${at}: h2load: ${r.statusOther + r.loggedNon2xx} responses not 2xx`,
-    );
+    checkAllAnswered(r, `${targets[i]?.label} ${protocolLabel[protocol]} ${method}`);
     return {
       callsPerSec: r.done / ((busyMs[i] ?? 0) / 1000),
       cpuUsPerCall: ((cpu[i] ?? 0) / r.done) * 1e6,

@@ -13,7 +13,7 @@
  */
 import { check } from "./checks.js";
 import { cpuSeconds } from "./gateway.js";
-import { runH2load } from "./h2load.js";
+import { type H2loadResult, type H2loadRun, runH2load } from "./h2load.js";
 import { type Method, type Protocol, protocolLabel, rawRequest } from "./protocols.js";
 import { measureSeconds } from "./unary.js";
 
@@ -43,26 +43,29 @@ export interface SteadyTarget {
   readonly token: string;
 }
 
-/** Loads `method` over `protocol` for the bench's measured seconds after a warm-up. */
-export async function steadyRun(
+/**
+ * The h2load load of `method` over `protocol` against `t`, 256 in flight: 4 HTTP/2 connections of
+ * 64 streams, or 256 HTTP/1.1 connections (the run's duration is the caller's).
+ */
+export function loadOf(
   t: SteadyTarget,
   protocol: Protocol,
   method: Method,
   taskId: string,
-): Promise<SteadyRun> {
+): Pick<H2loadRun, "url" | "request" | "clients" | "streamsPerClient" | "h1"> {
   const request = rawRequest(protocol, method, taskId, t.token);
   const h1 = protocol !== "grpc";
-  const cpu0 = cpuSeconds(t.pid);
-  const r = await runH2load({
+  return {
     url: `${t.baseUrl}${request.path}`,
     request,
     clients: h1 ? 256 : 4,
     streamsPerClient: h1 ? 1 : 64,
     h1,
-    warmUpS: warmUpSeconds,
-    durationS: steadySeconds,
-  });
-  const at = `${t.label} ${protocolLabel[protocol]} ${method}`;
+  };
+}
+
+/** Checks h2load saw no failed, errored or timed-out request and only 2xx answers. */
+export function checkAllAnswered(r: H2loadResult, at: string): void {
   check(
     r.failed + r.errored + r.timeout === 0,
     `${at}: h2load: ${r.failed} failed, ${r.errored} errored, ${r.timeout} timed out`,
@@ -71,6 +74,22 @@ export async function steadyRun(
     r.statusOther + r.loggedNon2xx === 0,
     `${at}: h2load: ${r.statusOther + r.loggedNon2xx} responses not 2xx`,
   );
+}
+
+/** Loads `method` over `protocol` for the bench's measured seconds after a warm-up. */
+export async function steadyRun(
+  t: SteadyTarget,
+  protocol: Protocol,
+  method: Method,
+  taskId: string,
+): Promise<SteadyRun> {
+  const cpu0 = cpuSeconds(t.pid);
+  const r = await runH2load({
+    ...loadOf(t, protocol, method, taskId),
+    warmUpS: warmUpSeconds,
+    durationS: steadySeconds,
+  });
+  checkAllAnswered(r, `${t.label} ${protocolLabel[protocol]} ${method}`);
   // h2load counts only the measured calls; the warm-up is taken to run at the same rate.
   const calls = r.done * (1 + warmUpSeconds / steadySeconds);
   return {
