@@ -9,11 +9,11 @@ import { pathToFileURL } from "node:url";
 import { buildSync } from "esbuild";
 import { inInstallDir } from "./src/install-dir.js";
 
-/** The built gateway. */
-export const gatewayBundle = inInstallDir("dist", "gateway.js");
+/** Where `npm start` expects the built gateway. */
+const bundlePath = inInstallDir("dist", "gateway.js");
 
 /** Bundles server/src/main.ts into `outfile` (the bundle must stay inside the install directory). */
-export function buildGateway(outfile = gatewayBundle): string {
+export function buildGateway(outfile = bundlePath): string {
   buildSync({
     entryPoints: [inInstallDir("server", "src", "main.ts")],
     outfile,
