@@ -14,7 +14,9 @@ printed as a \`FAIL:\` line and listed with the results). It needs \`h2load\`
 (\`apt-get install -y nghttp2-client\`) and exits 2 saying so when it is missing; everything else comes
 with \`npm install\`. \`SPAGE_BENCH_SECONDS\` changes the length of each measured unary run (default 5)
 and the size of the fan-out batch; \`SPAGE_BENCH_GATEWAY_DIR\` benchmarks the gateway of another
-checkout (with its own node_modules; without \`--fast-path\` it has no stock Connect rows).
+checkout (with its own node_modules; without \`--fast-path\` it has no stock Connect rows);
+\`SPAGE_BENCH_GATEWAY_NODE_FLAGS\` adds \`node\` flags to every gateway started (for example
+\`--cpu-prof --cpu-prof-dir=/tmp/prof\` to profile it under the bench's load).
 
 The gateway runs as in production, with authentication on: the bench exchanges the admin key it
 prints on its first start for a session token, and every call carries it (checked against the
