@@ -283,7 +283,7 @@ const auth: Scenario[] = [
       credential: "admin",
       // Takes the bucket's only token right before the call (the bucket refills in 1 s, far longer
       // than the two calls take), so the call itself is over the limit.
-      setup: (gw) => gw.callJsonAnyAnswer(pathOf(api.cancelTask), { taskId: "diff-rate" }),
+      setup: (gw) => gw.takeLastToken(pathOf(api.cancelTask), { taskId: "diff-rate" }),
       request: unaryCall(p, api.cancelTask, { taskId: "diff-rate" }),
     }),
   ),

@@ -31,8 +31,12 @@ export type Credential = "admin" | "read-only" | "unknown-key" | "malformed";
 export interface ScenarioSetup {
   /** A Connect JSON call with the admin key (when auth is on); rejects unless it answers 200. */
   callJson(path: string, message: JsonValue): Promise<void>;
-  /** The same, but any answer is accepted (e.g. to use up a rate-limit token). */
-  callJsonAnyAnswer(path: string, message: JsonValue): Promise<void>;
+  /**
+   * Empties the admin key's rate-limit bucket of `path`'s class: the same call, repeated until one
+   * is let through (not ResourceExhausted), so the bucket is empty from that moment and refills
+   * only a full interval later. A call that was refused would leave the next token due any moment.
+   */
+  takeLastToken(path: string, message: JsonValue): Promise<void>;
 }
 
 /** One request sent the same way to both gateways of a pair. */
