@@ -1,10 +1,12 @@
 /**
  * mapStreamErrors: interceptors that wrap the same response stream share one generator, and each
- * sees the stream's end as it would through nested wrappers.
+ * sees the stream's end as it would through nested wrappers. hookStream: a response whose stream is
+ * already hookable comes back unchanged, without its headers or trailers being read.
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { mapStreamErrors } from "../src/interceptors/stream-errors.js";
+import type { StreamResponse } from "@connectrpc/connect";
+import { hookableStream, hookStream, keepError, mapStreamErrors } from "../src/interceptors/stream-errors.js";
 
 async function* messages(n: number, failWith?: Error): AsyncGenerator<number> {
   for (let i = 0; i < n; i++) yield i;
@@ -66,5 +68,55 @@ describe("mapStreamErrors", () => {
       if (m === 1) break;
     }
     assert.deepEqual(seen, ["inner:aborted", "middle:aborted", "outer:aborted"]);
+  });
+});
+
+describe("hookStream", () => {
+  /** A stream response that counts reads of its header and trailer. */
+  function response(message: AsyncIterable<number>) {
+    const reads = { header: 0, trailer: 0 };
+    const res = {
+      stream: true,
+      message,
+      get header() {
+        reads.header++;
+        return new Headers();
+      },
+      get trailer() {
+        reads.trailer++;
+        return new Headers();
+      },
+    } as unknown as StreamResponse;
+    return { res, reads };
+  }
+
+  it("returns a response whose stream is hookable as it is, its headers unread", async () => {
+    const { res, reads } = response(hookableStream(messages(2)));
+    const seen: string[] = [];
+    let out = res;
+    for (const name of ["inner", "outer"]) {
+      out = hookStream(out, keepError, (err, aborted) =>
+        seen.push(`${name}:${aborted || err ? "bad" : "ok"}`),
+      );
+    }
+    assert.equal(out, res);
+    assert.deepEqual(reads, { header: 0, trailer: 0 });
+    const got: number[] = [];
+    for await (const m of out.message as AsyncIterable<number>) got.push(m);
+    assert.deepEqual(got, [0, 1]);
+    assert.deepEqual(seen, ["inner:ok", "outer:ok"]);
+  });
+
+  it("copies a response whose stream is not hookable yet, once", () => {
+    const { res, reads } = response(messages(1));
+    const first = hookStream(res, keepError);
+    assert.notEqual(first, res);
+    assert.equal(hookStream(first, keepError), first);
+    assert.deepEqual(reads, { header: 1, trailer: 1 });
+  });
+
+  it("makes a hookable stream only once", () => {
+    const once = hookableStream(messages(1));
+    assert.equal(hookableStream(once), once);
   });
 });

@@ -19,7 +19,8 @@ import {
 } from "../context-keys.js";
 import { clip } from "../domain/task-validation.js";
 import { AuditInWrite, type AuditLog } from "../services/audit-log.js";
-import { mapStreamErrors } from "./stream-errors.js";
+import { rpcNameOf } from "./rpc-name.js";
+import { hookStream, keepError } from "./stream-errors.js";
 
 /** Methods recorded whatever their outcome. */
 export const auditedMethods: ReadonlySet<string> = new Set([
@@ -45,33 +46,24 @@ const taskIdOf = (msg: unknown): string => {
   return typeof id === "string" ? id : "";
 };
 
-/** A method's audit name and whether it is recorded whatever its outcome, once per descriptor. */
-const methodInfo = new WeakMap<object, { readonly name: string; readonly always: boolean }>();
-function infoOf(typeName: string, m: { readonly name: string }) {
-  let info = methodInfo.get(m);
-  if (!info) {
-    const name = `${typeName}/${m.name}`;
-    info = { name, always: auditedMethods.has(name) };
-    methodInfo.set(m, info);
-  }
-  return info;
-}
-
 /** Creates the audit interceptor. */
 export function createAuditInterceptor(audit: AuditLog): Interceptor {
   return (next) => async (req) => {
-    const { name: method, always } = infoOf(req.service.typeName, req.method);
+    const method = rpcNameOf(req.method);
+    const always = auditedMethods.has(method);
     const requestTask = req.stream ? "" : taskIdOf(req.message);
+    // The hooks below keep only the values: a stream's hook lives as long as the stream.
+    const values = req.contextValues;
     const fieldsOf = (code: string, taskId: string, detail: string) => {
-      const principal = req.contextValues.get(kPrincipal);
+      const principal = values.get(kPrincipal);
       return {
         principal: principal?.name ?? "unknown",
-        keyId: principal?.keyId || req.contextValues.get(kClaimedKeyId),
-        clientAddress: req.contextValues.get(kPeerAddress),
+        keyId: principal?.keyId || values.get(kClaimedKeyId),
+        clientAddress: values.get(kPeerAddress),
         method,
         taskId: requestTask || taskId,
         code,
-        requestId: req.contextValues.get(kRequestId),
+        requestId: values.get(kRequestId),
         detail,
       };
     };
@@ -93,15 +85,15 @@ export function createAuditInterceptor(audit: AuditLog): Interceptor {
           ),
         );
       } catch (e) {
-        req.contextValues.get(kLog).error({ err: e, rpc: method }, "audit record not written");
+        values.get(kLog).error({ err: e, rpc: method }, "audit record not written");
       }
     };
     // A unary call's success record may be committed by the store write that completes the call.
     const inWrite =
       always && !req.stream
-        ? new AuditInWrite((taskId) => fieldsOf("ok", taskId, req.contextValues.get(kAuditDetail)))
+        ? new AuditInWrite((taskId) => fieldsOf("ok", taskId, values.get(kAuditDetail)))
         : undefined;
-    if (inWrite) req.contextValues.set(kAuditInWrite, inWrite);
+    if (inWrite) values.set(kAuditInWrite, inWrite);
     let res: Awaited<ReturnType<typeof next>>;
     try {
       res = await next(req);
@@ -111,19 +103,12 @@ export function createAuditInterceptor(audit: AuditLog): Interceptor {
     }
     if (!res.stream) {
       if (!inWrite?.written) {
-        await write(undefined, false, taskIdOf(res.message), req.contextValues.get(kAuditDetail));
+        await write(undefined, false, taskIdOf(res.message), values.get(kAuditDetail));
       }
       return res;
     }
-    return {
-      ...res,
-      message: mapStreamErrors(
-        res.message,
-        (e) => e,
-        (err, aborted) => {
-          void write(err, aborted, "", req.contextValues.get(kAuditDetail));
-        },
-      ),
-    };
+    return hookStream(res, keepError, (err, aborted) => {
+      void write(err, aborted, "", values.get(kAuditDetail));
+    });
   };
 }

@@ -19,7 +19,7 @@ import {
   InvalidArgumentError,
   ResourceExhaustedError,
 } from "../domain/errors.js";
-import { mapStreamErrors } from "./stream-errors.js";
+import { hookStream } from "./stream-errors.js";
 
 /** The RPC status code of each domain error kind. Kept in sync with the catalog by a test. */
 export const errorCodeOf: Readonly<Record<DomainErrorKind, Code>> = {
@@ -93,7 +93,7 @@ export function createErrorMappingInterceptor(): Interceptor {
       if (!res.stream) {
         return res;
       }
-      return { ...res, message: mapStreamErrors(res.message, toConnectError) };
+      return hookStream(res, toConnectError);
     } catch (err) {
       throw toConnectError(err);
     }

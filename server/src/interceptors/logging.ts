@@ -6,6 +6,7 @@ import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { kLog } from "../context-keys.js";
 import { createRpcEndInterceptor } from "./rpc-end.js";
+import { rpcNameOf } from "./rpc-name.js";
 
 const serverFaults = new Set([Code.Internal, Code.Unknown, Code.DataLoss]);
 
@@ -14,7 +15,7 @@ export function createLoggingInterceptor(): Interceptor {
   return createRpcEndInterceptor((req) => {
     const started = performance.now();
     const log = req.contextValues.get(kLog);
-    const rpc = `${req.service.typeName}/${req.method.name}`;
+    const rpc = rpcNameOf(req.method);
     return (err, aborted) => {
       const ms = Math.round((performance.now() - started) * 100) / 100;
       if (aborted) {

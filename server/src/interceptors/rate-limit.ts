@@ -11,7 +11,7 @@ import type { RateLimiter, StreamCounter } from "../auth/rate-limiter.js";
 import { requirementOf, type Scope } from "../auth/scopes.js";
 import { kPeerAddress, kPrincipal } from "../context-keys.js";
 import { ResourceExhaustedError } from "../domain/errors.js";
-import { mapStreamErrors } from "./stream-errors.js";
+import { hookStream, keepError } from "./stream-errors.js";
 
 /** Creates the rate-limit interceptor; place it right inside the auth interceptor. */
 export function createRateLimitInterceptor(
@@ -67,7 +67,7 @@ export function createRateLimitInterceptor(
         release();
         return res;
       }
-      return { ...res, message: mapStreamErrors(res.message, (e) => e, release) };
+      return hookStream(res, keepError, release);
     } catch (err) {
       release();
       throw err;

@@ -4,7 +4,7 @@
  * away), once for unary calls and at the end of the response stream for streaming ones.
  */
 import type { Interceptor, StreamRequest, UnaryRequest } from "@connectrpc/connect";
-import { mapStreamErrors } from "./stream-errors.js";
+import { hookStream, keepError } from "./stream-errors.js";
 
 /** Called once per RPC with its outcome. */
 export type RpcEnd = (err: unknown, aborted: boolean) => void;
@@ -19,7 +19,7 @@ export function createRpcEndInterceptor(start: (req: UnaryRequest | StreamReques
         done(undefined, false);
         return res;
       }
-      return { ...res, message: mapStreamErrors(res.message, (e) => e, done) };
+      return hookStream(res, keepError, done);
     } catch (err) {
       done(err, false);
       throw err;

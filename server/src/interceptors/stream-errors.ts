@@ -4,10 +4,16 @@
  * `aborted` set when the consumer stopped early (client cancel, shutdown).
  *
  * Several interceptors wrap the same stream. Instead of one async generator per interceptor, which
- * every message would pass through in turn, they share one: wrapping a stream this function made
+ * every message would pass through in turn, they share one: wrapping a stream this module made
  * adds the hooks to it. The hooks run in the order they were added (the innermost interceptor's
  * first), each seeing the error as the ones before it mapped it, as nested wrappers would.
+ *
+ * A server that hands the interceptors a stream it made with `hookableStream` gets it back
+ * unchanged from every `hookStream`, so no interceptor copies the response (whose `header` and
+ * `trailer` a copy would have to read, making them for every stream).
  */
+import type { StreamResponse } from "@connectrpc/connect";
+
 interface StreamHook {
   readonly map: (err: unknown) => unknown;
   readonly onEnd: ((err: unknown, aborted: boolean) => void) | undefined;
@@ -16,6 +22,31 @@ interface StreamHook {
 const kHooks = Symbol("stream end hooks");
 
 type Hooked<T> = AsyncIterable<T> & { [kHooks]?: StreamHook[] };
+
+/** Leaves an error as it is: for hooks that only want to learn how the stream ended. */
+export const keepError = (err: unknown): unknown => err;
+
+/** `source` in the shared wrapper, with no hooks yet. */
+export function hookableStream<T>(source: AsyncIterable<T>): AsyncIterable<T> {
+  if ((source as Hooked<T>)[kHooks]) return source;
+  const hooks: StreamHook[] = [];
+  const wrapped: Hooked<T> = hooked(source, hooks);
+  wrapped[kHooks] = hooks;
+  return wrapped;
+}
+
+/**
+ * `res` with its message stream hooked (see mapStreamErrors): `res` itself when its stream is
+ * already the shared wrapper, otherwise a copy holding the wrapper.
+ */
+export function hookStream(
+  res: StreamResponse,
+  map: (err: unknown) => unknown,
+  onEnd?: (err: unknown, aborted: boolean) => void,
+): StreamResponse {
+  const message = mapStreamErrors(res.message, map, onEnd);
+  return message === res.message ? res : { ...res, message };
+}
 
 export function mapStreamErrors<T>(
   source: AsyncIterable<T>,
@@ -28,9 +59,8 @@ export function mapStreamErrors<T>(
     shared.push(hook);
     return source;
   }
-  const hooks = [hook];
-  const wrapped: Hooked<T> = hooked(source, hooks);
-  wrapped[kHooks] = hooks;
+  const wrapped = hookableStream(source) as Hooked<T>;
+  (wrapped[kHooks] as StreamHook[]).push(hook);
   return wrapped;
 }
 
