@@ -22,7 +22,8 @@ import {
 import { type Compression, compressionNegotiate } from "@connectrpc/connect/protocol";
 import { parseTimeout as parseConnectTimeout } from "@connectrpc/connect/protocol-connect";
 import { parseTimeout as parseGrpcTimeout } from "@connectrpc/connect/protocol-grpc";
-import { CallContext, copyInto, type NodeRequestHeaders, withInterceptors } from "./call-context.js";
+import { CallContext, type NodeRequestHeaders, withInterceptors } from "./call-context.js";
+import { adoptResponseHeader, adoptResponseTrailer, CallRequest, CallResponse } from "./call-objects.js";
 import { createServerStreams, type StreamPlan } from "./server-stream.js";
 import type { ServerStreamMethod, UnaryMethod } from "./unary-methods.js";
 import {
@@ -70,8 +71,8 @@ interface Plan {
   readonly url: string;
 }
 
-const kContext = Symbol("fast-path call context");
-type FastRequest = UnaryRequest & { [kContext]: CallContext };
+/** A unary request as the interceptors see it, and its call's context. */
+type FastRequest = UnaryRequest & { readonly context: CallContext };
 
 /** Creates the fast path. */
 export function createFastPath(opt: FastPathOptions): FastPath {
@@ -79,27 +80,14 @@ export function createFastPath(opt: FastPathOptions): FastPath {
   // One composed chain per method: the interceptors wrap a call of the method's implementation.
   const chains = new Map<UnaryMethod, (req: FastRequest) => Promise<UnaryResponse>>();
   for (const entry of opt.unary.values()) {
-    const call = async (req: UnaryRequest): Promise<UnaryResponse> => {
-      const ctx = (req as FastRequest)[kContext];
+    const output = entry.method.output;
+    const call = async (req: FastRequest): Promise<UnaryResponse> => {
+      const ctx = req.context;
       const out = await entry.impl(req.message, ctx);
-      const output = entry.method.output;
-      return {
-        stream: false,
-        service: entry.service,
-        method: entry.method,
-        message: isMessage(out, output) ? out : create(output, out as never),
-        get header() {
-          return ctx.responseHeader;
-        },
-        get trailer() {
-          return ctx.responseTrailer;
-        },
-      };
+      const message = isMessage(out, output) ? out : create(output, out as never);
+      return new CallResponse(false, entry.service, entry.method, message, ctx) as UnaryResponse;
     };
-    chains.set(
-      entry,
-      withInterceptors(opt.interceptors, call) as (req: FastRequest) => Promise<UnaryResponse>,
-    );
+    chains.set(entry, withInterceptors(opt.interceptors, call));
   }
 
   /** The handling of a request for `entry`, or undefined to leave it to Connect. */
@@ -196,28 +184,11 @@ export function createFastPath(opt: FastPathOptions): FastPath {
               parser.parse(b),
             )
       ) as MessageShape<DescMessage>;
-      const req = {
-        stream: false,
-        service: entry.service,
-        method: entry.method,
-        requestMethod: "POST",
-        url: plan.url,
-        contextValues: ctx.values,
-        message: input,
-        get signal() {
-          return ctx.signal;
-        },
-        get header() {
-          return ctx.requestHeader;
-        },
-        [kContext]: ctx,
-      } as FastRequest;
+      const req = new CallRequest(false, entry.service, entry.method, input, ctx) as unknown as FastRequest;
       const chain = chains.get(entry) as (req: FastRequest) => Promise<UnaryResponse>;
       const res = await chain(req);
-      if (res.header !== ctx.responseHeaderIfSet && res.header) copyInto(res.header, ctx.responseHeader);
-      if (res.trailer !== ctx.responseTrailerIfSet && res.trailer) {
-        copyInto(res.trailer, ctx.responseTrailer);
-      }
+      adoptResponseHeader(res, ctx);
+      adoptResponseTrailer(res, ctx);
       message = entry.serialization.getO(format.binary).serialize(res.message);
     } catch (e) {
       error =
@@ -345,7 +316,7 @@ function readBody(
       );
     }
   }
-  source.on("data", (chunk: Buffer) => {
+  const onData = (chunk: Buffer) => {
     if (failed) return;
     chunks.push(chunk);
     size += chunk.byteLength;
@@ -376,8 +347,11 @@ function readBody(
         ),
       );
     }
-  });
-  source.on("end", () => {
+  };
+  const onEnd = () => {
+    // A stream call stays open long after its body: let go of this read.
+    source.removeListener("data", onData);
+    source.removeListener("end", onEnd);
     if (failed) return;
     const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
     if (!enveloped && contentLength !== undefined) {
@@ -393,7 +367,9 @@ function readBody(
       }
     }
     done(body);
-  });
+  };
+  source.on("data", onData);
+  source.on("end", onEnd);
 }
 
 let dateValue = "";

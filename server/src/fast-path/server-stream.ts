@@ -20,7 +20,9 @@ import {
   type StreamResponse,
 } from "@connectrpc/connect";
 import type { Compression } from "@connectrpc/connect/protocol";
-import { CallContext, copyInto, type NodeRequestHeaders, withInterceptors } from "./call-context.js";
+import { hookableStream } from "../interceptors/stream-errors.js";
+import { CallContext, type NodeRequestHeaders, withInterceptors } from "./call-context.js";
+import { adoptResponseHeader, adoptResponseTrailer, CallRequest, CallResponse } from "./call-objects.js";
 import type { ServerStreamMethod } from "./unary-methods.js";
 import { envelopeOf, grpcHeaders, grpcTrailers, unaryEnvelopeMessage, type WireFormat } from "./wire.js";
 
@@ -53,8 +55,8 @@ export type ReadBody = (
   done: (body: Uint8Array | ConnectError) => void,
 ) => void;
 
-const kContext = Symbol("stream call context");
-type FastStreamRequest = StreamRequest & { [kContext]: CallContext };
+/** A stream request as the interceptors see it, and its call's context. */
+type FastStreamRequest = StreamRequest & { readonly context: CallContext };
 type Chain = (req: FastStreamRequest) => Promise<StreamResponse>;
 
 /** Creates the server for admitted stream calls. */
@@ -66,21 +68,12 @@ export function createServerStreams(
   const chains = new Map<ServerStreamMethod, Chain>();
   for (const entry of methods) {
     // Connect's order: the request message is read when the implementation takes it.
-    const call = async (req: StreamRequest): Promise<StreamResponse> => {
-      const ctx = (req as FastStreamRequest)[kContext];
+    const call = async (req: FastStreamRequest): Promise<StreamResponse> => {
+      const ctx = req.context;
       const input = await single(req.message);
-      return {
-        stream: true,
-        service: entry.service,
-        method: entry.method,
-        message: entry.impl(input, ctx) as AsyncIterable<never>,
-        get header() {
-          return ctx.responseHeader;
-        },
-        get trailer() {
-          return ctx.responseTrailer;
-        },
-      };
+      // Hookable, so the interceptors add their hooks to it instead of copying the response.
+      const message = hookableStream(entry.impl(input, ctx));
+      return new CallResponse(true, entry.service, entry.method, message, ctx) as StreamResponse;
     };
     chains.set(entry, withInterceptors(opt.interceptors, call) as Chain);
   }
@@ -109,32 +102,30 @@ export function createServerStreams(
     });
     // The body is read while the interceptors run; the implementation waits for it.
     const body = new Promise<Uint8Array | ConnectError>((resolve) => readBody(stream, plan, resolve));
-    const parser = entry.serialization.getI(true);
-    const message = (async function* () {
-      const b = await body;
-      if (b instanceof ConnectError) throw b;
-      yield unaryEnvelopeMessage(b, opt.readMaxBytes, false, (m) => parser.parse(m), "server-streaming");
-    })();
-    const req = {
-      stream: true,
-      service: entry.service,
-      method: entry.method,
-      requestMethod: "POST",
-      url: plan.url,
-      contextValues: ctx.values,
+    const message = requestMessage(body, entry, opt.readMaxBytes);
+    const req = new CallRequest(
+      true,
+      entry.service,
+      entry.method,
       message,
-      get signal() {
-        return ctx.signal;
-      },
-      get header() {
-        return ctx.requestHeader;
-      },
-      [kContext]: ctx,
-    } as FastStreamRequest;
+      ctx,
+    ) as unknown as FastStreamRequest;
     void respond(plan, stream, ctx, (chains.get(entry) as Chain)(req), opt.compressMinBytes).then(() => {
       finished = true;
     });
   };
+}
+
+/** The request message of a server-streaming call, once its body is read. */
+async function* requestMessage(
+  body: Promise<Uint8Array | ConnectError>,
+  entry: ServerStreamMethod,
+  readMaxBytes: number,
+): AsyncGenerator<MessageShape<DescMessage>> {
+  const b = await body;
+  if (b instanceof ConnectError) throw b;
+  const parser = entry.serialization.getI(true);
+  yield unaryEnvelopeMessage(b, readMaxBytes, false, (m) => parser.parse(m), "server-streaming");
 }
 
 /** The one message of a server-streaming request (the body holds exactly one). */
@@ -169,7 +160,7 @@ async function respond(
   let error: ConnectError | undefined;
   try {
     const res = await response;
-    if (res.header !== ctx.responseHeaderIfSet && res.header) copyInto(res.header, ctx.responseHeader);
+    adoptResponseHeader(res, ctx);
     for await (const m of res.message) {
       const msg = isMessage(m, output) ? m : create(output as DescMessage, m as never);
       const bytes = serializer.serialize(msg as MessageShape<DescMessage>);
@@ -178,7 +169,7 @@ async function respond(
       sendHeaders(true);
       if (!stream.write(frame)) await drained(stream);
     }
-    if (res.trailer !== ctx.responseTrailerIfSet && res.trailer) copyInto(res.trailer, ctx.responseTrailer);
+    adoptResponseTrailer(res, ctx);
   } catch (e) {
     error =
       e instanceof ConnectError
