@@ -4,11 +4,12 @@
  */
 
 import { setMaxListeners } from "node:events";
-import { Code, ConnectError, cors as connectCors, createContextValues } from "@connectrpc/connect";
+import { Code, ConnectError, cors as connectCors } from "@connectrpc/connect";
 import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import fastifyCors from "@fastify/cors";
 import Fastify, { type FastifyInstance, LogController } from "fastify";
+import { CallValues } from "./call-values.js";
 import type { GatewayConfig } from "./config.js";
 import { kLog, kPeerAddress, kRequestId } from "./context-keys.js";
 import { UnavailableError } from "./domain/errors.js";
@@ -144,7 +145,7 @@ export async function buildApp(deps: AppDeps): Promise<Gateway> {
     acceptCompression,
     shutdownSignal: shutdownController.signal,
     contextValues: (req) =>
-      createContextValues()
+      new CallValues()
         .set(kLog, req.log)
         .set(kPeerAddress, req.ip ?? "")
         .set(kRequestId, String(req.id)),
@@ -163,7 +164,7 @@ export async function buildApp(deps: AppDeps): Promise<Gateway> {
         served: () => metrics.count("fast_path_calls_total"),
         contextValues: (peer, requestIdHeader) => {
           const id = requestIdHeader || nextRequestId();
-          return createContextValues()
+          return new CallValues()
             .set(kLog, lazyChildLogger(app.log, { reqId: id }))
             .set(kPeerAddress, peer)
             .set(kRequestId, id);

@@ -99,7 +99,10 @@ export function createApiService(deps: ApiServiceDeps): ServiceImpl<typeof Spage
       try {
         yield* watchEvents(store, bus, {
           afterSequence: req.afterSequence,
-          filter: { taskId: req.taskId || undefined, types: new Set(req.types) },
+          filter: {
+            taskId: req.taskId || undefined,
+            types: req.types.length > 0 ? new Set(req.types) : undefined,
+          },
           maxBuffered: deps.watchBuffer,
           signal: ctx.signal,
         });
