@@ -24,6 +24,8 @@ export interface WatchOptions {
   /** Most events read from the store per replay page. */
   readonly pageSize?: number;
   readonly signal: AbortSignal;
+  /** Called when the watch starts streaming; what it returns is called when the watch ends. */
+  readonly opened?: () => () => void;
 }
 
 /**
@@ -50,6 +52,7 @@ export async function* watchEvents(
   let last = opts.afterSequence;
   const budget = new TurnBudget();
   let sub: Subscription | undefined;
+  const closed = opts.opened?.();
   try {
     // Two replay rounds, written out here rather than as a nested generator, which would cost a
     // promise per replayed event: the second round, after subscribing, reads what was committed
@@ -93,5 +96,6 @@ export async function* watchEvents(
     throwIfAborted(opts.signal);
   } finally {
     sub?.close();
+    closed?.();
   }
 }

@@ -88,27 +88,25 @@ export function createApiService(deps: ApiServiceDeps): ServiceImpl<typeof Spage
     async getMetrics() {
       return metrics.snapshot();
     },
-    async *watchEvents(req, ctx) {
+    // Not a generator itself: it validates, then hands back the watch's own generator, so an open
+    // stream holds one generator, not one delegating to another.
+    watchEvents(req, ctx) {
       const v = new Violations();
       if (req.types.length > maxWatchTypes)
         v.add("types", `at most ${maxWatchTypes} types (got ${req.types.length})`);
       if (req.types.some((t) => t === "" || t.length > 64))
         v.add("types", "each type must be 1 to 64 characters");
       v.throwIfAny();
-      const closeGauge = metrics.streamOpened("watch_streams");
-      try {
-        yield* watchEvents(store, bus, {
-          afterSequence: req.afterSequence,
-          filter: {
-            taskId: req.taskId || undefined,
-            types: req.types.length > 0 ? new Set(req.types) : undefined,
-          },
-          maxBuffered: deps.watchBuffer,
-          signal: ctx.signal,
-        });
-      } finally {
-        closeGauge();
-      }
+      return watchEvents(store, bus, {
+        afterSequence: req.afterSequence,
+        filter: {
+          taskId: req.taskId || undefined,
+          types: req.types.length > 0 ? new Set(req.types) : undefined,
+        },
+        maxBuffered: deps.watchBuffer,
+        signal: ctx.signal,
+        opened: () => metrics.streamOpened("watch_streams"),
+      });
     },
   };
 }
