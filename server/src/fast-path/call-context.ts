@@ -37,7 +37,12 @@ export interface CallInit {
 export class NodeHeaderView implements Headers {
   private copy: Headers | undefined;
 
-  constructor(private readonly node: NodeRequestHeaders) {}
+  constructor(private node: NodeRequestHeaders) {}
+
+  /** Reads from `node` from now on: the same headers, held in another object. */
+  rebase(node: NodeRequestHeaders): void {
+    this.node = node;
+  }
 
   private own(): Headers {
     if (!this.copy) {
@@ -121,7 +126,9 @@ export class CallContext implements HandlerContext {
   readonly protocolName: string;
   readonly url: string;
   readonly values: ContextValues;
-  private readonly init: CallInit;
+  private nodeHeaders: NodeRequestHeaders;
+  private readonly shutdownSignal: AbortSignal;
+  private readonly isClientGone: () => boolean;
   private readonly deadline: number | undefined;
   private controller: AbortController | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -132,7 +139,9 @@ export class CallContext implements HandlerContext {
   private ended = false;
 
   constructor(init: CallInit) {
-    this.init = init;
+    this.nodeHeaders = init.nodeHeaders;
+    this.shutdownSignal = init.shutdownSignal;
+    this.isClientGone = init.clientGone;
     this.service = init.service;
     this.method = init.method;
     this.protocolName = init.protocolName;
@@ -141,12 +150,29 @@ export class CallContext implements HandlerContext {
     this.deadline = init.timeoutMs === undefined ? undefined : Date.now() + init.timeoutMs;
   }
 
-  readonly timeoutMs = (): number | undefined =>
-    this.deadline === undefined ? undefined : this.deadline - Date.now();
+  timeoutMs(): number | undefined {
+    return this.deadline === undefined ? undefined : this.deadline - Date.now();
+  }
 
   get requestHeader(): Headers {
-    this.reqHeader ??= new NodeHeaderView(this.init.nodeHeaders);
+    this.reqHeader ??= new NodeHeaderView(this.nodeHeaders);
     return this.reqHeader;
+  }
+
+  /**
+   * For a call that stays open (a stream), once its interceptors have run: keeps only the request
+   * headers a `Headers` shows, in a small object of their own, and lets go of Node's header object
+   * (a dictionary, with the pseudo-headers' strings) for the rest of the call.
+   */
+  settleRequestHeaders(): void {
+    const compact: Record<string, string | string[]> = {};
+    for (const name in this.nodeHeaders) {
+      if (name.charCodeAt(0) === 58 /* ":" */) continue;
+      const v = this.nodeHeaders[name];
+      if (v !== undefined) compact[name] = v;
+    }
+    this.nodeHeaders = compact;
+    if (this.reqHeader instanceof NodeHeaderView) this.reqHeader.rebase(compact);
   }
 
   get responseHeader(): Headers {
@@ -177,7 +203,7 @@ export class CallContext implements HandlerContext {
       controller.abort();
       return controller.signal;
     }
-    const shutdown = this.init.shutdownSignal;
+    const shutdown = this.shutdownSignal;
     if (shutdown.aborted) controller.abort(shutdown.reason);
     else {
       this.onShutdown = () => controller.abort(shutdown.reason);
@@ -190,7 +216,7 @@ export class CallContext implements HandlerContext {
       if (left <= 0) expire();
       else this.timer = setTimeout(expire, left);
     }
-    if (this.init.clientGone() && !controller.signal.aborted) this.clientGone();
+    if (this.isClientGone() && !controller.signal.aborted) this.clientGone();
     return controller.signal;
   }
 
@@ -204,7 +230,7 @@ export class CallContext implements HandlerContext {
     if (this.ended) return;
     this.ended = true;
     if (this.timer) clearTimeout(this.timer);
-    if (this.onShutdown) this.init.shutdownSignal.removeEventListener("abort", this.onShutdown);
+    if (this.onShutdown) this.shutdownSignal.removeEventListener("abort", this.onShutdown);
     this.controller?.abort(reason);
   }
 }

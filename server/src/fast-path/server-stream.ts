@@ -160,6 +160,7 @@ async function respond(
   let error: ConnectError | undefined;
   try {
     const res = await response;
+    ctx.settleRequestHeaders();
     adoptResponseHeader(res, ctx);
     for await (const m of res.message) {
       const msg = isMessage(m, output) ? m : create(output as DescMessage, m as never);

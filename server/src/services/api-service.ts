@@ -32,6 +32,7 @@ const maxWatchTypes = 32;
 /** Creates the SpageAPI implementation. */
 export function createApiService(deps: ApiServiceDeps): ServiceImpl<typeof SpageAPI> {
   const { tasks, store, bus, health, metrics } = deps;
+  const openWatchGauge = () => metrics.streamOpened("watch_streams");
   return {
     ...createAccessService(deps.access),
     async submitTask(req, ctx) {
@@ -105,7 +106,7 @@ export function createApiService(deps: ApiServiceDeps): ServiceImpl<typeof Spage
         },
         maxBuffered: deps.watchBuffer,
         signal: ctx.signal,
-        opened: () => metrics.streamOpened("watch_streams"),
+        opened: openWatchGauge,
       });
     },
   };
