@@ -8,6 +8,9 @@ import { rssKiB, type ServerProcess } from "./gateway.js";
 import { envelope } from "./grpc-frames.js";
 import { apiClient } from "./protocols.js";
 
+/** Target for the resident memory with 10,000 idle watch streams open: under 200 MB. */
+export const memoryTargetBytes = 200e6;
+
 export interface MemoryResult {
   readonly idleMiB: number;
   readonly streams: number;
@@ -104,6 +107,12 @@ export async function measureMemory(
     await sleep(1000);
     const withStreams = rssKiB(gateway.pid);
     note(`memory: ${mib(withStreams).toFixed(1)} MiB with ${gotData.size} streams; closing…`);
+    if (opts.streams === 10_000) {
+      check(
+        withStreams * 1024 < memoryTargetBytes,
+        `memory: ${((withStreams * 1024) / 1e6).toFixed(0)} MB resident with 10,000 idle watch streams, target under ${memoryTargetBytes / 1e6} MB`,
+      );
+    }
 
     closing = true;
     for (const s of streams) s.close(http2.constants.NGHTTP2_CANCEL);

@@ -11,7 +11,7 @@ import { type FanOutResult, renderFanOut } from "./fan-out.js";
 import { type FirstEventResult, renderFirstEvent } from "./first-event.js";
 import { renderFloors } from "./floors.js";
 import { gatewayDir, root } from "./gateway.js";
-import type { MemoryResult } from "./memory.js";
+import { type MemoryResult, memoryTargetBytes } from "./memory.js";
 import { protocolLabel } from "./protocols.js";
 import { type Figures, levels, type UnaryRow } from "./unary.js";
 import type { StreamingResult } from "./watchers.js";
@@ -188,6 +188,8 @@ export function renderResults(r: Results): string {
       `| idle after start | ${m.idleMiB.toFixed(1)} |`,
       `| ${int(m.streams)} idle WatchEvents streams over ${m.connections} HTTP/2 connections | ${m.withStreamsMiB.toFixed(1)} (+${m.perStreamKiB.toFixed(1)} KiB per stream) |`,
       `| after closing them | ${m.afterCloseMiB.toFixed(1)} |`,
+      "",
+      `With ${int(m.streams)} streams: ${((m.withStreamsMiB * 1048576) / 1e6).toFixed(0)} MB (target under ${memoryTargetBytes / 1e6} MB for 10,000).`,
       "",
     );
   }
