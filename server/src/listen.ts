@@ -106,7 +106,7 @@ export function createOnePortServer(handler: DualHandler, opts: ListenerOptions)
     let started = false;
     session.on("stream", (stream: http2.ServerHttp2Stream) => {
       open++;
-      stream.once("close", () => open--);
+      stream.on("close", () => open--); // fires once; `once` would add a wrapper per stream
       if (!started) {
         started = true;
         session.setTimeout(opts.idleTimeoutMs);

@@ -254,13 +254,13 @@ export function createFastPath(opt: FastPathOptions): FastPath {
         headers[":scheme"] ?? "http",
       );
       if (!plan) return false;
-      stream.on("error", () => {});
+      stream.on("error", ignore);
       return run(plan, {
         body: stream,
         headers,
         peer: () => stream.session?.socket?.remoteAddress ?? "",
         clientGone: () => stream.destroyed,
-        onClose: (l) => stream.once("close", l),
+        onClose: (l) => stream.on("close", l),
         write: (answer) => writeHttp2(stream, answer),
       });
     },
@@ -274,7 +274,7 @@ export function createFastPath(opt: FastPathOptions): FastPath {
         headers: req.headers,
         peer: () => req.socket.remoteAddress ?? "",
         clientGone: () => req.destroyed && !req.complete,
-        onClose: (l) => res.once("close", l),
+        onClose: (l) => res.on("close", l),
         write: (answer) => writeHttp1(res, answer),
       });
     },
@@ -372,6 +372,12 @@ function readBody(
   source.on("end", onEnd);
 }
 
+/**
+ * Stream and response events that fire once ("close", "wantTrailers") are listened to with `on`:
+ * `once` wraps every listener in a state object and a bound function, for every call.
+ */
+const ignore = (): void => {};
+
 let dateValue = "";
 let dateSecond = 0;
 /** The Date header, formatted once per second. */
@@ -391,7 +397,7 @@ function writeHttp2(stream: http2.ServerHttp2Stream, a: WireAnswer): void {
   const trailers = a.trailers;
   if (trailers) {
     stream.respond(headers, { waitForTrailers: true });
-    stream.once("wantTrailers", () => {
+    stream.on("wantTrailers", () => {
       if (!stream.destroyed) stream.sendTrailers(trailers);
     });
   } else {

@@ -80,7 +80,7 @@ export function createServerStreams(
 
   return (plan, stream, headers) => {
     opt.served();
-    stream.on("error", () => {});
+    stream.on("error", ignore);
     const { entry } = plan;
     const ctx = new CallContext({
       service: entry.service,
@@ -97,7 +97,8 @@ export function createServerStreams(
       clientGone: () => stream.destroyed,
     });
     let finished = false;
-    stream.once("close", () => {
+    // "close" fires once; `on` spares the wrapper `once` makes (an open stream would hold it).
+    stream.on("close", () => {
       if (!finished) ctx.clientGone();
     });
     // The body is read while the interceptors run; the implementation waits for it.
@@ -127,6 +128,8 @@ async function* requestMessage(
   const parser = entry.serialization.getI(true);
   yield unaryEnvelopeMessage(b, readMaxBytes, false, (m) => parser.parse(m), "server-streaming");
 }
+
+const ignore = (): void => {};
 
 /** The one message of a server-streaming request (the body holds exactly one). */
 async function single<T>(messages: AsyncIterable<T>): Promise<T> {
@@ -183,7 +186,7 @@ async function respond(
   if (stream.destroyed || stream.closed) return;
   const trailers = grpcTrailers(ctx.responseTrailerIfSet, error);
   sendHeaders(true);
-  stream.once("wantTrailers", () => {
+  stream.on("wantTrailers", () => {
     if (!stream.destroyed) stream.sendTrailers(trailers);
   });
   stream.end();
