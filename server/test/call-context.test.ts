@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { SpageAPI } from "../../gen/spage/api/tasks_pb.js";
 import { CallValues } from "../src/call-values.js";
-import { CallContext, type NodeRequestHeaders } from "../src/fast-path/call-context.js";
+import { CallContext, CallsInProgress, type NodeRequestHeaders } from "../src/fast-path/call-context.js";
 
 function nodeHeaders(): NodeRequestHeaders {
   const h = Object.create(null) as Record<string, string | string[]>;
@@ -22,7 +22,10 @@ function nodeHeaders(): NodeRequestHeaders {
   return h;
 }
 
-function context(timeoutMs?: number): CallContext {
+function context(
+  timeoutMs?: number,
+  shutdown = new CallsInProgress(new AbortController().signal),
+): CallContext {
   return new CallContext({
     service: SpageAPI,
     method: SpageAPI.method.watchEvents,
@@ -31,7 +34,7 @@ function context(timeoutMs?: number): CallContext {
     nodeHeaders: nodeHeaders(),
     values: new CallValues(),
     timeoutMs,
-    shutdownSignal: new AbortController().signal,
+    shutdown,
     clientGone: () => false,
   });
 }
@@ -74,5 +77,37 @@ describe("CallContext request headers", () => {
     const left = context(5_000).timeoutMs();
     assert.ok(left !== undefined && left > 4_000 && left <= 5_000, `${left}`);
     assert.equal(context().timeoutMs(), undefined);
+  });
+});
+
+describe("CallContext signal and shutdown", () => {
+  it("aborts the signals in use with the shutdown's reason, through one listener", () => {
+    const controller = new AbortController();
+    const inProgress = new CallsInProgress(controller.signal);
+    const read = context(undefined, inProgress);
+    const unread = context(undefined, inProgress);
+    const ended = context(undefined, inProgress);
+    const readSignal = read.signal;
+    const endedSignal = ended.signal;
+    ended.end();
+    assert.equal(endedSignal.aborted, true);
+    assert.equal(inProgress.size, 1, "only the call whose signal is in use and not ended");
+    const reason = new Error("shutting down");
+    controller.abort(reason);
+    assert.equal(readSignal.aborted, true);
+    assert.equal(readSignal.reason, reason);
+    assert.equal(inProgress.size, 0);
+    assert.equal(unread.signal.aborted, true, "a signal first read after shutdown is born aborted");
+    assert.equal(unread.signal.reason, reason);
+  });
+
+  it("ends the call and lets go of it when the client goes away", () => {
+    const inProgress = new CallsInProgress(new AbortController().signal);
+    const ctx = context(undefined, inProgress);
+    const signal = ctx.signal;
+    ctx.clientGone();
+    assert.equal(signal.aborted, true);
+    ctx.end();
+    assert.equal(inProgress.size, 0);
   });
 });

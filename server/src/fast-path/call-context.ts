@@ -24,7 +24,8 @@ export interface CallInit {
   readonly nodeHeaders: NodeRequestHeaders;
   readonly values: ContextValues;
   readonly timeoutMs: number | undefined;
-  readonly shutdownSignal: AbortSignal;
+  /** The calls the gateway's shutdown aborts. */
+  readonly shutdown: CallsInProgress;
   /** True once the client has gone away (stream reset or socket closed). */
   readonly clientGone: () => boolean;
 }
@@ -127,12 +128,11 @@ export class CallContext implements HandlerContext {
   readonly url: string;
   readonly values: ContextValues;
   private nodeHeaders: NodeRequestHeaders;
-  private readonly shutdownSignal: AbortSignal;
+  private readonly shutdown: CallsInProgress;
   private readonly isClientGone: () => boolean;
   private readonly deadline: number | undefined;
   private controller: AbortController | undefined;
   private timer: NodeJS.Timeout | undefined;
-  private onShutdown: (() => void) | undefined;
   private reqHeader: Headers | undefined;
   private resHeader: Headers | undefined;
   private resTrailer: Headers | undefined;
@@ -140,7 +140,7 @@ export class CallContext implements HandlerContext {
 
   constructor(init: CallInit) {
     this.nodeHeaders = init.nodeHeaders;
-    this.shutdownSignal = init.shutdownSignal;
+    this.shutdown = init.shutdown;
     this.isClientGone = init.clientGone;
     this.service = init.service;
     this.method = init.method;
@@ -203,12 +203,9 @@ export class CallContext implements HandlerContext {
       controller.abort();
       return controller.signal;
     }
-    const shutdown = this.shutdownSignal;
+    const shutdown = this.shutdown.signal;
     if (shutdown.aborted) controller.abort(shutdown.reason);
-    else {
-      this.onShutdown = () => controller.abort(shutdown.reason);
-      shutdown.addEventListener("abort", this.onShutdown, { once: true });
-    }
+    else this.shutdown.add(this);
     if (this.deadline !== undefined && !controller.signal.aborted) {
       const left = this.deadline - Date.now();
       const expire = () =>
@@ -230,8 +227,46 @@ export class CallContext implements HandlerContext {
     if (this.ended) return;
     this.ended = true;
     if (this.timer) clearTimeout(this.timer);
-    if (this.onShutdown) this.shutdownSignal.removeEventListener("abort", this.onShutdown);
+    if (this.controller) this.shutdown.delete(this);
     this.controller?.abort(reason);
+  }
+
+  /** The gateway is shutting down: abort the signal with the shutdown's reason. */
+  shutDown(): void {
+    this.controller?.abort(this.shutdown.signal.reason);
+  }
+}
+
+/**
+ * The calls whose signal exists, aborted together when the gateway shuts down, through one
+ * listener on the shutdown signal: a listener of its own for every call would be held by every
+ * open stream for as long as it is open.
+ */
+export class CallsInProgress {
+  private readonly calls = new Set<CallContext>();
+
+  constructor(readonly signal: AbortSignal) {
+    signal.addEventListener(
+      "abort",
+      () => {
+        for (const call of this.calls) call.shutDown();
+        this.calls.clear();
+      },
+      { once: true },
+    );
+  }
+
+  add(call: CallContext): void {
+    this.calls.add(call);
+  }
+
+  delete(call: CallContext): void {
+    this.calls.delete(call);
+  }
+
+  /** How many calls the shutdown would abort now. */
+  get size(): number {
+    return this.calls.size;
   }
 }
 

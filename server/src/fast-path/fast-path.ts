@@ -22,7 +22,7 @@ import {
 import { type Compression, compressionNegotiate } from "@connectrpc/connect/protocol";
 import { parseTimeout as parseConnectTimeout } from "@connectrpc/connect/protocol-connect";
 import { parseTimeout as parseGrpcTimeout } from "@connectrpc/connect/protocol-grpc";
-import { CallContext, type NodeRequestHeaders, withInterceptors } from "./call-context.js";
+import { CallContext, CallsInProgress, type NodeRequestHeaders, withInterceptors } from "./call-context.js";
 import { adoptResponseHeader, adoptResponseTrailer, CallRequest, CallResponse } from "./call-objects.js";
 import { createServerStreams, type StreamPlan } from "./server-stream.js";
 import type { ServerStreamMethod, UnaryMethod } from "./unary-methods.js";
@@ -77,6 +77,7 @@ type FastRequest = UnaryRequest & { readonly context: CallContext };
 /** Creates the fast path. */
 export function createFastPath(opt: FastPathOptions): FastPath {
   const available = [...opt.acceptCompression];
+  const inProgress = new CallsInProgress(opt.shutdownSignal);
   // One composed chain per method: the interceptors wrap a call of the method's implementation.
   const chains = new Map<UnaryMethod, (req: FastRequest) => Promise<UnaryResponse>>();
   for (const entry of opt.unary.values()) {
@@ -146,8 +147,11 @@ export function createFastPath(opt: FastPathOptions): FastPath {
     const plan = admitFor(entry, path, headers, headers[":authority"] ?? "", headers[":scheme"] ?? "http");
     return plan?.format.protocol === "grpc" ? plan : undefined;
   };
-  const serveStream = createServerStreams(opt.serverStreaming.values(), opt, (source, plan, done) =>
-    readBody(source, plan, opt.readMaxBytes, undefined, done),
+  const serveStream = createServerStreams(
+    opt.serverStreaming.values(),
+    opt,
+    inProgress,
+    (source, plan, done) => readBody(source, plan, opt.readMaxBytes, undefined, done),
   );
 
   /** Runs the call; never throws (errors become the protocol's error answer). */
@@ -168,7 +172,7 @@ export function createFastPath(opt: FastPathOptions): FastPath {
       nodeHeaders: headers,
       values: opt.contextValues(peer, headers["x-request-id"] as string | undefined),
       timeoutMs: plan.timeoutMs,
-      shutdownSignal: opt.shutdownSignal,
+      shutdown: inProgress,
       clientGone,
     });
     register(ctx);

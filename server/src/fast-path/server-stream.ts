@@ -21,7 +21,12 @@ import {
 } from "@connectrpc/connect";
 import type { Compression } from "@connectrpc/connect/protocol";
 import { hookableStream } from "../interceptors/stream-errors.js";
-import { CallContext, type NodeRequestHeaders, withInterceptors } from "./call-context.js";
+import {
+  CallContext,
+  type CallsInProgress,
+  type NodeRequestHeaders,
+  withInterceptors,
+} from "./call-context.js";
 import { adoptResponseHeader, adoptResponseTrailer, CallRequest, CallResponse } from "./call-objects.js";
 import type { ServerStreamMethod } from "./unary-methods.js";
 import { envelopeOf, grpcHeaders, grpcTrailers, unaryEnvelopeMessage, type WireFormat } from "./wire.js";
@@ -31,7 +36,6 @@ export interface ServerStreamOptions {
   readonly interceptors: readonly Interceptor[];
   readonly readMaxBytes: number;
   readonly compressMinBytes: number;
-  readonly shutdownSignal: AbortSignal;
   readonly served: () => void;
   readonly contextValues: (
     peerAddress: string,
@@ -63,6 +67,7 @@ type Chain = (req: FastStreamRequest) => Promise<StreamResponse>;
 export function createServerStreams(
   methods: Iterable<ServerStreamMethod>,
   opt: ServerStreamOptions,
+  inProgress: CallsInProgress,
   readBody: ReadBody,
 ): (plan: StreamPlan, stream: http2.ServerHttp2Stream, headers: NodeRequestHeaders) => void {
   const chains = new Map<ServerStreamMethod, Chain>();
@@ -93,7 +98,7 @@ export function createServerStreams(
         headers["x-request-id"] as string | undefined,
       ),
       timeoutMs: plan.timeoutMs,
-      shutdownSignal: opt.shutdownSignal,
+      shutdown: inProgress,
       clientGone: () => stream.destroyed,
     });
     let finished = false;
