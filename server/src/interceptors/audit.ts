@@ -102,7 +102,8 @@ export function createAuditInterceptor(audit: AuditLog): Interceptor {
       throw err;
     }
     if (!res.stream) {
-      if (!inWrite?.written) {
+      // A success is recorded only for the methods recorded whatever their outcome.
+      if (always && !inWrite?.written) {
         await write(undefined, false, taskIdOf(res.message), values.get(kAuditDetail));
       }
       return res;
