@@ -6,7 +6,13 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { StreamResponse } from "@connectrpc/connect";
-import { hookableStream, hookStream, keepError, mapStreamErrors } from "../src/interceptors/stream-errors.js";
+import {
+  forEachHooked,
+  hookableStream,
+  hookStream,
+  keepError,
+  mapStreamErrors,
+} from "../src/interceptors/stream-errors.js";
 
 async function* messages(n: number, failWith?: Error): AsyncGenerator<number> {
   for (let i = 0; i < n; i++) yield i;
@@ -118,5 +124,92 @@ describe("hookStream", () => {
   it("makes a hookable stream only once", () => {
     const once = hookableStream(messages(1));
     assert.equal(hookableStream(once), once);
+  });
+});
+
+describe("forEachHooked", () => {
+  /**
+   * Consumes three hooks' stream both ways, through forEachHooked on the hookable stream and with
+   * `for await` over it (the shared generator), and returns what each way saw.
+   */
+  async function bothWays(
+    source: () => AsyncGenerator<number>,
+    each: (m: number) => boolean,
+  ): Promise<{ direct: string[]; generator: string[] }> {
+    const run = async (direct: boolean) => {
+      const seen: string[] = [];
+      const stream = wrapThree(hookableStream(source()), seen);
+      const consume = async () => {
+        if (direct) await forEachHooked(stream, async (m) => each(m));
+        else {
+          for await (const m of stream) {
+            if (!each(m)) break;
+          }
+        }
+      };
+      try {
+        await consume();
+        seen.push("returned");
+      } catch (err) {
+        seen.push(`threw ${(err as Error).message}`);
+      }
+      return seen;
+    };
+    return { direct: await run(true), generator: await run(false) };
+  }
+
+  /** Messages from a source that records when it is closed. */
+  function closing(n: number, closed: string[], failWith?: Error) {
+    return async function* (): AsyncGenerator<number> {
+      try {
+        for (let i = 0; i < n; i++) yield i;
+        if (failWith) throw failWith;
+      } finally {
+        closed.push("closed");
+      }
+    };
+  }
+
+  it("ends cleanly as for await does", async () => {
+    const got: number[] = [];
+    const { direct, generator } = await bothWays(closing(3, []), (m) => {
+      got.push(m);
+      return true;
+    });
+    assert.deepEqual(direct, generator);
+    assert.deepEqual(direct, ["inner:ok", "middle:ok", "outer:ok", "returned"]);
+    assert.deepEqual(got, [0, 1, 2, 0, 1, 2]);
+  });
+
+  it("maps the source's error as for await does", async () => {
+    const { direct, generator } = await bothWays(closing(2, [], new Error("boom")), () => true);
+    assert.deepEqual(direct, generator);
+    assert.equal(direct.at(-1), "threw outer(middle(inner(boom)))");
+  });
+
+  it("closes the source, then tells every hook, when the consumer stops", async () => {
+    const closed: string[] = [];
+    const { direct, generator } = await bothWays(closing(10, closed), (m) => m < 1);
+    assert.deepEqual(direct, generator);
+    assert.deepEqual(direct, ["inner:aborted", "middle:aborted", "outer:aborted", "returned"]);
+    assert.deepEqual(closed, ["closed", "closed"]);
+  });
+
+  it("lets the consumer's own error through, the hooks hearing aborted", async () => {
+    const { direct, generator } = await bothWays(closing(10, []), (m) => {
+      if (m === 2) throw new Error("consumer");
+      return true;
+    });
+    assert.deepEqual(direct, generator);
+    assert.deepEqual(direct, ["inner:aborted", "middle:aborted", "outer:aborted", "threw consumer"]);
+  });
+
+  it("reads a stream that is not hookable with for await", async () => {
+    const got: number[] = [];
+    await forEachHooked(messages(3), (m) => {
+      got.push(m);
+      return m < 1;
+    });
+    assert.deepEqual(got, [0, 1]);
   });
 });

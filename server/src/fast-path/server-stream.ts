@@ -20,7 +20,7 @@ import {
   type StreamResponse,
 } from "@connectrpc/connect";
 import type { Compression } from "@connectrpc/connect/protocol";
-import { hookableStream } from "../interceptors/stream-errors.js";
+import { forEachHooked, hookableStream } from "../interceptors/stream-errors.js";
 import {
   CallContext,
   type CallsInProgress,
@@ -170,14 +170,15 @@ async function respond(
     const res = await response;
     ctx.settleRequestHeaders();
     adoptResponseHeader(res, ctx);
-    for await (const m of res.message) {
+    await forEachHooked(res.message, async (m) => {
       const msg = isMessage(m, output) ? m : create(output as DescMessage, m as never);
       const bytes = serializer.serialize(msg as MessageShape<DescMessage>);
       const frame = await envelopeOf(bytes, compression, compressMinBytes);
-      if (stream.destroyed || stream.closed) break;
+      if (stream.destroyed || stream.closed) return false;
       sendHeaders(true);
       if (!stream.write(frame)) await drained(stream);
-    }
+      return true;
+    });
     adoptResponseTrailer(res, ctx);
   } catch (e) {
     error =

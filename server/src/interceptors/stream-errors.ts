@@ -26,13 +26,85 @@ type Hooked<T> = AsyncIterable<T> & { [kHooks]?: StreamHook[] };
 /** Leaves an error as it is: for hooks that only want to learn how the stream ended. */
 export const keepError = (err: unknown): unknown => err;
 
+/**
+ * A stream made hookable before any interceptor saw it. Iterating it runs the shared generator;
+ * a server that drives the stream itself runs the hooks without that generator (forEachHooked).
+ */
+class HookableStream<T> implements AsyncIterable<T> {
+  readonly [kHooks]: StreamHook[] = [];
+
+  constructor(readonly source: AsyncIterable<T>) {}
+
+  [Symbol.asyncIterator](): AsyncIterator<T> {
+    return hooked(this.source, this[kHooks])[Symbol.asyncIterator]();
+  }
+}
+
 /** `source` in the shared wrapper, with no hooks yet. */
 export function hookableStream<T>(source: AsyncIterable<T>): AsyncIterable<T> {
   if ((source as Hooked<T>)[kHooks]) return source;
-  const hooks: StreamHook[] = [];
-  const wrapped: Hooked<T> = hooked(source, hooks);
-  wrapped[kHooks] = hooks;
-  return wrapped;
+  return new HookableStream(source);
+}
+
+/**
+ * Consumes `stream`, calling `each` with every message until it returns false, exactly as
+ * `for await` over it would: with the same hooks run at the same points. A stream made by
+ * hookableStream is read straight from its source, so an open stream holds one suspended
+ * generator fewer (and each message passes through one fewer).
+ */
+export async function forEachHooked<T>(
+  stream: AsyncIterable<T>,
+  each: (message: T) => boolean | Promise<boolean>,
+): Promise<void> {
+  if (!(stream instanceof HookableStream)) {
+    for await (const m of stream) {
+      if (!(await each(m))) break;
+    }
+    return;
+  }
+  const hooks: readonly StreamHook[] = stream[kHooks];
+  const it = (stream.source as AsyncIterable<T>)[Symbol.asyncIterator]();
+  // As the shared generator: the source's errors are mapped and told; a consumer that stops
+  // (false from `each`, or a throw in it) closes the source, then every hook hears `aborted`.
+  let settled = false;
+  try {
+    for (;;) {
+      let r: IteratorResult<T>;
+      try {
+        r = await it.next();
+      } catch (err) {
+        settled = true;
+        throw endWithError(hooks, err);
+      }
+      if (r.done) {
+        settled = true;
+        for (const h of hooks) h.onEnd?.(undefined, false);
+        return;
+      }
+      if (!(await each(r.value))) break;
+    }
+  } finally {
+    if (!settled) {
+      try {
+        await it.return?.();
+      } catch (err) {
+        settled = true;
+        // biome-ignore lint/correctness/noUnsafeFinally: the generator would throw this too
+        throw endWithError(hooks, err);
+      }
+      for (const h of hooks) h.onEnd?.(undefined, true);
+    }
+  }
+}
+
+/** Maps `err` through every hook in turn, telling each; returns the last mapping. */
+function endWithError(hooks: readonly StreamHook[], err: unknown): unknown {
+  let mapped = err;
+  for (const h of hooks) {
+    mapped = h.map(mapped);
+    h.onEnd?.(mapped, false);
+  }
+  return mapped;
 }
 
 /**
@@ -71,13 +143,8 @@ async function* hooked<T>(source: AsyncIterable<T>, hooks: readonly StreamHook[]
     settled = true;
     for (const h of hooks) h.onEnd?.(undefined, false);
   } catch (err) {
-    let mapped = err;
     settled = true;
-    for (const h of hooks) {
-      mapped = h.map(mapped);
-      h.onEnd?.(mapped, false);
-    }
-    throw mapped;
+    throw endWithError(hooks, err);
   } finally {
     if (!settled) {
       for (const h of hooks) h.onEnd?.(undefined, true);
