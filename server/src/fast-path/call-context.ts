@@ -270,6 +270,9 @@ export class CallsInProgress {
   }
 }
 
+/** A listener that does nothing: for a stream's "error" once its call is answered or abandoned. */
+export const ignore = (): void => {};
+
 /** `call` wrapped in `interceptors`, outermost first, as Connect's handler composes them. */
 export function withInterceptors<F>(interceptors: readonly Interceptor[], call: F): F {
   let next = call;

@@ -12,10 +12,8 @@ import type { DescMethodServerStreaming, DescMethodUnary, DescService } from "@b
 import type { ContextValues } from "@connectrpc/connect";
 import { type CallContext, copyInto } from "./call-context.js";
 
-/** A request as Connect's handler builds it (UnaryRequest or StreamRequest), reading its context. */
-export class CallRequest<M> {
-  readonly requestMethod = "POST";
-
+/** What a call's request and response both carry: what was called, the message, the context. */
+abstract class CallPart<M> {
   constructor(
     readonly stream: boolean,
     readonly service: DescService,
@@ -23,6 +21,11 @@ export class CallRequest<M> {
     readonly message: M,
     readonly context: CallContext,
   ) {}
+}
+
+/** A request as Connect's handler builds it (UnaryRequest or StreamRequest), reading its context. */
+export class CallRequest<M> extends CallPart<M> {
+  readonly requestMethod = "POST";
 
   get url(): string {
     return this.context.url;
@@ -42,15 +45,7 @@ export class CallRequest<M> {
 }
 
 /** A response (UnaryResponse or StreamResponse) whose headers and trailers are its context's. */
-export class CallResponse<M> {
-  constructor(
-    readonly stream: boolean,
-    readonly service: DescService,
-    readonly method: DescMethodUnary | DescMethodServerStreaming,
-    readonly message: M,
-    readonly context: CallContext,
-  ) {}
-
+export class CallResponse<M> extends CallPart<M> {
   get header(): Headers {
     return this.context.responseHeader;
   }

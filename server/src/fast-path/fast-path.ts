@@ -22,7 +22,13 @@ import {
 import { type Compression, compressionNegotiate } from "@connectrpc/connect/protocol";
 import { parseTimeout as parseConnectTimeout } from "@connectrpc/connect/protocol-connect";
 import { parseTimeout as parseGrpcTimeout } from "@connectrpc/connect/protocol-grpc";
-import { CallContext, CallsInProgress, type NodeRequestHeaders, withInterceptors } from "./call-context.js";
+import {
+  CallContext,
+  CallsInProgress,
+  ignore,
+  type NodeRequestHeaders,
+  withInterceptors,
+} from "./call-context.js";
 import { adoptResponseHeader, adoptResponseTrailer, CallRequest, CallResponse } from "./call-objects.js";
 import { createServerStreams, type StreamPlan } from "./server-stream.js";
 import type { ServerStreamMethod, UnaryMethod } from "./unary-methods.js";
@@ -264,6 +270,8 @@ export function createFastPath(opt: FastPathOptions): FastPath {
         headers,
         peer: () => stream.session?.socket?.remoteAddress ?? "",
         clientGone: () => stream.destroyed,
+        // "close" and "wantTrailers" fire once; `on` spares the state object and bound function
+        // `once` makes for every call.
         onClose: (l) => stream.on("close", l),
         write: (answer) => writeHttp2(stream, answer),
       });
@@ -375,12 +383,6 @@ function readBody(
   source.on("data", onData);
   source.on("end", onEnd);
 }
-
-/**
- * Stream and response events that fire once ("close", "wantTrailers") are listened to with `on`:
- * `once` wraps every listener in a state object and a bound function, for every call.
- */
-const ignore = (): void => {};
 
 let dateValue = "";
 let dateSecond = 0;

@@ -24,6 +24,7 @@ import { forEachHooked, hookableStream } from "../interceptors/stream-errors.js"
 import {
   CallContext,
   type CallsInProgress,
+  ignore,
   type NodeRequestHeaders,
   withInterceptors,
 } from "./call-context.js";
@@ -133,8 +134,6 @@ async function* requestMessage(
   const parser = entry.serialization.getI(true);
   yield unaryEnvelopeMessage(b, readMaxBytes, false, (m) => parser.parse(m), "server-streaming");
 }
-
-const ignore = (): void => {};
 
 /** The one message of a server-streaming request (the body holds exactly one). */
 async function single<T>(messages: AsyncIterable<T>): Promise<T> {
