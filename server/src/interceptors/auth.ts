@@ -14,6 +14,7 @@ import type { RateLimiter } from "../auth/rate-limiter.js";
 import { allScopes, requirementOf, type Scope } from "../auth/scopes.js";
 import { kClaimedKeyId, kPeerAddress, kPrincipal } from "../context-keys.js";
 import { PermissionDeniedError, UnauthenticatedError } from "../domain/errors.js";
+import { rpcNameOf } from "./rpc-name.js";
 
 const openPrincipal: Principal = {
   name: "open",
@@ -41,7 +42,7 @@ export function createAuthInterceptor(
   return (next) => async (req) => {
     const need = requirementOf(req.service.typeName, req.method);
     if (!need) {
-      throw new PermissionDeniedError(`${req.service.typeName}/${req.method.name} is not open to any caller`);
+      throw new PermissionDeniedError(`${rpcNameOf(req.method)} is not open to any caller`);
     }
     if (need.kind === "public") return next(req);
     if (!policy.enabled) {

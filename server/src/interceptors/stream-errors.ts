@@ -78,7 +78,7 @@ export async function forEachHooked<T>(
       }
       if (r.done) {
         settled = true;
-        for (const h of hooks) h.onEnd?.(undefined, false);
+        tellEnd(hooks, false);
         return;
       }
       if (!(await each(r.value))) break;
@@ -92,9 +92,14 @@ export async function forEachHooked<T>(
         // biome-ignore lint/correctness/noUnsafeFinally: the generator would throw this too
         throw endWithError(hooks, err);
       }
-      for (const h of hooks) h.onEnd?.(undefined, true);
+      tellEnd(hooks, true);
     }
   }
+}
+
+/** Tells every hook the stream ended without an error: after its last message, or `aborted`. */
+function tellEnd(hooks: readonly StreamHook[], aborted: boolean): void {
+  for (const h of hooks) h.onEnd?.(undefined, aborted);
 }
 
 /** Maps `err` through every hook in turn, telling each; returns the last mapping. */
@@ -141,13 +146,13 @@ async function* hooked<T>(source: AsyncIterable<T>, hooks: readonly StreamHook[]
   try {
     yield* source;
     settled = true;
-    for (const h of hooks) h.onEnd?.(undefined, false);
+    tellEnd(hooks, false);
   } catch (err) {
     settled = true;
     throw endWithError(hooks, err);
   } finally {
     if (!settled) {
-      for (const h of hooks) h.onEnd?.(undefined, true);
+      tellEnd(hooks, true);
     }
   }
 }
