@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { SpageAPI } from "../../gen/spage/api/tasks_pb.js";
 import { CallValues } from "../src/call-values.js";
 import { CallContext, CallsInProgress, type NodeRequestHeaders } from "../src/fast-path/call-context.js";
@@ -109,5 +110,65 @@ describe("CallContext signal and shutdown", () => {
     assert.equal(signal.aborted, true);
     ctx.end();
     assert.equal(inProgress.size, 0);
+  });
+
+  it("ends the call's listeners once, with why, without making its signal", async () => {
+    const controller = new AbortController();
+    const inProgress = new CallsInProgress(controller.signal);
+    const heard = (ctx: CallContext) => {
+      const reasons: unknown[] = [];
+      ctx.whenAborted((r) => reasons.push(r));
+      return reasons;
+    };
+    // Shutdown.
+    const shut = context(undefined, inProgress);
+    const shutHeard = heard(shut);
+    assert.equal(inProgress.size, 1, "a listener puts the call among those the shutdown aborts");
+    const reason = new Error("shutting down");
+    controller.abort(reason);
+    assert.deepEqual(shutHeard, [reason]);
+    shut.end();
+    assert.deepEqual(shutHeard, [reason], "told once");
+    // Client gone, then ended.
+    const gone = context(undefined, new CallsInProgress(new AbortController().signal));
+    const goneHeard = heard(gone);
+    gone.clientGone();
+    gone.end();
+    assert.equal(goneHeard.length, 1);
+    assert.ok(goneHeard[0] instanceof ConnectError && goneHeard[0].code === Code.Canceled);
+    // Ended with no reason.
+    const ended = context();
+    const endedHeard = heard(ended);
+    ended.end();
+    assert.deepEqual(endedHeard, [undefined]);
+    assert.deepEqual(heard(ended), [undefined], "a listener added after the end hears at once");
+    // The deadline.
+    const late = context(1);
+    const deadline = await new Promise<unknown>((resolve) => late.whenAborted(resolve));
+    assert.ok(deadline instanceof ConnectError && deadline.code === Code.DeadlineExceeded);
+    // The signal made afterwards carries the same reason.
+    assert.equal(late.signal.aborted, true);
+    assert.equal(late.signal.reason, deadline);
+  });
+
+  it("tells a listener at once when the client is already gone", () => {
+    let gone = false;
+    const ctx = new CallContext({
+      service: SpageAPI,
+      method: SpageAPI.method.watchEvents,
+      protocolName: "grpc",
+      url: "http://127.0.0.1:1/spage.api.SpageAPI/WatchEvents",
+      nodeHeaders: nodeHeaders(),
+      values: new CallValues(),
+      timeoutMs: undefined,
+      shutdown: new CallsInProgress(new AbortController().signal),
+      clientGone: () => gone,
+    });
+    gone = true;
+    ctx.clientGone(); // nobody listens yet: nothing to tell
+    const reasons: unknown[] = [];
+    ctx.whenAborted((r) => reasons.push(r));
+    assert.equal(reasons.length, 1);
+    assert.ok(reasons[0] instanceof ConnectError && reasons[0].code === Code.Canceled);
   });
 });

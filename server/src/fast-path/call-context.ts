@@ -1,7 +1,8 @@
 /**
  * The per-call context of the fast path, built lazily: request headers, response headers and
- * trailers, and the abort signal exist only once something reads them. The signal, once made,
- * aborts like Connect's: at the deadline, when the gateway shuts down, or when the client goes away.
+ * trailers, and the abort signal exist only once something reads them. Once something listens (the
+ * signal, or whenAborted), the call aborts like Connect's: at the deadline, when the gateway shuts
+ * down, when the client goes away, and at its end.
  */
 import type { DescMethodServerStreaming, DescMethodUnary, DescService } from "@bufbuild/protobuf";
 import {
@@ -11,6 +12,7 @@ import {
   type HandlerContext,
   type Interceptor,
 } from "@connectrpc/connect";
+import type { AbortNotifier } from "../call-abort.js";
 
 /** Request headers as Node parsed them (lowercase names). */
 export type NodeRequestHeaders = Readonly<Record<string, string | string[] | undefined>>;
@@ -120,7 +122,7 @@ export class NodeHeaderView implements Headers {
 }
 
 /** A HandlerContext whose parts are made on first use. */
-export class CallContext implements HandlerContext {
+export class CallContext implements HandlerContext, AbortNotifier {
   readonly service: DescService;
   readonly method: DescMethodUnary | DescMethodServerStreaming;
   readonly requestMethod = "POST";
@@ -132,6 +134,11 @@ export class CallContext implements HandlerContext {
   private readonly isClientGone: () => boolean;
   private readonly deadline: number | undefined;
   private controller: AbortController | undefined;
+  private abortListeners: ((reason: unknown) => void) | ((reason: unknown) => void)[] | undefined;
+  /** Set once the call is aborted, with why. */
+  private abortState: { readonly reason: unknown } | undefined;
+  /** Whether anyone listens for the abort, so the shutdown and the deadline must abort it. */
+  private armed = false;
   private timer: NodeJS.Timeout | undefined;
   private reqHeader: Headers | undefined;
   private resHeader: Headers | undefined;
@@ -199,41 +206,83 @@ export class CallContext implements HandlerContext {
     if (this.controller) return this.controller.signal;
     const controller = new AbortController();
     this.controller = controller;
-    if (this.ended) {
-      controller.abort();
-      return controller.signal;
-    }
-    const shutdown = this.shutdown.signal;
-    if (shutdown.aborted) controller.abort(shutdown.reason);
-    else this.shutdown.add(this);
-    if (this.deadline !== undefined && !controller.signal.aborted) {
-      const left = this.deadline - Date.now();
-      const expire = () =>
-        controller.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded));
-      if (left <= 0) expire();
-      else this.timer = setTimeout(expire, left);
-    }
-    if (this.isClientGone() && !controller.signal.aborted) this.clientGone();
+    if (this.abortState) controller.abort(this.abortState.reason);
+    else this.arm();
     return controller.signal;
   }
 
-  /** The client went away: abort the signal, if anyone holds it. */
-  clientGone(): void {
-    this.controller?.abort(new ConnectError("operation was aborted", Code.Canceled));
+  /**
+   * Calls `listener` once when the call is aborted, as its signal would be, without making the
+   * signal: an open stream that only needs to hear the abort holds no EventTarget.
+   */
+  whenAborted(listener: (reason: unknown) => void): void {
+    if (this.abortState) {
+      listener(this.abortState.reason);
+      return;
+    }
+    if (!this.abortListeners) this.abortListeners = listener;
+    else if (Array.isArray(this.abortListeners)) this.abortListeners.push(listener);
+    else this.abortListeners = [this.abortListeners, listener];
+    this.arm();
   }
 
-  /** The call is over: stop the deadline timer and the shutdown listener, abort the signal. */
+  /**
+   * Once someone listens (the signal or whenAborted): abort on shutdown, at the deadline, and now
+   * if the call already ended or the client is already gone.
+   */
+  private arm(): void {
+    if (this.armed || this.abortState) return;
+    this.armed = true;
+    if (this.ended) {
+      this.abort(undefined);
+      return;
+    }
+    const shutdown = this.shutdown.signal;
+    if (shutdown.aborted) {
+      this.abort(shutdown.reason);
+      return;
+    }
+    this.shutdown.add(this);
+    if (this.deadline !== undefined) {
+      const left = this.deadline - Date.now();
+      if (left <= 0) this.expire();
+      else this.timer = setTimeout(() => this.expire(), left);
+    }
+    if (!this.abortState && this.isClientGone()) this.clientGone();
+  }
+
+  private expire(): void {
+    this.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded));
+  }
+
+  /** Aborts the call once, telling the signal (if made) and every listener. */
+  private abort(reason: unknown): void {
+    if (this.abortState) return;
+    this.abortState = { reason };
+    if (this.timer) clearTimeout(this.timer);
+    if (this.armed) this.shutdown.delete(this);
+    this.controller?.abort(reason);
+    const listeners = this.abortListeners;
+    this.abortListeners = undefined;
+    if (typeof listeners === "function") listeners(reason);
+    else if (listeners) for (const l of listeners) l(reason);
+  }
+
+  /** The client went away: abort the call, if anyone listens. */
+  clientGone(): void {
+    if (this.armed) this.abort(new ConnectError("operation was aborted", Code.Canceled));
+  }
+
+  /** The call is over: stop the deadline timer and the shutdown listener, abort the call. */
   end(reason?: unknown): void {
     if (this.ended) return;
     this.ended = true;
-    if (this.timer) clearTimeout(this.timer);
-    if (this.controller) this.shutdown.delete(this);
-    this.controller?.abort(reason);
+    if (this.armed) this.abort(reason);
   }
 
-  /** The gateway is shutting down: abort the signal with the shutdown's reason. */
+  /** The gateway is shutting down: abort the call with the shutdown's reason. */
   shutDown(): void {
-    this.controller?.abort(this.shutdown.signal.reason);
+    this.abort(this.shutdown.signal.reason);
   }
 }
 

@@ -39,6 +39,11 @@ export class CallRequest<M> extends CallPart<M> {
     return this.context.signal;
   }
 
+  /** As the context's: hears the call's abort without making its signal (call-abort.ts). */
+  whenAborted(listener: (reason: unknown) => void): void {
+    this.context.whenAborted(listener);
+  }
+
   get header(): Headers {
     return this.context.requestHeader;
   }

@@ -9,6 +9,7 @@ import type { AccessPolicy } from "../auth/access-policy.js";
 import type { Principal } from "../auth/principal.js";
 import type { RateLimiter, StreamCounter } from "../auth/rate-limiter.js";
 import { requirementOf, type Scope } from "../auth/scopes.js";
+import { whenAborted } from "../call-abort.js";
 import { kPeerAddress, kPrincipal } from "../context-keys.js";
 import { ResourceExhaustedError } from "../domain/errors.js";
 import { hookStream, keepError } from "./stream-errors.js";
@@ -60,7 +61,7 @@ export function createRateLimitInterceptor(
       }
     };
     // Also on the call's end: a response stream that is never iterated never runs its finally.
-    req.signal.addEventListener("abort", release, { once: true });
+    whenAborted(req, release);
     try {
       const res = await next(req);
       if (!res.stream) {
