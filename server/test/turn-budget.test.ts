@@ -52,4 +52,18 @@ describe("turn budget", () => {
     assert.equal(sendable(budget, 1), 1);
     assert.equal(budget.checkpoint(), undefined, "a used-up share does not hold up a page read");
   });
+
+  it("lets a stream the turn's time cut off before it sent anything go first in the next turn", async () => {
+    // `busy` used its share of messages; `starved` found the turn's time already used up.
+    const busy = new TurnBudget({ bytes: Number.POSITIVE_INFINITY, messages: 1, sliceMs: noSlice });
+    const starved = new TurnBudget({ bytes: Number.POSITIVE_INFINITY, messages: 100, sliceMs: -1 });
+    assert.equal(sendable(busy, 1), 1);
+    const order: string[] = [];
+    const waits = [
+      (busy.spend(1) as Promise<void>).then(() => order.push("busy")),
+      (starved.spend(1) as Promise<void>).then(() => order.push("starved")),
+    ];
+    await Promise.all(waits);
+    assert.deepEqual(order, ["starved", "busy"], "it waited later, and resumes first");
+  });
 });

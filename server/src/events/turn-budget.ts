@@ -15,28 +15,38 @@
  */
 
 let nextTurnPromise: Promise<void> | undefined;
+/** Resolved just before nextTurnPromise: the streams the time slice cut off before they sent. */
+let firstInNextTurn: Promise<void> | undefined;
 let turnCount = 0;
 let turnStartedAt = 0;
 
 /**
  * Resolves in the check phase of the event loop (setImmediate), after Node has written the HTTP/2
  * data queued in this turn. One promise is shared by every caller in the same turn, and streams
- * resume in the order they started waiting.
+ * resume in the order they started waiting; with `first`, before every stream that waits without
+ * it.
  */
-export function nextTurn(): Promise<void> {
+export function nextTurn(first = false): Promise<void> {
   if (!nextTurnPromise) {
     // The first caller in a turn starts its clock (or the check phase below, when streams resume).
     turnStartedAt = performance.now();
+    let resolveFirst: () => void = () => {};
+    firstInNextTurn = new Promise((resolve) => {
+      resolveFirst = resolve;
+    });
     nextTurnPromise = new Promise((resolve) =>
       setImmediate(() => {
         nextTurnPromise = undefined;
+        firstInNextTurn = undefined;
         turnCount++;
         turnStartedAt = performance.now();
+        // Reactions run in the order their promises resolve: the cut-off streams go first.
+        resolveFirst();
         resolve();
       }),
     );
   }
-  return nextTurnPromise;
+  return first ? (firstInNextTurn as Promise<void>) : nextTurnPromise;
 }
 
 /** What one stream may send per turn, and how long a turn may last, before streams wait. */
@@ -76,13 +86,8 @@ export class TurnBudget {
    */
   spend(bytes: number): Promise<void> | undefined {
     const wait = this.startOrContinueTurn();
-    if (
-      this.messages >= this.limits.messages ||
-      this.bytes >= this.limits.bytes ||
-      performance.now() - turnStartedAt > this.limits.sliceMs
-    ) {
-      return wait;
-    }
+    if (this.messages >= this.limits.messages || this.bytes >= this.limits.bytes) return wait;
+    if (performance.now() - turnStartedAt > this.limits.sliceMs) return this.cutOff(wait);
     this.bytes += bytes;
     this.messages++;
     return undefined;
@@ -95,7 +100,16 @@ export class TurnBudget {
    */
   checkpoint(): Promise<void> | undefined {
     const wait = this.startOrContinueTurn();
-    return performance.now() - turnStartedAt > this.limits.sliceMs ? wait : undefined;
+    return performance.now() - turnStartedAt > this.limits.sliceMs ? this.cutOff(wait) : undefined;
+  }
+
+  /**
+   * The turn's time is up. A stream that sent nothing in it goes first in the next turn: streams
+   * that send their share without pausing would otherwise use up every turn's time in the same
+   * order, and the ones after them would never get a say.
+   */
+  private cutOff(wait: Promise<void>): Promise<void> {
+    return this.messages === 0 ? nextTurn(true) : wait;
   }
 
   /** Resets the stream's share in a new turn; returns the next turn (scheduling it if needed). */
