@@ -12,7 +12,9 @@ import {
   hookStream,
   keepError,
   mapStreamErrors,
+  pushHooked,
 } from "../src/interceptors/stream-errors.js";
+import { kPushTo, type Pushable, type PushSink } from "../src/push-stream.js";
 
 async function* messages(n: number, failWith?: Error): AsyncGenerator<number> {
   for (let i = 0; i < n; i++) yield i;
@@ -127,24 +129,33 @@ describe("hookStream", () => {
   });
 });
 
-describe("forEachHooked", () => {
+describe("forEachHooked and pushHooked", () => {
   /**
-   * Consumes three hooks' stream both ways, through forEachHooked on the hookable stream and with
-   * `for await` over it (the shared generator), and returns what each way saw.
+   * Consumes three hooks' stream three ways: through forEachHooked on the hookable stream, with
+   * `for await` over it (the shared generator), and pushed into a sink through pushHooked; returns
+   * what each way saw.
    */
   async function bothWays(
-    source: () => AsyncGenerator<number>,
+    source: () => AsyncIterable<number>,
     each: (m: number) => boolean,
-  ): Promise<{ direct: string[]; generator: string[] }> {
-    const run = async (direct: boolean) => {
+  ): Promise<{ direct: string[]; generator: string[]; pushed: string[] }> {
+    const run = async (how: "direct" | "generator" | "pushed") => {
       const seen: string[] = [];
       const stream = wrapThree(hookableStream(source()), seen);
       const consume = async () => {
-        if (direct) await forEachHooked(stream, async (m) => each(m));
-        else {
+        if (how === "direct") await forEachHooked(stream, async (m) => each(m));
+        else if (how === "generator") {
           for await (const m of stream) {
             if (!each(m)) break;
           }
+        } else {
+          await new Promise<void>((resolve, reject) => {
+            const sink: PushSink<number> = {
+              push: (m) => (each(m) ? undefined : false),
+              end: (err) => (err === undefined ? resolve() : reject(err)),
+            };
+            assert.ok(pushHooked(stream, sink), "a pushable source is pushed");
+          });
         }
       };
       try {
@@ -155,53 +166,89 @@ describe("forEachHooked", () => {
       }
       return seen;
     };
-    return { direct: await run(true), generator: await run(false) };
+    return { direct: await run("direct"), generator: await run("generator"), pushed: await run("pushed") };
   }
 
-  /** Messages from a source that records when it is closed. */
+  /** Messages from a source that records when it is closed; pulled or pushed. */
   function closing(n: number, closed: string[], failWith?: Error) {
-    return async function* (): AsyncGenerator<number> {
-      try {
-        for (let i = 0; i < n; i++) yield i;
-        if (failWith) throw failWith;
-      } finally {
-        closed.push("closed");
-      }
-    };
+    return () => new ClosingSource(n, closed, failWith);
   }
+
+  class ClosingSource implements AsyncIterable<number>, Pushable<number> {
+    constructor(
+      private readonly n: number,
+      private readonly closed: string[],
+      private readonly failWith?: Error,
+    ) {}
+
+    async *[Symbol.asyncIterator](): AsyncGenerator<number> {
+      try {
+        for (let i = 0; i < this.n; i++) yield i;
+        if (this.failWith) throw this.failWith;
+      } finally {
+        this.closed.push("closed");
+      }
+    }
+
+    [kPushTo](sink: PushSink<number>): void {
+      void (async () => {
+        let error: Error | undefined;
+        let i = 0;
+        for (; i < this.n; i++) {
+          const r = sink.push(i);
+          if (r === false) break;
+          if (r) await r;
+        }
+        if (i === this.n) error = this.failWith;
+        this.closed.push("closed");
+        sink.end(error);
+      })();
+    }
+  }
+
+  const sameEveryWay = (seen: { direct: string[]; generator: string[]; pushed: string[] }) => {
+    assert.deepEqual(seen.direct, seen.generator);
+    assert.deepEqual(seen.pushed, seen.generator);
+  };
 
   it("ends cleanly as for await does", async () => {
     const got: number[] = [];
-    const { direct, generator } = await bothWays(closing(3, []), (m) => {
+    const seen = await bothWays(closing(3, []), (m) => {
       got.push(m);
       return true;
     });
-    assert.deepEqual(direct, generator);
-    assert.deepEqual(direct, ["inner:ok", "middle:ok", "outer:ok", "returned"]);
-    assert.deepEqual(got, [0, 1, 2, 0, 1, 2]);
+    sameEveryWay(seen);
+    assert.deepEqual(seen.direct, ["inner:ok", "middle:ok", "outer:ok", "returned"]);
+    assert.deepEqual(got, [0, 1, 2, 0, 1, 2, 0, 1, 2]);
   });
 
   it("maps the source's error as for await does", async () => {
-    const { direct, generator } = await bothWays(closing(2, [], new Error("boom")), () => true);
-    assert.deepEqual(direct, generator);
-    assert.equal(direct.at(-1), "threw outer(middle(inner(boom)))");
+    const seen = await bothWays(closing(2, [], new Error("boom")), () => true);
+    sameEveryWay(seen);
+    assert.equal(seen.direct.at(-1), "threw outer(middle(inner(boom)))");
   });
 
   it("closes the source, then tells every hook, when the consumer stops", async () => {
     const closed: string[] = [];
-    const { direct, generator } = await bothWays(closing(10, closed), (m) => m < 1);
-    assert.deepEqual(direct, generator);
-    assert.deepEqual(direct, ["inner:aborted", "middle:aborted", "outer:aborted", "returned"]);
-    assert.deepEqual(closed, ["closed", "closed"]);
+    const seen = await bothWays(closing(10, closed), (m) => m < 1);
+    sameEveryWay(seen);
+    assert.deepEqual(seen.direct, ["inner:aborted", "middle:aborted", "outer:aborted", "returned"]);
+    assert.deepEqual(closed, ["closed", "closed", "closed"]);
   });
 
   it("lets the consumer's own error through, the hooks hearing aborted", async () => {
-    const { direct, generator } = await bothWays(closing(10, []), (m) => {
+    const seen = await bothWays(closing(10, []), (m) => {
       if (m === 2) throw new Error("consumer");
       return true;
     });
-    assert.deepEqual(direct, generator);
-    assert.deepEqual(direct, ["inner:aborted", "middle:aborted", "outer:aborted", "threw consumer"]);
+    sameEveryWay(seen);
+    assert.deepEqual(seen.direct, ["inner:aborted", "middle:aborted", "outer:aborted", "threw consumer"]);
+  });
+
+  it("leaves a stream that cannot push to the caller", () => {
+    const sink: PushSink<number> = { push: () => undefined, end: () => {} };
+    assert.equal(pushHooked(hookableStream(messages(1)), sink), false);
+    assert.equal(pushHooked(messages(1), sink), false);
   });
 
   it("reads a stream that is not hookable with for await", async () => {

@@ -9,7 +9,11 @@ import { DomainError } from "../domain/errors.js";
 
 /** The signal's reason when it is a ConnectError or a domain error, otherwise Canceled. */
 export function abortReason(signal: AbortSignal): Error {
-  const reason: unknown = signal.reason;
+  return abortError(signal.reason);
+}
+
+/** An abort's reason when it is a ConnectError or a domain error, otherwise Canceled. */
+export function abortError(reason: unknown): Error {
   if (reason instanceof ConnectError || reason instanceof DomainError) return reason;
   return new ConnectError("the client went away", Code.Canceled, undefined, undefined, reason);
 }

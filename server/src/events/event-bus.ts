@@ -15,9 +15,9 @@ export interface EventFilter {
 }
 
 /**
- * A live subscription. Read it with `take()` until it returns undefined, then `wait()` for more; an
- * explicit queue rather than an async iterator, so draining a backlog costs no promise per event and
- * an idle subscription holds no suspended generator.
+ * A live subscription. Read it with `take()` until it returns undefined, then ask `onReady` to be
+ * called back when there is more; an explicit queue rather than an async iterator, so draining a
+ * backlog costs no promise per event and an idle subscription holds no suspended generator.
  */
 export interface Subscription {
   /**
@@ -25,9 +25,12 @@ export interface Subscription {
    * come). Once the queue is drained, throws why the subscription failed (fell behind, shutdown).
    */
   take(): Event | undefined;
-  /** Resolves when an event is queued, or the subscription fails or closes. */
-  wait(): Promise<void>;
-  /** Whether it was closed (by `close()` or its signal); a closed subscription gets no more events. */
+  /**
+   * Calls `callback` once, in a microtask, when an event is queued or the subscription fails or
+   * closes (soon, if one of these already happened). Replaces the callback asked for before.
+   */
+  onReady(callback: () => void): void;
+  /** Whether it was closed by `close()`; a closed subscription gets no more events. */
   readonly closed: boolean;
   close(): void;
 }
@@ -37,7 +40,7 @@ export interface EventBus {
   /** Delivers committed events, in sequence order, to every matching subscriber. */
   publish(events: readonly Event[]): void;
   /** Starts receiving events published from now on. */
-  subscribe(filter: EventFilter, maxBuffered: number, signal?: AbortSignal): Subscription;
+  subscribe(filter: EventFilter, maxBuffered: number): Subscription;
   /**
    * Calls `listener` synchronously with every published batch (for in-process reactions such as
    * dispatch); returns a function that removes it. A listener must not throw or block.
@@ -116,11 +119,9 @@ class QueueSubscription implements Subscription {
     return undefined;
   }
 
-  wait(): Promise<void> {
-    if (this.head < this.queue.length || this.failure || this.ended) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      this.wake = resolve;
-    });
+  onReady(callback: () => void): void {
+    if (this.head < this.queue.length || this.failure || this.ended) queueMicrotask(callback);
+    else this.wake = callback;
   }
 
   private clear(): void {
@@ -131,7 +132,8 @@ class QueueSubscription implements Subscription {
   private notify(): void {
     const w = this.wake;
     this.wake = undefined;
-    w?.();
+    // In a microtask, as a promise would: the publisher's loop over subscribers is not held up.
+    if (w) queueMicrotask(w);
   }
 }
 
@@ -149,18 +151,9 @@ export function createEventBus(): EventBus {
         }
       }
     },
-    subscribe(filter, maxBuffered, signal) {
-      let onAbort: (() => void) | undefined;
-      const sub = new QueueSubscription(filter, maxBuffered, (s) => {
-        subs.delete(s);
-        if (onAbort) signal?.removeEventListener("abort", onAbort);
-      });
+    subscribe(filter, maxBuffered) {
+      const sub = new QueueSubscription(filter, maxBuffered, (s) => subs.delete(s));
       subs.add(sub);
-      if (signal?.aborted) sub.close();
-      else if (signal) {
-        onAbort = () => sub.close();
-        signal.addEventListener("abort", onAbort, { once: true });
-      }
       return sub;
     },
     listen(listener) {

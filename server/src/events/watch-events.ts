@@ -7,25 +7,36 @@
  * Every event goes through the stream's turn budget (turn-budget.ts), so a watcher with a backlog
  * sends a bounded share per event-loop turn and a hundred watchers opened at once all get their
  * first events early, instead of the first ones filling their write buffers before anything is sent.
+ *
+ * One implementation, WatchPump, pushes the events into a sink (push-stream.ts). Once caught up, a
+ * watcher is data only: its subscription, whose wake-up callback resumes the pump. The fast path
+ * lets it push straight into the HTTP/2 stream; Connect's handler pulls it through `watchEvents`, a
+ * generator over the same pump.
  */
 import type { Event } from "../../../gen/spage/core/common_pb.js";
+import { whenAborted } from "../call-abort.js";
+import { kPushTo, type Pushable, type PushSink } from "../push-stream.js";
 import type { TaskStore } from "../store/task-store.js";
-import { throwIfAborted } from "./abort-reason.js";
+import { abortError } from "./abort-reason.js";
 import type { EventBus, EventFilter, Subscription } from "./event-bus.js";
 import { approxEventBytes } from "./event-size.js";
 import { TurnBudget } from "./turn-budget.js";
 
-/** Options of one watch. */
-export interface WatchOptions {
+/** What to watch. */
+export interface WatchSetup {
   readonly afterSequence: bigint;
   readonly filter: EventFilter;
   /** Live events buffered for a slow watcher before it is ended with ResourceExhausted. */
   readonly maxBuffered: number;
   /** Most events read from the store per replay page. */
   readonly pageSize?: number;
-  readonly signal: AbortSignal;
   /** Called when the watch starts streaming; what it returns is called when the watch ends. */
   readonly opened?: () => () => void;
+}
+
+/** Options of one watch pulled as a generator: what to watch, and the call's signal. */
+export interface WatchOptions extends WatchSetup {
+  readonly signal: AbortSignal;
 }
 
 /**
@@ -41,61 +52,262 @@ const firstPageSize = 32;
  */
 const defaultPageSize = 128;
 
+/**
+ * The response stream of one WatchEvents call: pulled (`for await`) it runs `watchEvents` on the
+ * call's signal; pushed, it runs the pump without one, hearing the abort through the call itself.
+ */
+export class Watch implements AsyncIterable<Event>, Pushable<Event> {
+  constructor(
+    private readonly store: TaskStore,
+    private readonly bus: EventBus,
+    private readonly setup: WatchSetup,
+    private readonly call: { readonly signal: AbortSignal },
+  ) {}
+
+  [Symbol.asyncIterator](): AsyncIterator<Event> {
+    const opts = { ...this.setup, signal: this.call.signal };
+    return watchEvents(this.store, this.bus, opts)[Symbol.asyncIterator]();
+  }
+
+  [kPushTo](sink: PushSink<Event>): void {
+    const pump = new WatchPump(this.store, this.bus, this.setup, sink);
+    pump.start((listener) => whenAborted(this.call, listener));
+  }
+}
+
 /** Streams events for one watcher until `signal` aborts or the subscriber falls behind. */
 export async function* watchEvents(
   store: TaskStore,
   bus: EventBus,
   opts: WatchOptions,
 ): AsyncGenerator<Event> {
-  const maxPage = opts.pageSize ?? defaultPageSize;
-  let page = Math.min(firstPageSize, maxPage);
-  let last = opts.afterSequence;
-  const budget = new TurnBudget();
-  let sub: Subscription | undefined;
-  const closed = opts.opened?.();
+  const sink = new PullSink();
+  const pump = new WatchPump(store, bus, opts, sink);
+  const signal = opts.signal;
+  pump.start((listener) => {
+    if (signal.aborted) listener(signal.reason);
+    else signal.addEventListener("abort", () => listener(signal.reason), { once: true });
+  });
   try {
-    // Two replay rounds, written out here rather than as a nested generator, which would cost a
-    // promise per replayed event: the second round, after subscribing, reads what was committed
-    // during the first.
-    for (let round = 0; round < 2; round++) {
-      if (round === 1) sub = bus.subscribe(opts.filter, opts.maxBuffered, opts.signal);
-      for (;;) {
-        for (let w = budget.checkpoint(); w; w = budget.checkpoint()) await w;
-        const rows = await store.readEvents({
-          afterSequence: last,
-          taskId: opts.filter.taskId,
-          types: opts.filter.types,
-          limit: page,
-        });
-        for (const ev of rows) {
-          const bytes = approxEventBytes(ev);
-          for (let w = budget.spend(bytes); w; w = budget.spend(bytes)) await w;
-          last = ev.sequence;
-          yield ev;
-        }
-        if (rows.length < page || opts.signal.aborted) break;
-        page = Math.min(page * 2, maxPage);
-      }
-    }
-    const live = sub as Subscription; // subscribed in the second round
     for (;;) {
-      const ev = live.take();
-      if (ev === undefined) {
-        // The subscription ends quietly when the call is aborted; the call itself must still fail
-        // with the abort's reason (deadline exceeded, client gone, shutdown).
-        if (live.closed) break;
-        await live.wait();
-        continue;
-      }
-      if (ev.sequence <= last) continue;
-      const bytes = approxEventBytes(ev);
-      for (let w = budget.spend(bytes); w; w = budget.spend(bytes)) await w;
-      last = ev.sequence;
+      const ev = await sink.next();
+      if (ev === undefined) return;
       yield ev;
+      sink.taken();
     }
-    throwIfAborted(opts.signal);
   } finally {
-    sub?.close();
-    closed?.();
+    pump.stop();
+    sink.taken();
+  }
+}
+
+/** Hands a pump's events to a generator one at a time: the pump waits until each is taken. */
+class PullSink implements PushSink<Event> {
+  private pending: Event | undefined;
+  private ended: { readonly error: unknown } | undefined;
+  private wakeConsumer: (() => void) | undefined;
+  private resumePump: (() => void) | undefined;
+
+  push(ev: Event): Promise<void> {
+    this.pending = ev;
+    this.wake();
+    return new Promise((resolve) => {
+      this.resumePump = resolve;
+    });
+  }
+
+  end(error: unknown): void {
+    this.ended = { error };
+    this.wake();
+  }
+
+  /** The next event, or undefined once the watch ended cleanly; throws what it failed with. */
+  async next(): Promise<Event | undefined> {
+    if (this.pending === undefined && !this.ended) {
+      await new Promise<void>((resolve) => {
+        this.wakeConsumer = resolve;
+      });
+    }
+    const ev = this.pending;
+    if (ev !== undefined) {
+      this.pending = undefined;
+      return ev;
+    }
+    const error = this.ended?.error;
+    if (error !== undefined) throw error;
+    return undefined;
+  }
+
+  /** The consumer took the last event (or stopped): the pump may go on. */
+  taken(): void {
+    const resume = this.resumePump;
+    this.resumePump = undefined;
+    resume?.();
+  }
+
+  private wake(): void {
+    const w = this.wakeConsumer;
+    this.wakeConsumer = undefined;
+    w?.();
+  }
+}
+
+/**
+ * One watcher's replay-then-tail, pushing into a sink. The replay is an async loop (store reads may
+ * wait); the tail is not: it sends what is queued, then leaves a wake-up callback with the
+ * subscription and returns, so a caught-up watcher holds no suspended frame and no promise.
+ */
+class WatchPump {
+  private last: bigint;
+  private page: number;
+  private readonly maxPage: number;
+  private readonly budget = new TurnBudget();
+  private sub: Subscription | undefined;
+  private closed: (() => void) | undefined;
+  /** Why the call was aborted, once it was. */
+  private abortedWith: Error | undefined;
+  /** A live event taken from the queue that waits for the next turn's budget. */
+  private held: Event | undefined;
+  private stopped = false;
+  /** Waiting for the subscription, with nothing else to resume the pump. */
+  private idle = false;
+  private done = false;
+  private readonly resume = (): void => this.tail();
+
+  constructor(
+    private readonly store: TaskStore,
+    private readonly bus: EventBus,
+    private readonly setup: WatchSetup,
+    private readonly sink: PushSink<Event>,
+  ) {
+    this.last = setup.afterSequence;
+    this.maxPage = setup.pageSize ?? defaultPageSize;
+    this.page = Math.min(firstPageSize, this.maxPage);
+  }
+
+  /** Starts the watch; `onAbort` registers the listener the call's abort must reach. */
+  start(onAbort: (listener: (reason: unknown) => void) => void): void {
+    this.closed = this.setup.opened?.();
+    onAbort((reason) => this.aborted(reason));
+    void this.replay();
+  }
+
+  /** The consumer stopped: end the watch (at once when it waits for events, else when it resumes). */
+  stop(): void {
+    this.stopped = true;
+    if (this.idle) this.finish(undefined);
+  }
+
+  private aborted(reason: unknown): void {
+    if (this.done || this.abortedWith) return;
+    this.abortedWith = abortError(reason);
+    // The subscription ends quietly; the pump then ends the watch with the abort's reason.
+    this.sub?.close();
+  }
+
+  private async replay(): Promise<void> {
+    const { filter } = this.setup;
+    try {
+      // Two replay rounds: the second, after subscribing, reads what was committed during the first.
+      for (let round = 0; round < 2; round++) {
+        if (round === 1) {
+          this.sub = this.bus.subscribe(filter, this.setup.maxBuffered);
+          if (this.abortedWith) this.sub.close();
+        }
+        for (;;) {
+          for (let w = this.budget.checkpoint(); w; w = this.budget.checkpoint()) await w;
+          const rows = await this.store.readEvents({
+            afterSequence: this.last,
+            taskId: filter.taskId,
+            types: filter.types,
+            limit: this.page,
+          });
+          for (const ev of rows) {
+            const bytes = approxEventBytes(ev);
+            for (let w = this.budget.spend(bytes); w; w = this.budget.spend(bytes)) await w;
+            if (this.stopped) {
+              this.finish(undefined);
+              return;
+            }
+            this.last = ev.sequence;
+            const r = this.sink.push(ev);
+            if (r === false) {
+              this.finish(undefined);
+              return;
+            }
+            if (r) await r;
+            if (this.stopped) {
+              this.finish(undefined);
+              return;
+            }
+          }
+          if (rows.length < this.page || this.abortedWith) break;
+          this.page = Math.min(this.page * 2, this.maxPage);
+        }
+      }
+    } catch (err) {
+      this.finish(err);
+      return;
+    }
+    this.tail();
+  }
+
+  /** Sends queued live events while the turn's budget lasts; then waits, holding no frame. */
+  private tail(): void {
+    if (this.done) return;
+    this.idle = false;
+    const sub = this.sub as Subscription; // subscribed in the second replay round
+    for (;;) {
+      if (this.stopped) {
+        this.finish(undefined);
+        return;
+      }
+      let ev = this.held;
+      if (ev === undefined) {
+        try {
+          ev = sub.take();
+        } catch (err) {
+          this.finish(err);
+          return;
+        }
+        if (ev === undefined) {
+          // Closed quietly on abort: the call still fails with the abort's reason.
+          if (sub.closed) {
+            this.finish(this.abortedWith);
+            return;
+          }
+          this.idle = true;
+          sub.onReady(this.resume);
+          return;
+        }
+        if (ev.sequence <= this.last) continue;
+      }
+      const wait = this.budget.spend(approxEventBytes(ev));
+      if (wait) {
+        this.held = ev;
+        wait.then(this.resume);
+        return;
+      }
+      this.held = undefined;
+      this.last = ev.sequence;
+      const r = this.sink.push(ev);
+      if (r === false) {
+        this.finish(undefined);
+        return;
+      }
+      if (r) {
+        r.then(this.resume);
+        return;
+      }
+    }
+  }
+
+  private finish(error: unknown): void {
+    if (this.done) return;
+    this.done = true;
+    this.idle = false;
+    this.sub?.close();
+    this.closed?.();
+    this.sink.end(error);
   }
 }

@@ -3,8 +3,9 @@
  * node:http2 stream like the unary fast path: the project's interceptors and the implementation
  * registered in routes.ts, then each message the implementation yields is written as one envelope.
  * Connect's handler keeps about a dozen generators, promises and the compat layer's request and
- * response objects alive for every open stream; here an idle watcher holds its context, its
- * subscription and one generator chain.
+ * response objects alive for every open stream. Here a stream that can push (a watch) is handed the
+ * writer and pushes into it, so an idle watcher holds its context, the writer and the watch's state,
+ * and no suspended frame; any other stream is read with `for await`.
  *
  * The call runs in Connect's order: the interceptors run first and the request message is read
  * when the implementation takes it, so a refused call is refused whatever its body holds. Headers
@@ -20,7 +21,8 @@ import {
   type StreamResponse,
 } from "@connectrpc/connect";
 import type { Compression } from "@connectrpc/connect/protocol";
-import { forEachHooked, hookableStream } from "../interceptors/stream-errors.js";
+import { forEachHooked, hookableStream, pushHooked } from "../interceptors/stream-errors.js";
+import type { PushSink } from "../push-stream.js";
 import {
   CallContext,
   type CallsInProgress,
@@ -102,11 +104,9 @@ export function createServerStreams(
       shutdown: inProgress,
       clientGone: () => stream.destroyed,
     });
-    let finished = false;
     // "close" fires once; `on` spares the wrapper `once` makes (an open stream would hold it).
-    stream.on("close", () => {
-      if (!finished) ctx.clientGone();
-    });
+    // Once the call has ended, the context ignores it.
+    stream.on("close", () => ctx.clientGone());
     // The body is read while the interceptors run; the implementation waits for it.
     const body = new Promise<Uint8Array | ConnectError>((resolve) => readBody(stream, plan, resolve));
     const message = requestMessage(body, entry, opt.readMaxBytes);
@@ -117,9 +117,7 @@ export function createServerStreams(
       message,
       ctx,
     ) as unknown as FastStreamRequest;
-    void respond(plan, stream, ctx, (chains.get(entry) as Chain)(req), opt.compressMinBytes).then(() => {
-      finished = true;
-    });
+    void respond(plan, stream, ctx, (chains.get(entry) as Chain)(req), opt.compressMinBytes);
   };
 }
 
@@ -144,7 +142,11 @@ async function single<T>(messages: AsyncIterable<T>): Promise<T> {
   );
 }
 
-/** Writes the response stream's messages as they come, then the trailers. Never throws. */
+/**
+ * Writes the response stream's messages as they come, then the trailers. Never throws. A stream that
+ * can push (push-stream.ts) is handed the writer and the call returns: an idle watcher then holds the
+ * writer and its source's state, not this function's frame.
+ */
 async function respond(
   plan: StreamPlan,
   stream: http2.ServerHttp2Stream,
@@ -152,49 +154,100 @@ async function respond(
   response: Promise<StreamResponse>,
   compressMinBytes: number,
 ): Promise<void> {
-  const { entry, format, compression } = plan;
-  const serializer = entry.serialization.getO(true);
-  const output = entry.method.output;
-  let headersSent = false;
-  const sendHeaders = (trailers: boolean) => {
-    if (headersSent) return;
-    headersSent = true;
-    stream.respond(
-      { ...grpcHeaders(format, compression, ctx.responseHeaderIfSet), ":status": 200 },
-      { waitForTrailers: trailers },
-    );
-  };
-  let error: ConnectError | undefined;
+  const writer = new StreamWriter(plan, stream, ctx, compressMinBytes);
   try {
     const res = await response;
     ctx.settleRequestHeaders();
     adoptResponseHeader(res, ctx);
-    await forEachHooked(res.message, async (m) => {
-      const msg = isMessage(m, output) ? m : create(output as DescMessage, m as never);
-      const bytes = serializer.serialize(msg as MessageShape<DescMessage>);
-      const frame = await envelopeOf(bytes, compression, compressMinBytes);
-      if (stream.destroyed || stream.closed) return false;
-      sendHeaders(true);
-      if (!stream.write(frame)) await drained(stream);
-      return true;
+    writer.response = res;
+    if (pushHooked(res.message, writer)) return;
+    await forEachHooked(res.message, (m) => {
+      const r = writer.push(m);
+      return r === undefined || r === false ? r !== false : r.then(() => true);
     });
-    adoptResponseTrailer(res, ctx);
   } catch (e) {
-    error =
-      e instanceof ConnectError
-        ? e
-        : new ConnectError("internal error", Code.Internal, undefined, undefined, e);
-    ctx.end(error);
-  } finally {
-    ctx.end();
+    writer.end(e);
+    return;
   }
-  if (stream.destroyed || stream.closed) return;
-  const trailers = grpcTrailers(ctx.responseTrailerIfSet, error);
-  sendHeaders(true);
-  stream.on("wantTrailers", () => {
-    if (!stream.destroyed) stream.sendTrailers(trailers);
-  });
-  stream.end();
+  writer.end(undefined);
+}
+
+/**
+ * One stream call's answer: the headers with the first message (or with the trailers when none is
+ * sent), each message as an envelope, then the trailers with the call's outcome.
+ */
+class StreamWriter implements PushSink<unknown> {
+  /** The response the interceptors returned, once it came: its trailers are adopted at the end. */
+  response: StreamResponse | undefined;
+  private headersSent = false;
+  private compressFailure: { readonly error: unknown } | undefined;
+
+  constructor(
+    private readonly plan: StreamPlan,
+    private readonly stream: http2.ServerHttp2Stream,
+    private readonly ctx: CallContext,
+    private readonly compressMinBytes: number,
+  ) {}
+
+  push(m: unknown): Promise<void> | undefined | false {
+    if (this.compressFailure) throw this.compressFailure.error;
+    const { entry, compression } = this.plan;
+    const output = entry.method.output;
+    const msg = isMessage(m, output) ? m : create(output as DescMessage, m as never);
+    const bytes = entry.serialization.getO(true).serialize(msg as MessageShape<DescMessage>);
+    const frame = envelopeOf(bytes, compression, this.compressMinBytes);
+    if (frame instanceof Uint8Array) return this.write(frame);
+    // Never rejects: a failed compression fails the next message (or the end) instead.
+    return frame.then(
+      (f) => {
+        const r = this.write(f);
+        return r === false ? undefined : r;
+      },
+      (error: unknown) => {
+        this.compressFailure = { error };
+      },
+    );
+  }
+
+  private write(frame: Uint8Array): Promise<void> | undefined | false {
+    const stream = this.stream;
+    if (stream.destroyed || stream.closed) return false;
+    this.sendHeaders();
+    return stream.write(frame) ? undefined : drained(stream);
+  }
+
+  private sendHeaders(): void {
+    if (this.headersSent) return;
+    this.headersSent = true;
+    const { format, compression } = this.plan;
+    this.stream.respond(
+      { ...grpcHeaders(format, compression, this.ctx.responseHeaderIfSet), ":status": 200 },
+      { waitForTrailers: true },
+    );
+  }
+
+  end(e: unknown): void {
+    const { ctx, stream } = this;
+    const failure = e ?? this.compressFailure?.error;
+    let error: ConnectError | undefined;
+    if (failure !== undefined) {
+      error =
+        failure instanceof ConnectError
+          ? failure
+          : new ConnectError("internal error", Code.Internal, undefined, undefined, failure);
+      ctx.end(error);
+    } else if (this.response) {
+      adoptResponseTrailer(this.response, ctx);
+    }
+    ctx.end();
+    if (stream.destroyed || stream.closed) return;
+    const trailers = grpcTrailers(ctx.responseTrailerIfSet, error);
+    this.sendHeaders();
+    stream.on("wantTrailers", () => {
+      if (!stream.destroyed) stream.sendTrailers(trailers);
+    });
+    stream.end();
+  }
 }
 
 function drained(stream: http2.ServerHttp2Stream): Promise<void> {

@@ -13,6 +13,7 @@
  * `trailer` a copy would have to read, making them for every stream).
  */
 import type { StreamResponse } from "@connectrpc/connect";
+import { isPushable, type PushSink, pushTo } from "../push-stream.js";
 
 interface StreamHook {
   readonly map: (err: unknown) => unknown;
@@ -93,6 +94,60 @@ export async function forEachHooked<T>(
         throw endWithError(hooks, err);
       }
       tellEnd(hooks, true);
+    }
+  }
+}
+
+/**
+ * Pushes `stream` into `sink` when it is hookable and its source can push (push-stream.ts), with the
+ * hooks run at the points forEachHooked runs them; returns false, doing nothing, otherwise.
+ */
+export function pushHooked<T>(stream: AsyncIterable<T>, sink: PushSink<T>): boolean {
+  if (!(stream instanceof HookableStream)) return false;
+  const source = (stream as HookableStream<T>).source;
+  if (!isPushable(source)) return false;
+  pushTo(source, new HookedSink(stream[kHooks], sink));
+  return true;
+}
+
+/**
+ * A sink behind the hooks. As in forEachHooked: the source's error is mapped and told; a consumer
+ * that stops (false from `push`) or throws has the source closed, then every hook hears `aborted`,
+ * and the consumer's own error, if any, is what the call ends with.
+ */
+class HookedSink<T> implements PushSink<T> {
+  private stopped = false;
+  private consumerFailed = false;
+  private consumerError: unknown;
+
+  constructor(
+    private readonly hooks: readonly StreamHook[],
+    private readonly sink: PushSink<T>,
+  ) {}
+
+  push(message: T): Promise<void> | undefined | false {
+    if (this.stopped) return false;
+    try {
+      const r = this.sink.push(message);
+      if (r === false) this.stopped = true;
+      return r;
+    } catch (err) {
+      this.stopped = true;
+      this.consumerFailed = true;
+      this.consumerError = err;
+      return false;
+    }
+  }
+
+  end(error: unknown): void {
+    if (this.stopped) {
+      tellEnd(this.hooks, true);
+      this.sink.end(this.consumerFailed ? this.consumerError : undefined);
+    } else if (error === undefined) {
+      tellEnd(this.hooks, false);
+      this.sink.end(undefined);
+    } else {
+      this.sink.end(endWithError(this.hooks, error));
     }
   }
 }

@@ -4,7 +4,7 @@ import type { SpageAPI } from "../../../gen/spage/api/tasks_pb.js";
 import { kAuditInWrite } from "../context-keys.js";
 import { Violations } from "../domain/task-validation.js";
 import type { EventBus } from "../events/event-bus.js";
-import { watchEvents } from "../events/watch-events.js";
+import { Watch } from "../events/watch-events.js";
 import type { TaskStore } from "../store/task-store.js";
 import { type AccessServiceDeps, createAccessService } from "./access-service.js";
 import { type DaemonChannelDeps, handleDaemonStream } from "./daemon-channel.js";
@@ -89,8 +89,8 @@ export function createApiService(deps: ApiServiceDeps): ServiceImpl<typeof Spage
     async getMetrics() {
       return metrics.snapshot();
     },
-    // Not a generator itself: it validates, then hands back the watch's own generator, so an open
-    // stream holds one generator, not one delegating to another.
+    // Not a generator itself: it validates, then hands back the watch, which Connect's handler
+    // pulls and the fast path lets push (watch-events.ts).
     watchEvents(req, ctx) {
       const v = new Violations();
       if (req.types.length > maxWatchTypes)
@@ -98,16 +98,16 @@ export function createApiService(deps: ApiServiceDeps): ServiceImpl<typeof Spage
       if (req.types.some((t) => t === "" || t.length > 64))
         v.add("types", "each type must be 1 to 64 characters");
       v.throwIfAny();
-      return watchEvents(store, bus, {
+      const setup = {
         afterSequence: req.afterSequence,
         filter: {
           taskId: req.taskId || undefined,
           types: req.types.length > 0 ? new Set(req.types) : undefined,
         },
         maxBuffered: deps.watchBuffer,
-        signal: ctx.signal,
         opened: openWatchGauge,
-      });
+      };
+      return new Watch(store, bus, setup, ctx);
     },
   };
 }
