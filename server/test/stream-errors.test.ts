@@ -10,7 +10,6 @@ import {
   forEachHooked,
   hookableStream,
   hookStream,
-  keepError,
   mapStreamErrors,
   pushHooked,
 } from "../src/interceptors/stream-errors.js";
@@ -25,24 +24,20 @@ async function* messages(n: number, failWith?: Error): AsyncGenerator<number> {
 function wrapThree(source: AsyncIterable<number>, seen: string[]) {
   let s = source;
   for (const name of ["inner", "middle", "outer"]) {
-    s = mapStreamErrors(
-      s,
-      (err) => new Error(`${name}(${(err as Error).message})`),
-      (err, aborted) => {
+    s = mapStreamErrors(s, {
+      map: (err) => new Error(`${name}(${(err as Error).message})`),
+      onEnd: (err, aborted) => {
         seen.push(`${name}:${aborted ? "aborted" : err === undefined ? "ok" : (err as Error).message}`);
       },
-    );
+    });
   }
   return s;
 }
 
 describe("mapStreamErrors", () => {
   it("shares one wrapper between interceptors", () => {
-    const once = mapStreamErrors(messages(1), (e) => e);
-    assert.equal(
-      mapStreamErrors(once, (e) => e),
-      once,
-    );
+    const once = mapStreamErrors(messages(1), {});
+    assert.equal(mapStreamErrors(once, {}), once);
   });
 
   it("passes every message and tells each hook of a clean end, innermost first", async () => {
@@ -103,9 +98,9 @@ describe("hookStream", () => {
     const seen: string[] = [];
     let out = res;
     for (const name of ["inner", "outer"]) {
-      out = hookStream(out, keepError, (err, aborted) =>
-        seen.push(`${name}:${aborted || err ? "bad" : "ok"}`),
-      );
+      out = hookStream(out, {
+        onEnd: (err, aborted) => seen.push(`${name}:${aborted || err ? "bad" : "ok"}`),
+      });
     }
     assert.equal(out, res);
     assert.deepEqual(reads, { header: 0, trailer: 0 });
@@ -117,9 +112,9 @@ describe("hookStream", () => {
 
   it("copies a response whose stream is not hookable yet, once", () => {
     const { res, reads } = response(messages(1));
-    const first = hookStream(res, keepError);
+    const first = hookStream(res, {});
     assert.notEqual(first, res);
-    assert.equal(hookStream(first, keepError), first);
+    assert.equal(hookStream(first, {}), first);
     assert.deepEqual(reads, { header: 1, trailer: 1 });
   });
 

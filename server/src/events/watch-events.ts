@@ -70,8 +70,7 @@ export class Watch implements AsyncIterable<Event>, Pushable<Event> {
   }
 
   [kPushTo](sink: PushSink<Event>): void {
-    const pump = new WatchPump(this.store, this.bus, this.setup, sink);
-    pump.start((listener) => whenAborted(this.call, listener));
+    new WatchPump(this.store, this.bus, this.setup, sink).start(this.call);
   }
 }
 
@@ -83,11 +82,7 @@ export async function* watchEvents(
 ): AsyncGenerator<Event> {
   const sink = new PullSink();
   const pump = new WatchPump(store, bus, opts, sink);
-  const signal = opts.signal;
-  pump.start((listener) => {
-    if (signal.aborted) listener(signal.reason);
-    else signal.addEventListener("abort", () => listener(signal.reason), { once: true });
-  });
+  pump.start(opts);
   try {
     for (;;) {
       const ev = await sink.next();
@@ -185,10 +180,10 @@ class WatchPump {
     this.page = Math.min(firstPageSize, this.maxPage);
   }
 
-  /** Starts the watch; `onAbort` registers the listener the call's abort must reach. */
-  start(onAbort: (listener: (reason: unknown) => void) => void): void {
+  /** Starts the watch, hearing the abort of `call` (a request, a context, or the signal's holder). */
+  start(call: { readonly signal: AbortSignal }): void {
     this.closed = this.setup.opened?.();
-    onAbort((reason) => this.aborted(reason));
+    whenAborted(call, this);
     void this.replay();
   }
 
@@ -198,7 +193,8 @@ class WatchPump {
     if (this.idle) this.finish(undefined);
   }
 
-  private aborted(reason: unknown): void {
+  /** The call was aborted (its abort listener). */
+  aborted(reason: unknown): void {
     if (this.done || this.abortedWith) return;
     this.abortedWith = abortError(reason);
     // The subscription ends quietly; the pump then ends the watch with the abort's reason.

@@ -12,7 +12,7 @@ import {
   type HandlerContext,
   type Interceptor,
 } from "@connectrpc/connect";
-import type { AbortNotifier } from "../call-abort.js";
+import { type AbortListener, type AbortNotifier, tellAborted } from "../call-abort.js";
 
 /** Request headers as Node parsed them (lowercase names). */
 export type NodeRequestHeaders = Readonly<Record<string, string | string[] | undefined>>;
@@ -134,7 +134,7 @@ export class CallContext implements HandlerContext, AbortNotifier {
   private readonly isClientGone: () => boolean;
   private readonly deadline: number | undefined;
   private controller: AbortController | undefined;
-  private abortListeners: ((reason: unknown) => void) | ((reason: unknown) => void)[] | undefined;
+  private abortListeners: AbortListener | AbortListener[] | undefined;
   /** Set once the call is aborted, with why. */
   private abortState: { readonly reason: unknown } | undefined;
   /** Whether anyone listens for the abort, so the shutdown and the deadline must abort it. */
@@ -215,9 +215,9 @@ export class CallContext implements HandlerContext, AbortNotifier {
    * Calls `listener` once when the call is aborted, as its signal would be, without making the
    * signal: an open stream that only needs to hear the abort holds no EventTarget.
    */
-  whenAborted(listener: (reason: unknown) => void): void {
+  whenAborted(listener: AbortListener): void {
     if (this.abortState) {
-      listener(this.abortState.reason);
+      tellAborted(listener, this.abortState.reason);
       return;
     }
     if (!this.abortListeners) this.abortListeners = listener;
@@ -264,8 +264,8 @@ export class CallContext implements HandlerContext, AbortNotifier {
     this.controller?.abort(reason);
     const listeners = this.abortListeners;
     this.abortListeners = undefined;
-    if (typeof listeners === "function") listeners(reason);
-    else if (listeners) for (const l of listeners) l(reason);
+    if (Array.isArray(listeners)) for (const l of listeners) tellAborted(l, reason);
+    else if (listeners) tellAborted(listeners, reason);
   }
 
   /** The client went away: abort the call, if anyone listens. */

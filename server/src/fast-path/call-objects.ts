@@ -10,6 +10,7 @@
  */
 import type { DescMethodServerStreaming, DescMethodUnary, DescService } from "@bufbuild/protobuf";
 import type { ContextValues } from "@connectrpc/connect";
+import type { AbortListener } from "../call-abort.js";
 import { type CallContext, copyInto } from "./call-context.js";
 
 /** What a call's request and response both carry: what was called, the message, the context. */
@@ -40,7 +41,7 @@ export class CallRequest<M> extends CallPart<M> {
   }
 
   /** As the context's: hears the call's abort without making its signal (call-abort.ts). */
-  whenAborted(listener: (reason: unknown) => void): void {
+  whenAborted(listener: AbortListener): void {
     this.context.whenAborted(listener);
   }
 

@@ -5,7 +5,13 @@
  * the service passes it on, see AuditInWrite); a stream is recorded when it ends.
  * Place it outside error mapping, so it records the code the client sees.
  */
-import { ConnectError, type Interceptor } from "@connectrpc/connect";
+import {
+  ConnectError,
+  type ContextValues,
+  type Interceptor,
+  type StreamRequest,
+  type UnaryRequest,
+} from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { lockoutMessagePrefix } from "../auth/auth-failures.js";
 import {
@@ -18,9 +24,9 @@ import {
   kRequestId,
 } from "../context-keys.js";
 import { clip } from "../domain/task-validation.js";
-import { AuditInWrite, type AuditLog } from "../services/audit-log.js";
+import { type AuditDraft, AuditInWrite, type AuditLog } from "../services/audit-log.js";
 import { rpcNameOf } from "./rpc-name.js";
-import { hookStream, keepError } from "./stream-errors.js";
+import { hookStream, type StreamHook } from "./stream-errors.js";
 
 /** Methods recorded whatever their outcome. */
 export const auditedMethods: ReadonlySet<string> = new Set([
@@ -49,67 +55,88 @@ const taskIdOf = (msg: unknown): string => {
 /** Creates the audit interceptor. */
 export function createAuditInterceptor(audit: AuditLog): Interceptor {
   return (next) => async (req) => {
-    const method = rpcNameOf(req.method);
-    const always = auditedMethods.has(method);
-    const requestTask = req.stream ? "" : taskIdOf(req.message);
-    // The hooks below keep only the values: a stream's hook lives as long as the stream.
-    const values = req.contextValues;
-    const fieldsOf = (code: string, taskId: string, detail: string) => {
-      const principal = values.get(kPrincipal);
-      return {
-        principal: principal?.name ?? "unknown",
-        keyId: principal?.keyId || values.get(kClaimedKeyId),
-        clientAddress: values.get(kPeerAddress),
-        method,
-        taskId: requestTask || taskId,
-        code,
-        requestId: values.get(kRequestId),
-        detail,
-      };
-    };
-    const write = async (err: unknown, aborted: boolean, responseTask: string, detail: string) => {
-      const code = aborted
-        ? "canceled"
-        : err === undefined
-          ? "ok"
-          : codeToString(ConnectError.from(err).code);
-      const limitedAuth =
-        code === "resource_exhausted" && ConnectError.from(err).rawMessage.startsWith(lockoutMessagePrefix);
-      if (!always && !authOutcomes.has(code) && !limitedAuth) return;
-      try {
-        await audit.record(
-          fieldsOf(
-            code,
-            responseTask,
-            detail || (err === undefined ? "" : clip(ConnectError.from(err).rawMessage, 200)),
-          ),
-        );
-      } catch (e) {
-        values.get(kLog).error({ err: e, rpc: method }, "audit record not written");
-      }
-    };
+    const call = new AuditedCall(audit, req);
+    const values = call.values;
     // A unary call's success record may be committed by the store write that completes the call.
     const inWrite =
-      always && !req.stream
-        ? new AuditInWrite((taskId) => fieldsOf("ok", taskId, values.get(kAuditDetail)))
+      call.always && !req.stream
+        ? new AuditInWrite((taskId) => call.fields("ok", taskId, values.get(kAuditDetail)))
         : undefined;
     if (inWrite) values.set(kAuditInWrite, inWrite);
     let res: Awaited<ReturnType<typeof next>>;
     try {
       res = await next(req);
     } catch (err) {
-      await write(err, false, "", "");
+      await call.write(err, false, "", "");
       throw err;
     }
     if (!res.stream) {
       // A success is recorded only for the methods recorded whatever their outcome.
-      if (always && !inWrite?.written) {
-        await write(undefined, false, taskIdOf(res.message), values.get(kAuditDetail));
+      if (call.always && !inWrite?.written) {
+        await call.write(undefined, false, taskIdOf(res.message), values.get(kAuditDetail));
       }
       return res;
     }
-    return hookStream(res, keepError, (err, aborted) => {
-      void write(err, aborted, "", values.get(kAuditDetail));
-    });
+    return hookStream(res, call);
   };
+}
+
+/**
+ * One call's audit record. A stream's hook lives as long as the stream, so it keeps only the call's
+ * values, not its request.
+ */
+class AuditedCall implements StreamHook {
+  readonly method: string;
+  /** Whether the method is recorded whatever its outcome. */
+  readonly always: boolean;
+  readonly values: ContextValues;
+  private readonly requestTask: string;
+
+  constructor(
+    private readonly audit: AuditLog,
+    req: UnaryRequest | StreamRequest,
+  ) {
+    this.method = rpcNameOf(req.method);
+    this.always = auditedMethods.has(this.method);
+    this.requestTask = req.stream ? "" : taskIdOf(req.message);
+    this.values = req.contextValues;
+  }
+
+  fields(code: string, taskId: string, detail: string): AuditDraft {
+    const values = this.values;
+    const principal = values.get(kPrincipal);
+    return {
+      principal: principal?.name ?? "unknown",
+      keyId: principal?.keyId || values.get(kClaimedKeyId),
+      clientAddress: values.get(kPeerAddress),
+      method: this.method,
+      taskId: this.requestTask || taskId,
+      code,
+      requestId: values.get(kRequestId),
+      detail,
+    };
+  }
+
+  async write(err: unknown, aborted: boolean, responseTask: string, detail: string): Promise<void> {
+    const code = aborted ? "canceled" : err === undefined ? "ok" : codeToString(ConnectError.from(err).code);
+    const limitedAuth =
+      code === "resource_exhausted" && ConnectError.from(err).rawMessage.startsWith(lockoutMessagePrefix);
+    if (!this.always && !authOutcomes.has(code) && !limitedAuth) return;
+    try {
+      await this.audit.record(
+        this.fields(
+          code,
+          responseTask,
+          detail || (err === undefined ? "" : clip(ConnectError.from(err).rawMessage, 200)),
+        ),
+      );
+    } catch (e) {
+      this.values.get(kLog).error({ err: e, rpc: this.method }, "audit record not written");
+    }
+  }
+
+  /** A stream's end. */
+  onEnd(err: unknown, aborted: boolean): void {
+    void this.write(err, aborted, "", this.values.get(kAuditDetail));
+  }
 }

@@ -19,7 +19,7 @@ import {
   InvalidArgumentError,
   ResourceExhaustedError,
 } from "../domain/errors.js";
-import { hookStream } from "./stream-errors.js";
+import { hookStream, type StreamHook } from "./stream-errors.js";
 
 /** The RPC status code of each domain error kind. Kept in sync with the catalog by a test. */
 export const errorCodeOf: Readonly<Record<DomainErrorKind, Code>> = {
@@ -85,6 +85,9 @@ export function toConnectError(err: unknown): ConnectError {
   return new ConnectError("internal error", Code.Internal, undefined, undefined, err);
 }
 
+/** The stream hook of every call: one, shared. */
+const mapsToConnectError: StreamHook = { map: toConnectError };
+
 /** Interceptor that applies `toConnectError` to unary calls and to every streamed message. */
 export function createErrorMappingInterceptor(): Interceptor {
   return (next) => async (req) => {
@@ -93,7 +96,7 @@ export function createErrorMappingInterceptor(): Interceptor {
       if (!res.stream) {
         return res;
       }
-      return hookStream(res, toConnectError);
+      return hookStream(res, mapsToConnectError);
     } catch (err) {
       throw toConnectError(err);
     }

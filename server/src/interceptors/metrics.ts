@@ -5,13 +5,19 @@
 import { ConnectError, type Interceptor } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import type { GatewayMetrics } from "../services/gateway-metrics.js";
-import { createRpcEndInterceptor } from "./rpc-end.js";
+import { createRpcEndInterceptor, type RpcEnd } from "./rpc-end.js";
 
 /** Creates the counting interceptor; place it after logging so it sees mapped errors. */
 export function createMetricsInterceptor(metrics: GatewayMetrics): Interceptor {
-  const done = (err: unknown, aborted: boolean) => {
-    const code = aborted ? "canceled" : err === undefined ? "ok" : codeToString(ConnectError.from(err).code);
-    metrics.count(`rpc_${code}_total`);
+  const counted: RpcEnd = {
+    onEnd(err, aborted) {
+      const code = aborted
+        ? "canceled"
+        : err === undefined
+          ? "ok"
+          : codeToString(ConnectError.from(err).code);
+      metrics.count(`rpc_${code}_total`);
+    },
   };
-  return createRpcEndInterceptor(() => done);
+  return createRpcEndInterceptor(() => counted);
 }

@@ -12,7 +12,7 @@ import { requirementOf, type Scope } from "../auth/scopes.js";
 import { whenAborted } from "../call-abort.js";
 import { kPeerAddress, kPrincipal } from "../context-keys.js";
 import { ResourceExhaustedError } from "../domain/errors.js";
-import { hookStream, keepError } from "./stream-errors.js";
+import { hookStream, type StreamHook } from "./stream-errors.js";
 
 /** Creates the rate-limit interceptor; place it right inside the auth interceptor. */
 export function createRateLimitInterceptor(
@@ -53,27 +53,49 @@ export function createRateLimitInterceptor(
         1000,
       );
     }
-    let released = false;
-    const release = () => {
-      if (!released) {
-        released = true;
-        streams.release(who);
-      }
-    };
+    const slot = new OpenStreamSlot(streams, who);
     // Also on the call's end: a response stream that is never iterated never runs its finally.
-    whenAborted(req, release);
+    whenAborted(req, slot);
     try {
       const res = await next(req);
       if (!res.stream) {
-        release();
+        slot.release();
         return res;
       }
-      return hookStream(res, keepError, release);
+      return hookStream(res, slot);
     } catch (err) {
-      release();
+      slot.release();
       throw err;
     }
   };
+}
+
+/**
+ * A stream's place among its principal's open streams, given back once: when the stream ends, or
+ * when the call is aborted or ends without its stream being read. One object is both the stream's
+ * hook and the abort's listener.
+ */
+class OpenStreamSlot implements StreamHook {
+  private released = false;
+
+  constructor(
+    private readonly streams: StreamCounter,
+    private readonly who: string,
+  ) {}
+
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.streams.release(this.who);
+  }
+
+  onEnd(): void {
+    this.release();
+  }
+
+  aborted(): void {
+    this.release();
+  }
 }
 
 /** The scope a call is counted against: the first of the method's scopes the caller holds. */

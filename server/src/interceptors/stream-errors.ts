@@ -15,17 +15,21 @@
 import type { StreamResponse } from "@connectrpc/connect";
 import { isPushable, type PushSink, pushTo } from "../push-stream.js";
 
-interface StreamHook {
-  readonly map: (err: unknown) => unknown;
-  readonly onEnd: ((err: unknown, aborted: boolean) => void) | undefined;
+/**
+ * What an interceptor hooks onto a response stream. An object rather than two callbacks: an
+ * interceptor whose hook holds state per call makes one small object, and one that holds none
+ * shares a single hook between all calls; an open stream holds its hooks for as long as it is open.
+ */
+export interface StreamHook {
+  /** Maps an error raised while iterating; without it, the error is left as it is. */
+  map?(err: unknown): unknown;
+  /** Told how the stream ended: undefined after the last message, the mapped error, or `aborted`. */
+  onEnd?(err: unknown, aborted: boolean): void;
 }
 
 const kHooks = Symbol("stream end hooks");
 
 type Hooked<T> = AsyncIterable<T> & { [kHooks]?: StreamHook[] };
-
-/** Leaves an error as it is: for hooks that only want to learn how the stream ended. */
-export const keepError = (err: unknown): unknown => err;
 
 /**
  * A stream made hookable before any interceptor saw it. Iterating it runs the shared generator;
@@ -161,7 +165,7 @@ function tellEnd(hooks: readonly StreamHook[], aborted: boolean): void {
 function endWithError(hooks: readonly StreamHook[], err: unknown): unknown {
   let mapped = err;
   for (const h of hooks) {
-    mapped = h.map(mapped);
+    if (h.map) mapped = h.map(mapped);
     h.onEnd?.(mapped, false);
   }
   return mapped;
@@ -171,21 +175,12 @@ function endWithError(hooks: readonly StreamHook[], err: unknown): unknown {
  * `res` with its message stream hooked (see mapStreamErrors): `res` itself when its stream is
  * already the shared wrapper, otherwise a copy holding the wrapper.
  */
-export function hookStream(
-  res: StreamResponse,
-  map: (err: unknown) => unknown,
-  onEnd?: (err: unknown, aborted: boolean) => void,
-): StreamResponse {
-  const message = mapStreamErrors(res.message, map, onEnd);
+export function hookStream(res: StreamResponse, hook: StreamHook): StreamResponse {
+  const message = mapStreamErrors(res.message, hook);
   return message === res.message ? res : { ...res, message };
 }
 
-export function mapStreamErrors<T>(
-  source: AsyncIterable<T>,
-  map: (err: unknown) => unknown,
-  onEnd?: (err: unknown, aborted: boolean) => void,
-): AsyncIterable<T> {
-  const hook: StreamHook = { map, onEnd };
+export function mapStreamErrors<T>(source: AsyncIterable<T>, hook: StreamHook): AsyncIterable<T> {
   const shared = (source as Hooked<T>)[kHooks];
   if (shared) {
     shared.push(hook);
