@@ -61,7 +61,8 @@ export function matchesFilter(ev: Event, filter: EventFilter): boolean {
 
 class QueueSubscription implements Subscription {
   // A queue with a moving head: Array.prototype.shift() copies the whole backlog on every call.
-  private readonly queue: Event[] = [];
+  // None while empty: an idle subscriber holds no array (whose storage stays once it has grown).
+  private queue: Event[] | undefined;
   private head = 0;
   private wake: (() => void) | undefined;
   private failure: Error | undefined;
@@ -79,8 +80,9 @@ class QueueSubscription implements Subscription {
 
   push(ev: Event): void {
     if (this.ended || this.failure) return;
-    if (this.queue.length - this.head >= this.maxBuffered) {
-      const last = this.queue[this.head]?.sequence ?? ev.sequence;
+    const queue = (this.queue ??= []);
+    if (queue.length - this.head >= this.maxBuffered) {
+      const last = queue[this.head]?.sequence ?? ev.sequence;
       // Drop the backlog: the client resumes from the last sequence it actually received.
       this.clear();
       this.fail(
@@ -91,7 +93,7 @@ class QueueSubscription implements Subscription {
       );
       return;
     }
-    this.queue.push(ev);
+    queue.push(ev);
     this.notify();
   }
 
@@ -110,9 +112,10 @@ class QueueSubscription implements Subscription {
   }
 
   take(): Event | undefined {
-    if (this.head < this.queue.length) {
-      const ev = this.queue[this.head++];
-      if (this.head === this.queue.length) this.clear();
+    const queue = this.queue;
+    if (queue && this.head < queue.length) {
+      const ev = queue[this.head++];
+      if (this.head === queue.length) this.clear();
       return ev;
     }
     if (this.failure) throw this.failure;
@@ -120,12 +123,12 @@ class QueueSubscription implements Subscription {
   }
 
   onReady(callback: () => void): void {
-    if (this.head < this.queue.length || this.failure || this.ended) queueMicrotask(callback);
+    if (this.queue || this.failure || this.ended) queueMicrotask(callback);
     else this.wake = callback;
   }
 
   private clear(): void {
-    this.queue.length = 0;
+    this.queue = undefined;
     this.head = 0;
   }
 
@@ -140,6 +143,7 @@ class QueueSubscription implements Subscription {
 /** Creates an empty bus. */
 export function createEventBus(): EventBus {
   const subs = new Set<QueueSubscription>();
+  const remove = (s: QueueSubscription) => subs.delete(s);
   const listeners = new Set<(events: readonly Event[]) => void>();
   return {
     publish(events) {
@@ -152,7 +156,7 @@ export function createEventBus(): EventBus {
       }
     },
     subscribe(filter, maxBuffered) {
-      const sub = new QueueSubscription(filter, maxBuffered, (s) => subs.delete(s));
+      const sub = new QueueSubscription(filter, maxBuffered, remove);
       subs.add(sub);
       return sub;
     },
