@@ -31,7 +31,7 @@ function context(
     service: SpageAPI,
     method: SpageAPI.method.watchEvents,
     protocolName: "grpc",
-    url: "http://127.0.0.1:1/spage.api.SpageAPI/WatchEvents",
+    target: { scheme: "http", authority: "127.0.0.1:1", path: "/spage.api.SpageAPI/WatchEvents" },
     nodeHeaders: nodeHeaders(),
     values: new CallValues(),
     timeoutMs,
@@ -72,6 +72,10 @@ describe("CallContext request headers", () => {
     ctx.settleRequestHeaders();
     assert.equal(ctx.requestHeader.get("x-added"), "1");
     assert.equal(ctx.requestHeader.get("authorization"), "Bearer abc");
+  });
+
+  it("puts the URL together from where the request was sent", () => {
+    assert.equal(context().url, "http://127.0.0.1:1/spage.api.SpageAPI/WatchEvents");
   });
 
   it("tells the time left before the deadline, and nothing without one", () => {
@@ -157,7 +161,7 @@ describe("CallContext signal and shutdown", () => {
       service: SpageAPI,
       method: SpageAPI.method.watchEvents,
       protocolName: "grpc",
-      url: "http://127.0.0.1:1/spage.api.SpageAPI/WatchEvents",
+      target: { scheme: "http", authority: "127.0.0.1:1", path: "/spage.api.SpageAPI/WatchEvents" },
       nodeHeaders: nodeHeaders(),
       values: new CallValues(),
       timeoutMs: undefined,

@@ -17,12 +17,19 @@ import { type AbortListener, type AbortNotifier, tellAborted } from "../call-abo
 /** Request headers as Node parsed them (lowercase names). */
 export type NodeRequestHeaders = Readonly<Record<string, string | string[] | undefined>>;
 
+/** Where a request was sent; its URL is put together only when read. */
+export interface RequestTarget {
+  readonly scheme: string;
+  readonly authority: string;
+  readonly path: string;
+}
+
 /** What a call needs to know about the request it serves. */
 export interface CallInit {
   readonly service: DescService;
   readonly method: DescMethodUnary | DescMethodServerStreaming;
   readonly protocolName: string;
-  readonly url: string;
+  readonly target: RequestTarget;
   readonly nodeHeaders: NodeRequestHeaders;
   readonly values: ContextValues;
   readonly timeoutMs: number | undefined;
@@ -121,14 +128,37 @@ export class NodeHeaderView implements Headers {
   }
 }
 
+/**
+ * Headers whose values open streams keep shared: every request brings strings of its own, and ten
+ * thousand watchers mostly send the same few content types, `te` and user agents.
+ */
+const sharedHeaders: ReadonlySet<string> = new Set([
+  "content-type",
+  "te",
+  "user-agent",
+  "grpc-accept-encoding",
+  "accept-encoding",
+]);
+const sharedValues = new Map<string, string>();
+/** Distinct values shared at most, so odd clients cannot grow the table without end. */
+const maxSharedValues = 256;
+
+/** The shared copy of `value`, remembered while there is room. */
+function shared(value: string): string {
+  const known = sharedValues.get(value);
+  if (known !== undefined) return known;
+  if (sharedValues.size < maxSharedValues && value.length <= 256) sharedValues.set(value, value);
+  return value;
+}
+
 /** A HandlerContext whose parts are made on first use. */
 export class CallContext implements HandlerContext, AbortNotifier {
   readonly service: DescService;
   readonly method: DescMethodUnary | DescMethodServerStreaming;
   readonly requestMethod = "POST";
   readonly protocolName: string;
-  readonly url: string;
   readonly values: ContextValues;
+  private readonly target: RequestTarget;
   private nodeHeaders: NodeRequestHeaders;
   private readonly shutdown: CallsInProgress;
   private readonly isClientGone: () => boolean;
@@ -152,9 +182,15 @@ export class CallContext implements HandlerContext, AbortNotifier {
     this.service = init.service;
     this.method = init.method;
     this.protocolName = init.protocolName;
-    this.url = init.url;
+    this.target = init.target;
     this.values = init.values;
     this.deadline = init.timeoutMs === undefined ? undefined : Date.now() + init.timeoutMs;
+  }
+
+  /** The request's URL, made when read: an open stream need not hold it. */
+  get url(): string {
+    const t = this.target;
+    return `${t.scheme}://${t.authority}${t.path}`;
   }
 
   timeoutMs(): number | undefined {
@@ -176,7 +212,7 @@ export class CallContext implements HandlerContext, AbortNotifier {
     for (const name in this.nodeHeaders) {
       if (name.charCodeAt(0) === 58 /* ":" */) continue;
       const v = this.nodeHeaders[name];
-      if (v !== undefined) compact[name] = v;
+      if (v !== undefined) compact[name] = typeof v === "string" && sharedHeaders.has(name) ? shared(v) : v;
     }
     this.nodeHeaders = compact;
     if (this.reqHeader instanceof NodeHeaderView) this.reqHeader.rebase(compact);

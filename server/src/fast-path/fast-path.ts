@@ -27,6 +27,7 @@ import {
   CallsInProgress,
   ignore,
   type NodeRequestHeaders,
+  type RequestTarget,
   withInterceptors,
 } from "./call-context.js";
 import { adoptResponseHeader, adoptResponseTrailer, CallRequest, CallResponse } from "./call-objects.js";
@@ -69,12 +70,11 @@ export interface FastPath {
 }
 
 /** The decided handling of an admitted request. */
-interface Plan {
+interface Plan extends RequestTarget {
   readonly entry: UnaryMethod;
   readonly format: WireFormat;
   readonly compression: Compression | null;
   readonly timeoutMs: number | undefined;
-  readonly url: string;
 }
 
 /** A unary request as the interceptors see it, and its call's context. */
@@ -127,7 +127,7 @@ export function createFastPath(opt: FastPathOptions): FastPath {
       accept ?? null,
       grpcLike ? "grpc-accept-encoding" : "accept-encoding",
     ).response;
-    return { entry, format, compression, timeoutMs, url: `${scheme}://${authority}${path}` };
+    return { entry, format, compression, timeoutMs, scheme, authority, path };
   };
 
   const admit = (
@@ -174,7 +174,7 @@ export function createFastPath(opt: FastPathOptions): FastPath {
       service: entry.service,
       method: entry.method,
       protocolName: format.protocol === "grpc_web" ? "grpc-web" : format.protocol,
-      url: plan.url,
+      target: plan,
       nodeHeaders: headers,
       values: opt.contextValues(peer, headers["x-request-id"] as string | undefined),
       timeoutMs: plan.timeoutMs,

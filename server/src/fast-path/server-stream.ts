@@ -28,6 +28,7 @@ import {
   type CallsInProgress,
   ignore,
   type NodeRequestHeaders,
+  type RequestTarget,
   withInterceptors,
 } from "./call-context.js";
 import { adoptResponseHeader, adoptResponseTrailer, CallRequest, CallResponse } from "./call-objects.js";
@@ -47,12 +48,11 @@ export interface ServerStreamOptions {
 }
 
 /** The decided handling of an admitted stream call. */
-export interface StreamPlan {
+export interface StreamPlan extends RequestTarget {
   readonly entry: ServerStreamMethod;
   readonly format: WireFormat;
   readonly compression: Compression | null;
   readonly timeoutMs: number | undefined;
-  readonly url: string;
 }
 
 /** Reads a whole request body: the bytes, or Connect's error once it is over the limit. */
@@ -94,7 +94,7 @@ export function createServerStreams(
       service: entry.service,
       method: entry.method,
       protocolName: "grpc",
-      url: plan.url,
+      target: plan,
       nodeHeaders: headers,
       values: opt.contextValues(
         stream.session?.socket?.remoteAddress ?? "",
