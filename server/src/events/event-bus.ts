@@ -26,13 +26,20 @@ export interface Subscription {
    */
   take(): Event | undefined;
   /**
-   * Calls `callback` once, in a microtask, when an event is queued or the subscription fails or
-   * closes (soon, if one of these already happened). Replaces the callback asked for before.
+   * Calls `waiter.ready()` once, in a microtask, when an event is queued or the subscription fails
+   * or closes (soon, if one of these already happened). Replaces the waiter asked for before. An
+   * object rather than a callback: the waiter is the reader itself, so an idle reader holds no
+   * closure of its own.
    */
-  onReady(callback: () => void): void;
+  onReady(waiter: ReadyWaiter): void;
   /** Whether it was closed by `close()`; a closed subscription gets no more events. */
   readonly closed: boolean;
   close(): void;
+}
+
+/** Told when a subscription has something to read. */
+export interface ReadyWaiter {
+  ready(): void;
 }
 
 /** Fan-out of published events to subscribers. */
@@ -64,7 +71,7 @@ class QueueSubscription implements Subscription {
   // None while empty: an idle subscriber holds no array (whose storage stays once it has grown).
   private queue: Event[] | undefined;
   private head = 0;
-  private wake: (() => void) | undefined;
+  private wake: ReadyWaiter | undefined;
   private failure: Error | undefined;
   private ended = false;
 
@@ -122,9 +129,9 @@ class QueueSubscription implements Subscription {
     return undefined;
   }
 
-  onReady(callback: () => void): void {
-    if (this.queue || this.failure || this.ended) queueMicrotask(callback);
-    else this.wake = callback;
+  onReady(waiter: ReadyWaiter): void {
+    if (this.queue || this.failure || this.ended) queueMicrotask(() => waiter.ready());
+    else this.wake = waiter;
   }
 
   private clear(): void {
@@ -136,7 +143,7 @@ class QueueSubscription implements Subscription {
     const w = this.wake;
     this.wake = undefined;
     // In a microtask, as a promise would: the publisher's loop over subscribers is not held up.
-    if (w) queueMicrotask(w);
+    if (w) queueMicrotask(() => w.ready());
   }
 }
 

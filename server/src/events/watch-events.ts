@@ -16,9 +16,10 @@
 import type { Event } from "../../../gen/spage/core/common_pb.js";
 import { whenAborted } from "../call-abort.js";
 import { kPushTo, type Pushable, type PushSink } from "../push-stream.js";
+import type { StreamGauge } from "../services/gateway-metrics.js";
 import type { TaskStore } from "../store/task-store.js";
 import { abortError } from "./abort-reason.js";
-import type { EventBus, EventFilter, Subscription } from "./event-bus.js";
+import type { EventBus, EventFilter, ReadyWaiter, Subscription } from "./event-bus.js";
 import { approxEventBytes } from "./event-size.js";
 import { TurnBudget } from "./turn-budget.js";
 
@@ -30,8 +31,8 @@ export interface WatchSetup {
   readonly maxBuffered: number;
   /** Most events read from the store per replay page. */
   readonly pageSize?: number;
-  /** Called when the watch starts streaming; what it returns is called when the watch ends. */
-  readonly opened?: () => () => void;
+  /** Told when the watch starts streaming, and once when it ends. */
+  readonly gauge?: StreamGauge;
 }
 
 /** Options of one watch pulled as a generator: what to watch, and the call's signal. */
@@ -152,13 +153,12 @@ class PullSink implements PushSink<Event> {
  * wait); the tail is not: it sends what is queued, then leaves a wake-up callback with the
  * subscription and returns, so a caught-up watcher holds no suspended frame and no promise.
  */
-class WatchPump {
+class WatchPump implements ReadyWaiter {
   private last: bigint;
   private page: number;
   private readonly maxPage: number;
   private readonly budget = new TurnBudget();
   private sub: Subscription | undefined;
-  private closed: (() => void) | undefined;
   /** Why the call was aborted, once it was. */
   private abortedWith: Error | undefined;
   /** A live event taken from the queue that waits for the next turn's budget. */
@@ -167,7 +167,6 @@ class WatchPump {
   /** Waiting for the subscription, with nothing else to resume the pump. */
   private idle = false;
   private done = false;
-  private readonly resume = (): void => this.tail();
 
   constructor(
     private readonly store: TaskStore,
@@ -182,7 +181,7 @@ class WatchPump {
 
   /** Starts the watch, hearing the abort of `call` (a request, a context, or the signal's holder). */
   start(call: { readonly signal: AbortSignal }): void {
-    this.closed = this.setup.opened?.();
+    this.setup.gauge?.opened();
     whenAborted(call, this);
     void this.replay();
   }
@@ -248,6 +247,11 @@ class WatchPump {
     this.tail();
   }
 
+  /** The subscription has something to read (its waiter). */
+  ready(): void {
+    this.tail();
+  }
+
   /** Sends queued live events while the turn's budget lasts; then waits, holding no frame. */
   private tail(): void {
     if (this.done) return;
@@ -273,7 +277,7 @@ class WatchPump {
             return;
           }
           this.idle = true;
-          sub.onReady(this.resume);
+          sub.onReady(this);
           return;
         }
         if (ev.sequence <= this.last) continue;
@@ -281,7 +285,7 @@ class WatchPump {
       const wait = this.budget.spend(approxEventBytes(ev));
       if (wait) {
         this.held = ev;
-        wait.then(this.resume);
+        wait.then(() => this.tail());
         return;
       }
       this.held = undefined;
@@ -292,7 +296,7 @@ class WatchPump {
         return;
       }
       if (r) {
-        r.then(this.resume);
+        r.then(() => this.tail());
         return;
       }
     }
@@ -303,7 +307,7 @@ class WatchPump {
     this.done = true;
     this.idle = false;
     this.sub?.close();
-    this.closed?.();
+    this.setup.gauge?.closed();
     this.sink.end(error);
   }
 }

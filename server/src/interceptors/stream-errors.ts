@@ -36,7 +36,7 @@ type Hooked<T> = AsyncIterable<T> & { [kHooks]?: StreamHook[] };
  * a server that drives the stream itself runs the hooks without that generator (forEachHooked).
  */
 class HookableStream<T> implements AsyncIterable<T> {
-  readonly [kHooks]: StreamHook[] = [];
+  [kHooks]: StreamHook[] = [];
 
   constructor(readonly source: AsyncIterable<T>) {}
 
@@ -110,7 +110,11 @@ export function pushHooked<T>(stream: AsyncIterable<T>, sink: PushSink<T>): bool
   if (!(stream instanceof HookableStream)) return false;
   const source = (stream as HookableStream<T>).source;
   if (!isPushable(source)) return false;
-  pushTo(source, new HookedSink(stream[kHooks], sink));
+  // The interceptors are done adding hooks: keep them in an array of their number, not in the
+  // grown one (17 slots for a handful), for as long as the stream is open.
+  const hooks = stream[kHooks].slice();
+  stream[kHooks] = hooks;
+  pushTo(source, new HookedSink(hooks, sink));
   return true;
 }
 

@@ -32,7 +32,7 @@ const maxWatchTypes = 32;
 /** Creates the SpageAPI implementation. */
 export function createApiService(deps: ApiServiceDeps): ServiceImpl<typeof SpageAPI> {
   const { tasks, store, bus, health, metrics } = deps;
-  const openWatchGauge = () => metrics.streamOpened("watch_streams");
+  const watchGauge = metrics.streamGauge("watch_streams");
   return {
     ...createAccessService(deps.access),
     async submitTask(req, ctx) {
@@ -105,7 +105,7 @@ export function createApiService(deps: ApiServiceDeps): ServiceImpl<typeof Spage
           types: req.types.length > 0 ? new Set(req.types) : undefined,
         },
         maxBuffered: deps.watchBuffer,
-        opened: openWatchGauge,
+        gauge: watchGauge,
       };
       return new Watch(store, bus, setup, ctx);
     },

@@ -15,8 +15,20 @@ export interface GatewayMetrics {
   count(name: string, by?: number): void;
   /** Tracks a long-lived stream of a kind (e.g. `daemon_streams`) for the gauge `<kind>_open`. */
   streamOpened(kind: string): () => void;
+  /**
+   * The gauge of a kind of stream, for a caller that tells each stream's close exactly once
+   * itself: it holds nothing per stream, where `streamOpened` holds a closer.
+   */
+  streamGauge(kind: string): StreamGauge;
   /** Builds the snapshot. */
   snapshot(): Promise<Metrics>;
+}
+
+/** Counts the open streams of one kind. */
+export interface StreamGauge {
+  opened(): void;
+  /** Once per `opened()`. */
+  closed(): void;
 }
 
 /** Quantiles reported for each duration, as (suffix, q). */
@@ -47,12 +59,19 @@ export function createGatewayMetrics(store: TaskStore, bus: EventBus): GatewayMe
       counters.set(name, (counters.get(name) ?? 0) + by);
     },
     streamOpened(kind) {
-      streams.set(kind, (streams.get(kind) ?? 0) + 1);
+      const gauge = this.streamGauge(kind);
+      gauge.opened();
       let open = true;
       return () => {
         if (!open) return;
         open = false;
-        streams.set(kind, (streams.get(kind) ?? 1) - 1);
+        gauge.closed();
+      };
+    },
+    streamGauge(kind) {
+      return {
+        opened: () => streams.set(kind, (streams.get(kind) ?? 0) + 1),
+        closed: () => streams.set(kind, (streams.get(kind) ?? 1) - 1),
       };
     },
     async snapshot() {
