@@ -36,7 +36,11 @@ export interface CallInit {
   /** The calls the gateway's shutdown aborts. */
   readonly shutdown: CallsInProgress;
   /** True once the client has gone away (stream reset or socket closed). */
-  readonly clientGone: () => boolean;
+  /**
+   * True once the client has gone away (stream reset or socket closed): a function, or the Node
+   * stream itself (gone once destroyed), which spares an open stream a closure of its own.
+   */
+  readonly clientGone: (() => boolean) | { readonly destroyed: boolean };
 }
 
 /**
@@ -161,7 +165,7 @@ export class CallContext implements HandlerContext, AbortNotifier {
   private readonly target: RequestTarget;
   private nodeHeaders: NodeRequestHeaders;
   private readonly shutdown: CallsInProgress;
-  private readonly isClientGone: () => boolean;
+  private readonly client: (() => boolean) | { readonly destroyed: boolean };
   private readonly deadline: number | undefined;
   private controller: AbortController | undefined;
   private abortListeners: AbortListener | AbortListener[] | undefined;
@@ -178,7 +182,7 @@ export class CallContext implements HandlerContext, AbortNotifier {
   constructor(init: CallInit) {
     this.nodeHeaders = init.nodeHeaders;
     this.shutdown = init.shutdown;
-    this.isClientGone = init.clientGone;
+    this.client = init.clientGone;
     this.service = init.service;
     this.method = init.method;
     this.protocolName = init.protocolName;
@@ -284,7 +288,9 @@ export class CallContext implements HandlerContext, AbortNotifier {
       if (left <= 0) this.expire();
       else this.timer = setTimeout(() => this.expire(), left);
     }
-    if (!this.abortState && this.isClientGone()) this.clientGone();
+    const client = this.client;
+    const gone = typeof client === "function" ? client() : client.destroyed;
+    if (!this.abortState && gone) this.clientGone();
   }
 
   private expire(): void {

@@ -62,7 +62,7 @@ export class CallResponse<M> extends CallPart<M> {
 }
 
 /** Whether `res` is the call's own response, whose headers and trailers are the context's already. */
-function isOwn(res: object, ctx: CallContext): boolean {
+export function isOwnResponse(res: object, ctx: CallContext): boolean {
   return res instanceof CallResponse && res.context === ctx;
 }
 
@@ -71,12 +71,12 @@ function isOwn(res: object, ctx: CallContext): boolean {
  * its own. The call's own response is skipped without reading its `header`, which would make one.
  */
 export function adoptResponseHeader(res: { readonly header: Headers }, ctx: CallContext): void {
-  if (isOwn(res, ctx)) return;
+  if (isOwnResponse(res, ctx)) return;
   if (res.header !== ctx.responseHeaderIfSet && res.header) copyInto(res.header, ctx.responseHeader);
 }
 
 /** Takes the response trailers of `res` into the call's, as adoptResponseHeader does headers. */
 export function adoptResponseTrailer(res: { readonly trailer: Headers }, ctx: CallContext): void {
-  if (isOwn(res, ctx)) return;
+  if (isOwnResponse(res, ctx)) return;
   if (res.trailer !== ctx.responseTrailerIfSet && res.trailer) copyInto(res.trailer, ctx.responseTrailer);
 }

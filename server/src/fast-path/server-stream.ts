@@ -31,7 +31,13 @@ import {
   type RequestTarget,
   withInterceptors,
 } from "./call-context.js";
-import { adoptResponseHeader, adoptResponseTrailer, CallRequest, CallResponse } from "./call-objects.js";
+import {
+  adoptResponseHeader,
+  adoptResponseTrailer,
+  CallRequest,
+  CallResponse,
+  isOwnResponse,
+} from "./call-objects.js";
 import type { ServerStreamMethod } from "./unary-methods.js";
 import { envelopeOf, grpcHeaders, grpcTrailers, unaryEnvelopeMessage, type WireFormat } from "./wire.js";
 
@@ -102,11 +108,12 @@ export function createServerStreams(
       ),
       timeoutMs: plan.timeoutMs,
       shutdown: inProgress,
-      clientGone: () => stream.destroyed,
+      clientGone: stream,
     });
     // "close" fires once; `on` spares the wrapper `once` makes (an open stream would hold it).
-    // Once the call has ended, the context ignores it.
-    stream.on("close", () => ctx.clientGone());
+    // One listener for every stream, finding the call on the stream: none of its own to hold.
+    (stream as StreamWithCall)[kCall] = ctx;
+    stream.on("close", onStreamClose);
     // The body is read while the interceptors run; the implementation waits for it.
     const body = new Promise<Uint8Array | ConnectError>((resolve) => readBody(stream, plan, resolve));
     const message = requestMessage(body, entry, opt.readMaxBytes);
@@ -119,6 +126,15 @@ export function createServerStreams(
     ) as unknown as FastStreamRequest;
     void respond(plan, stream, ctx, (chains.get(entry) as Chain)(req), opt.compressMinBytes);
   };
+}
+
+/** The context of the call a stream serves, kept on the stream for onStreamClose. */
+const kCall = Symbol("call context");
+type StreamWithCall = http2.ServerHttp2Stream & { [kCall]?: CallContext };
+
+/** The client went away (or the call ended; then the context ignores it). */
+function onStreamClose(this: StreamWithCall): void {
+  this[kCall]?.clientGone();
 }
 
 /** The request message of a server-streaming call, once its body is read. */
@@ -159,7 +175,8 @@ async function respond(
     const res = await response;
     ctx.settleRequestHeaders();
     adoptResponseHeader(res, ctx);
-    writer.response = res;
+    // The call's own response has no trailers of its own to adopt: an open stream need not hold it.
+    writer.response = isOwnResponse(res, ctx) ? undefined : res;
     if (pushHooked(res.message, writer)) return;
     await forEachHooked(res.message, (m) => {
       const r = writer.push(m);
@@ -177,7 +194,10 @@ async function respond(
  * sent), each message as an envelope, then the trailers with the call's outcome.
  */
 class StreamWriter implements PushSink<unknown> {
-  /** The response the interceptors returned, once it came: its trailers are adopted at the end. */
+  /**
+   * The response the interceptors returned, when it is not the call's own: its trailers are
+   * adopted at the end.
+   */
   response: StreamResponse | undefined;
   private headersSent = false;
   private compressFailure: { readonly error: unknown } | undefined;
