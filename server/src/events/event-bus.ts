@@ -87,7 +87,8 @@ class QueueSubscription implements Subscription {
 
   push(ev: Event): void {
     if (this.ended || this.failure) return;
-    const queue = (this.queue ??= []);
+    if (!this.queue) this.queue = [];
+    const queue = this.queue;
     if (queue.length - this.head >= this.maxBuffered) {
       const last = queue[this.head]?.sequence ?? ev.sequence;
       // Drop the backlog: the client resumes from the last sequence it actually received.
