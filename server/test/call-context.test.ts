@@ -7,7 +7,12 @@ import { describe, it } from "node:test";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { SpageAPI } from "../../gen/spage/api/tasks_pb.js";
 import { CallValues } from "../src/call-values.js";
-import { CallContext, CallsInProgress, type NodeRequestHeaders } from "../src/fast-path/call-context.js";
+import {
+  CallContext,
+  type CallInit,
+  CallsInProgress,
+  type NodeRequestHeaders,
+} from "../src/fast-path/call-context.js";
 
 function nodeHeaders(): NodeRequestHeaders {
   const h = Object.create(null) as Record<string, string | string[]>;
@@ -26,6 +31,7 @@ function nodeHeaders(): NodeRequestHeaders {
 function context(
   timeoutMs?: number,
   shutdown = new CallsInProgress(new AbortController().signal),
+  clientGone: CallInit["clientGone"] = () => false,
 ): CallContext {
   return new CallContext({
     service: SpageAPI,
@@ -36,7 +42,7 @@ function context(
     values: new CallValues(),
     timeoutMs,
     shutdown,
-    clientGone: () => false,
+    clientGone,
   });
 }
 
@@ -157,17 +163,7 @@ describe("CallContext signal and shutdown", () => {
 
   it("tells a listener at once when the client is already gone", () => {
     let gone = false;
-    const ctx = new CallContext({
-      service: SpageAPI,
-      method: SpageAPI.method.watchEvents,
-      protocolName: "grpc",
-      target: { scheme: "http", authority: "127.0.0.1:1", path: "/spage.api.SpageAPI/WatchEvents" },
-      nodeHeaders: nodeHeaders(),
-      values: new CallValues(),
-      timeoutMs: undefined,
-      shutdown: new CallsInProgress(new AbortController().signal),
-      clientGone: () => gone,
-    });
+    const ctx = context(undefined, undefined, () => gone);
     gone = true;
     ctx.clientGone(); // nobody listens yet: nothing to tell
     const reasons: unknown[] = [];

@@ -35,7 +35,6 @@ export interface CallInit {
   readonly timeoutMs: number | undefined;
   /** The calls the gateway's shutdown aborts. */
   readonly shutdown: CallsInProgress;
-  /** True once the client has gone away (stream reset or socket closed). */
   /**
    * True once the client has gone away (stream reset or socket closed): a function, or the Node
    * stream itself (gone once destroyed), which spares an open stream a closure of its own.
