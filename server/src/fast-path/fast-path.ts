@@ -31,6 +31,7 @@ import {
   withInterceptors,
 } from "./call-context.js";
 import { adoptResponseHeader, adoptResponseTrailer, CallRequest, CallResponse } from "./call-objects.js";
+import { writeHttp1Answer } from "./http1-answers.js";
 import { createServerStreams, type StreamPlan } from "./server-stream.js";
 import type { ServerStreamMethod, UnaryMethod } from "./unary-methods.js";
 import {
@@ -287,7 +288,7 @@ export function createFastPath(opt: FastPathOptions): FastPath {
         peer: () => req.socket.remoteAddress ?? "",
         clientGone: () => req.destroyed && !req.complete,
         onClose: (l) => res.on("close", l),
-        write: (answer) => writeHttp1(res, answer),
+        write: (answer) => writeHttp1Answer(res, answer),
       });
     },
   };
@@ -411,10 +412,4 @@ function writeHttp2(stream: http2.ServerHttp2Stream, a: WireAnswer): void {
   }
   if (a.body && a.body.byteLength > 0) stream.end(a.body);
   else stream.end();
-}
-
-function writeHttp1(res: http.ServerResponse, a: WireAnswer): void {
-  if (res.destroyed || res.headersSent) return;
-  res.writeHead(a.status, a.headers);
-  res.end(a.body);
 }
