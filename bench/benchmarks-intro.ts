@@ -42,6 +42,11 @@ Rows of the unary table:
 - **grpc-js peer / connect-node peer**: a plain \`@grpc/grpc-js\` server and a bare connect-node server
   (\`connectNodeAdapter\` on \`http2.createServer\`, h2c) answering the same GetTaskStatus, with the
   gateway's exact answer bytes, from an in-memory map; loaded with the same h2load command.
+- **grpc-js peer with the gateway's store read** (\`bench/peers/grpc-js-store-peer.ts\`): a plain
+  \`@grpc/grpc-js\` server whose GetTaskStatus does the work of the gateway's implementation: the
+  task id checked, the task read through the gateway's own SQLite store from the fast-path gateway's
+  database file, the answer built from the record. No authentication, interceptors, logging or
+  metrics: the cheapest gateway grpc-js could be. The gateway's figures are divided by it too.
 - **raw HTTP/2 floor** (\`bench/peers/raw-h2-floor.ts\`): a raw \`node:http2\` server (h2c) that answers
   every POST, without decoding the request, with the fixed gRPC answer: headers, one DATA frame with
   the gateway's enveloped GetTaskStatus answer, trailers \`grpc-status: 0\`. **raw HTTP/1.1 floor**

@@ -63,6 +63,8 @@ export interface ServerProcess {
   readonly baseUrl: string;
   /** Session token every client sends ("" when the server has no authentication on). */
   readonly token: string;
+  /** The gateway's SQLite database file, when it was started with its own `--data-dir`. */
+  readonly dbPath?: string;
   /** Sends SIGTERM, waits for the exit (SIGKILL after 10 s), removes the data dir. */
   stop(): Promise<void>;
 }
@@ -260,7 +262,8 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<ServerPro
       throw new Error(`no session token from the gateway's first admin key:\n${logs.err()}`);
     }
   }
-  return { name: "gateway", pid: child.pid as number, port, baseUrl, token, stop };
+  const dbPath = dataDir ? join(dataDir, "spage.db") : undefined;
+  return { name: "gateway", pid: child.pid as number, port, baseUrl, token, dbPath, stop };
 }
 
 /** Runs `body` with a fresh gateway, stopping it afterwards. */

@@ -14,6 +14,7 @@ import { gatewayDir, root } from "./gateway.js";
 import { type MemoryResult, memoryTargetBytes } from "./memory.js";
 import { protocolLabel } from "./protocols.js";
 import { type Figures, levels, type UnaryRow } from "./unary.js";
+import { servers } from "./unary-phase.js";
 import type { StreamingResult } from "./watchers.js";
 
 export interface Results {
@@ -86,33 +87,39 @@ function unaryTable(rows: readonly UnaryRow[]): string[] {
   return out;
 }
 
+/** The peers the gateway's gRPC figures are divided by, with their short names in the table. */
+const ratioPeers: readonly { server: string; short: string }[] = [
+  { server: servers.grpcJs, short: "grpc-js" },
+  { server: servers.grpcJsStore, short: "grpc-js + store read" },
+  { server: servers.connectNode, short: "connect-node" },
+];
+
 function ratioTable(rows: readonly UnaryRow[]): string[] {
   const find = (server: string, method: string) =>
     rows.find((r) => r.server === server && r.protocol === "grpc" && r.method === method);
-  const grpcJs = find("grpc-js peer", "GetTaskStatus");
-  const connectNode = find("connect-node peer", "GetTaskStatus");
+  const peers = ratioPeers.map((p) => ({ ...p, row: find(p.server, "GetTaskStatus") }));
   const out = [
-    "| Gateway gRPC figure | Gateway | grpc-js peer | connect-node peer | gateway ÷ grpc-js | gateway ÷ connect-node |",
-    "| --- | ---: | ---: | ---: | ---: | ---: |",
+    `| Gateway gRPC figure | Gateway | ${peers.map((p) => p.server).join(" | ")} | ${peers.map((p) => `gateway ÷ ${p.short}`).join(" | ")} |`,
+    `| --- | ---: | ${peers.map(() => "---: | ---:").join(" | ")} |`,
   ];
   for (const method of ["GetTaskStatus", "SubmitTask"]) {
-    const gw = find("gateway", method);
+    const gw = find(servers.fastPath, method);
     if (!gw) continue;
     levels.forEach((level, i) => {
       const at = `${level.inFlight} in flight`;
       const g = gw.byLevel[i] as Figures;
-      const a = grpcJs?.byLevel[i];
-      const b = connectNode?.byLevel[i];
       const figures: [string, (f: Figures) => number, (n: number) => string][] = [
         ["calls/s", (f) => f.callsPerSec, int],
         ["p50 ms", (f) => f.p50Ms, ms],
         ["p99 ms", (f) => f.p99Ms, ms],
       ];
       for (const [name, pick, fmt] of figures) {
-        const pa = a ? pick(a) : Number.NaN;
-        const pb = b ? pick(b) : Number.NaN;
+        const theirs = peers.map((p) => {
+          const f = p.row?.byLevel[i];
+          return f ? pick(f) : Number.NaN;
+        });
         out.push(
-          `| ${method} ${name}, ${at} | ${fmt(pick(g))} | ${fmt(pa)} | ${fmt(pb)} | ${ratio(pick(g), pa)} grpc-js | ${ratio(pick(g), pb)} connect-node |`,
+          `| ${method} ${name}, ${at} | ${fmt(pick(g))} | ${theirs.map(fmt).join(" | ")} | ${theirs.map((t, j) => `${ratio(pick(g), t)} ${peers[j]?.short}`).join(" | ")} |`,
         );
       }
     });

@@ -17,14 +17,29 @@ export const servers = {
   fastPath: "gateway",
   stock: "gateway, stock Connect",
   grpcJs: "grpc-js peer",
+  grpcJsStore: "grpc-js peer with the gateway's store read",
   connectNode: "connect-node peer",
   h2Floor: "raw HTTP/2 floor",
   h1Floor: "raw HTTP/1.1 floor",
 } as const;
 
-/** The servers answering the gateway's GetTaskStatus from memory, and the protocols each is loaded with. */
-const references: readonly { name: string; script: string; protocols: readonly Protocol[] }[] = [
+/**
+ * The servers answering the gateway's GetTaskStatus, and the protocols each is loaded with: from
+ * memory, or (`store`) read from the fast-path gateway's own database as the gateway reads it.
+ */
+const references: readonly {
+  name: string;
+  script: string;
+  protocols: readonly Protocol[];
+  store?: boolean;
+}[] = [
   { name: servers.grpcJs, script: "bench/peers/grpc-js-peer.ts", protocols: ["grpc"] },
+  {
+    name: servers.grpcJsStore,
+    script: "bench/peers/grpc-js-store-peer.ts",
+    protocols: ["grpc"],
+    store: true,
+  },
   { name: servers.connectNode, script: "bench/peers/connect-node-peer.ts", protocols: ["grpc"] },
   { name: servers.h2Floor, script: "bench/peers/raw-h2-floor.ts", protocols: ["grpc"] },
   {
@@ -103,7 +118,12 @@ export async function measureUnaryPhase(
     }
     const env = { SPAGE_BENCH_RESPONSE: Buffer.from(fast.answer).toString("base64") };
     for (const ref of references) {
-      await withPeer(ref.name, ref.script, env, async (server) => {
+      if (ref.store && !fastGw.dbPath) {
+        note(`${ref.name}: this gateway has no --data-dir, so no database file to read`);
+        continue;
+      }
+      const refEnv = ref.store ? { ...env, SPAGE_BENCH_DB: fastGw.dbPath } : env;
+      await withPeer(ref.name, ref.script, refEnv, async (server) => {
         const target = { server: ref.name, baseUrl: server.baseUrl, pid: server.pid, full: false, token: "" };
         for (const p of ref.protocols) {
           if (p !== "grpc") await checkSameBody(fast, server, p);
