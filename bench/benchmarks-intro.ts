@@ -46,7 +46,11 @@ Rows of the unary table:
   \`@grpc/grpc-js\` server whose GetTaskStatus does the work of the gateway's implementation: the
   task id checked, the task read through the gateway's own SQLite store from the fast-path gateway's
   database file, the answer built from the record. No authentication, interceptors, logging or
-  metrics: the cheapest gateway grpc-js could be. The gateway's figures are divided by it too.
+  metrics: a plain grpc-js server doing the gateway's work for this call. **plain HTTP/1.1 server with
+  the gateway's store read** (\`bench/peers/http1-store-peer.ts\`): the same for Connect JSON and
+  gRPC-Web on a raw \`node:http\` server: the whole body read and decoded, the same check and store
+  read, the answer encoded as the gateway encodes it and written when ready. Both show how far a
+  server doing only the call's own work gets against the floors (the "same work" table).
 - **raw HTTP/2 floor** (\`bench/peers/raw-h2-floor.ts\`): a raw \`node:http2\` server (h2c) that answers
   every POST, without decoding the request, with the fixed gRPC answer: headers, one DATA frame with
   the gateway's enveloped GetTaskStatus answer, trailers \`grpc-status: 0\`. **raw HTTP/1.1 floor**

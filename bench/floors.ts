@@ -105,3 +105,33 @@ export function renderFloors(rows: readonly UnaryRow[]): string[] {
   out.push("");
   return out;
 }
+
+/** Per protocol: the floor, and the plain server doing the same work as the gateway's call. */
+const sameWork: readonly { protocol: Protocol; floor: string; plain: string }[] = [
+  { protocol: "grpc", floor: servers.h2Floor, plain: servers.grpcJsStore },
+  { protocol: "connect-json", floor: servers.h1Floor, plain: servers.h1Store },
+  { protocol: "grpc-web", floor: servers.h1Floor, plain: servers.h1Store },
+];
+
+/**
+ * The "same work" table: how far a plain server doing only the call's own work (id check, store
+ * read, encoding; no auth or interceptors) gets against the floor, beside the gateway. Shown, not
+ * checked: it tells whether a ratio target is within reach of any server that does the work.
+ */
+export function renderSameWork(rows: readonly UnaryRow[]): string[] {
+  const out = [
+    "### The same work on a plain server (GetTaskStatus, 256 in flight)",
+    "",
+    "| Protocol | Gateway calls/s | Plain server with the gateway's store read | Floor | Gateway ÷ floor | Plain server ÷ floor | Gateway ÷ plain server |",
+    "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+  ];
+  for (const w of sameWork) {
+    const calls = (server: string) => figures(rows, server, w.protocol, manyLevel)?.callsPerSec ?? Number.NaN;
+    const [gw, plain, floor] = [calls(servers.fastPath), calls(w.plain), calls(w.floor)];
+    out.push(
+      `| ${protocolLabel[w.protocol]} | ${int(gw)} | ${int(plain)} (${w.plain}) | ${int(floor)} | ${times(gw / floor)} | ${times(plain / floor)} | ${times(gw / plain)} |`,
+    );
+  }
+  out.push("");
+  return out;
+}

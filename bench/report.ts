@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { benchmarksIntro } from "./benchmarks-intro.js";
 import { type FanOutResult, renderFanOut } from "./fan-out.js";
 import { type FirstEventResult, renderFirstEvent } from "./first-event.js";
-import { renderFloors } from "./floors.js";
+import { renderFloors, renderSameWork } from "./floors.js";
 import { gatewayDir, root } from "./gateway.js";
 import { type MemoryResult, memoryTargetBytes } from "./memory.js";
 import { protocolLabel } from "./protocols.js";
@@ -164,6 +164,7 @@ export function renderResults(r: Results): string {
     ...unaryTable(r.unary),
     "",
     ...renderFloors(r.unary),
+    ...renderSameWork(r.unary),
     "### Gateway gRPC (fast path) against the reference peers (same h2load command)",
     "",
     ...ratioTable(r.unary),

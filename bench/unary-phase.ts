@@ -18,6 +18,7 @@ export const servers = {
   stock: "gateway, stock Connect",
   grpcJs: "grpc-js peer",
   grpcJsStore: "grpc-js peer with the gateway's store read",
+  h1Store: "plain HTTP/1.1 server with the gateway's store read",
   connectNode: "connect-node peer",
   h2Floor: "raw HTTP/2 floor",
   h1Floor: "raw HTTP/1.1 floor",
@@ -46,6 +47,12 @@ const references: readonly {
     name: servers.h1Floor,
     script: "bench/peers/raw-http1-floor.ts",
     protocols: ["grpc-web", "connect-json"],
+  },
+  {
+    name: servers.h1Store,
+    script: "bench/peers/http1-store-peer.ts",
+    protocols: ["grpc-web", "connect-json"],
+    store: true,
   },
 ];
 

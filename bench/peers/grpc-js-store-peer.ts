@@ -4,7 +4,7 @@
  * through the gateway's own SQLite store (same statement, same row mapping) from the running
  * gateway's database file (SPAGE_BENCH_DB, opened as a second connection, as SQLite allows), and
  * the answer built from the record as the service builds it. It runs no authentication,
- * interceptors, logging or metrics, so it is the cheapest gateway grpc-js could be.
+ * interceptors, logging or metrics: a plain grpc-js server doing the gateway's work for this call.
  */
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
