@@ -385,22 +385,11 @@ function readBody(
   source.on("end", onEnd);
 }
 
-let dateValue = "";
-let dateSecond = 0;
-/** The Date header, formatted once per second. */
-function httpDate(): string {
-  const now = Date.now();
-  const second = Math.floor(now / 1000);
-  if (second !== dateSecond) {
-    dateSecond = second;
-    dateValue = new Date(now).toUTCString();
-  }
-  return dateValue;
-}
-
 function writeHttp2(stream: http2.ServerHttp2Stream, a: WireAnswer): void {
   if (stream.destroyed || stream.closed || stream.headersSent) return;
-  const headers: http2.OutgoingHttpHeaders = { ...a.headers, ":status": a.status, date: httpDate() };
+  // respond() copies the headers, defaults :status to 200 and adds the Date header itself.
+  const headers: http2.OutgoingHttpHeaders =
+    a.status === 200 ? a.headers : { ...a.headers, ":status": a.status };
   const trailers = a.trailers;
   if (trailers) {
     stream.respond(headers, { waitForTrailers: true });

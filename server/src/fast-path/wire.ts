@@ -145,11 +145,20 @@ function toRecord(h: Headers | undefined, into: Record<string, string>): Record<
   return into;
 }
 
-/** The answer for a call's outcome in its protocol. */
-export async function encodeAnswer(o: CallOutcome): Promise<WireAnswer> {
+/**
+ * The answer for a call's outcome in its protocol: at once for a plain success, a promise when
+ * something must be compressed or the outcome is an error or carries headers or trailers.
+ */
+export function encodeAnswer(o: CallOutcome): WireAnswer | Promise<WireAnswer> {
   const { protocol } = o.format;
-  if (protocol === "connect") return encodeConnect(o);
-  if (!o.error && !o.responseHeader && !o.responseTrailer && o.message) return encodeGrpcSuccess(o);
+  const plain = !o.error && !o.responseHeader && !o.responseTrailer && o.message;
+  if (protocol === "connect") return plain && !o.compression ? connectSuccess(o) : encodeConnect(o);
+  if (plain) return encodeGrpcSuccess(o);
+  return encodeGrpcOutcome(o);
+}
+
+async function encodeGrpcOutcome(o: CallOutcome): Promise<WireAnswer> {
+  const { protocol } = o.format;
   const header = grpcHeaders(o.format, o.compression, o.responseHeader);
   const envelope = o.message && !o.error ? await messageEnvelope(o, o.message) : undefined;
   if (protocol === "grpc") {
@@ -199,15 +208,18 @@ export function grpcTrailers(
 }
 
 /** The common case without Headers objects: a result, and nothing set by the call. */
-async function encodeGrpcSuccess(o: CallOutcome): Promise<WireAnswer> {
+function encodeGrpcSuccess(o: CallOutcome): WireAnswer | Promise<WireAnswer> {
   const { protocol, binary } = o.format;
   const headers: Record<string, string> = {
     "content-type": binary ? contentTypes[protocol].binary : contentTypes[protocol].json,
   };
   if (o.compression) headers["grpc-encoding"] = o.compression.name;
-  const envelope = await messageEnvelope(o, o.message as Uint8Array);
-  if (protocol === "grpc") return { status: 200, headers, body: envelope, trailers: { "grpc-status": "0" } };
-  return { status: 200, headers, body: concat(envelope, grpcWebOkTrailer), trailers: undefined };
+  const answer = (envelope: Uint8Array): WireAnswer =>
+    protocol === "grpc"
+      ? { status: 200, headers, body: envelope, trailers: { "grpc-status": "0" } }
+      : { status: 200, headers, body: concat(envelope, grpcWebOkTrailer), trailers: undefined };
+  const envelope = messageEnvelope(o, o.message as Uint8Array);
+  return envelope instanceof Uint8Array ? answer(envelope) : envelope.then(answer);
 }
 
 /** The response message as one envelope, compressed when negotiated and large enough. */
@@ -230,18 +242,21 @@ export function envelopeOf(
 /** The gRPC-Web trailer frame of a success with no trailers set. */
 const grpcWebOkTrailer = encodeEnvelope(trailerFlag, trailerSerialize(new Headers({ "grpc-status": "0" })));
 
+/** A Connect success without headers, trailers or compression. */
+function connectSuccess(o: CallOutcome): WireAnswer {
+  const message = o.message as Uint8Array;
+  return {
+    status: 200,
+    headers: {
+      "content-type": o.format.binary ? contentTypes.connect.binary : contentTypes.connect.json,
+      "content-length": message.byteLength.toString(10),
+    },
+    body: message,
+    trailers: undefined,
+  };
+}
+
 async function encodeConnect(o: CallOutcome): Promise<WireAnswer> {
-  if (!o.error && !o.responseHeader && !o.responseTrailer && o.message && !o.compression) {
-    return {
-      status: 200,
-      headers: {
-        "content-type": o.format.binary ? contentTypes.connect.binary : contentTypes.connect.json,
-        "content-length": o.message.byteLength.toString(10),
-      },
-      body: o.message,
-      trailers: undefined,
-    };
-  }
   const header = new Headers(o.responseHeader);
   let status = 200;
   let body: Uint8Array;
