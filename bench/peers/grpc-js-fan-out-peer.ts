@@ -6,17 +6,17 @@
  * grpc-js serializes each write with @bufbuild/protobuf, as the gateway serializes each one.
  */
 import { readFileSync } from "node:fs";
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { create, fromBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import {
+  SpageAPI,
   type SubmitTaskRequest,
-  SubmitTaskRequestSchema,
   type SubmitTaskResponse,
   SubmitTaskResponseSchema,
   type WatchEventsRequest,
-  WatchEventsRequestSchema,
 } from "../../gen/spage/api/tasks_pb.js";
 import { type Event, EventSchema } from "../../gen/spage/core/common_pb.js";
+import { grpcJsMethod } from "./grpc-js-method.js";
 import { announce } from "./peer-task.js";
 
 /** Task id -> the event the gateway sent for its submit. */
@@ -38,24 +38,8 @@ const events = eventsFromFile();
 const watchers = new Set<grpc.ServerWritableStream<WatchEventsRequest, Event>>();
 
 const definition: grpc.ServiceDefinition = {
-  watchEvents: {
-    path: "/spage.api.SpageAPI/WatchEvents",
-    requestStream: false,
-    responseStream: true,
-    requestSerialize: (m: WatchEventsRequest) => Buffer.from(toBinary(WatchEventsRequestSchema, m)),
-    requestDeserialize: (b: Buffer) => fromBinary(WatchEventsRequestSchema, b),
-    responseSerialize: (m: Event) => Buffer.from(toBinary(EventSchema, m)),
-    responseDeserialize: (b: Buffer) => fromBinary(EventSchema, b),
-  },
-  submitTask: {
-    path: "/spage.api.SpageAPI/SubmitTask",
-    requestStream: false,
-    responseStream: false,
-    requestSerialize: (m: SubmitTaskRequest) => Buffer.from(toBinary(SubmitTaskRequestSchema, m)),
-    requestDeserialize: (b: Buffer) => fromBinary(SubmitTaskRequestSchema, b),
-    responseSerialize: (m: SubmitTaskResponse) => Buffer.from(toBinary(SubmitTaskResponseSchema, m)),
-    responseDeserialize: (b: Buffer) => fromBinary(SubmitTaskResponseSchema, b),
-  },
+  watchEvents: grpcJsMethod(SpageAPI.method.watchEvents),
+  submitTask: grpcJsMethod(SpageAPI.method.submitTask),
 };
 
 const watchEvents: grpc.handleServerStreamingCall<WatchEventsRequest, Event> = (call) => {

@@ -1,30 +1,19 @@
 /**
  * Reference peer: a plain @grpc/grpc-js server answering SpageAPI.GetTaskStatus from an in-memory
- * map, with a hand-built service definition whose (de)serializers are @bufbuild/protobuf's.
+ * map, with a service definition whose (de)serializers are @bufbuild/protobuf's (grpc-js-method.ts).
  */
-import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import {
   type GetTaskStatusRequest,
-  GetTaskStatusRequestSchema,
   type GetTaskStatusResponse,
-  GetTaskStatusResponseSchema,
+  SpageAPI,
 } from "../../gen/spage/api/tasks_pb.js";
+import { grpcJsMethod } from "./grpc-js-method.js";
 import { announce, answersFromEnv } from "./peer-task.js";
 
 const answers = answersFromEnv();
 
-const definition: grpc.ServiceDefinition = {
-  getTaskStatus: {
-    path: "/spage.api.SpageAPI/GetTaskStatus",
-    requestStream: false,
-    responseStream: false,
-    requestSerialize: (m: GetTaskStatusRequest) => Buffer.from(toBinary(GetTaskStatusRequestSchema, m)),
-    requestDeserialize: (b: Buffer) => fromBinary(GetTaskStatusRequestSchema, b),
-    responseSerialize: (m: GetTaskStatusResponse) => Buffer.from(toBinary(GetTaskStatusResponseSchema, m)),
-    responseDeserialize: (b: Buffer) => fromBinary(GetTaskStatusResponseSchema, b),
-  },
-};
+const definition: grpc.ServiceDefinition = { getTaskStatus: grpcJsMethod(SpageAPI.method.getTaskStatus) };
 
 const getTaskStatus: grpc.handleUnaryCall<GetTaskStatusRequest, GetTaskStatusResponse> = (call, callback) => {
   const res = answers.get(call.request.taskId);

@@ -1,55 +1,37 @@
 /**
  * Like-for-like reference: a plain @grpc/grpc-js server whose GetTaskStatus does the work the
- * gateway's implementation does: the task id checked as the task service checks it, the task read
- * through the gateway's own SQLite store (same statement, same row mapping) from the running
- * gateway's database file (SPAGE_BENCH_DB, opened as a second connection, as SQLite allows), and
- * the answer built from the record as the service builds it. It runs no authentication,
- * interceptors, logging or metrics: a plain grpc-js server doing the gateway's work for this call.
+ * gateway's implementation does (store-answer.ts): the task id checked as the task service checks
+ * it, the task read through the gateway's own SQLite store from the running gateway's database file,
+ * and the answer built from the record. It runs no authentication, interceptors, logging or
+ * metrics: a plain grpc-js server doing the gateway's work for this call.
  */
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import {
   type GetTaskStatusRequest,
-  GetTaskStatusRequestSchema,
   type GetTaskStatusResponse,
-  GetTaskStatusResponseSchema,
+  SpageAPI,
 } from "../../gen/spage/api/tasks_pb.js";
-import { checkTaskId, Violations } from "../../server/src/domain/task-validation.js";
-import { openSqliteStore } from "../../server/src/store/sqlite-store.js";
+import { InvalidArgumentError } from "../../server/src/domain/errors.js";
+import { grpcJsMethod } from "./grpc-js-method.js";
 import { announce, exitOnSigterm } from "./peer-task.js";
+import { openBenchStore, storeAnswer } from "./store-answer.js";
 
-const path = process.env.SPAGE_BENCH_DB;
-if (!path) throw new Error("SPAGE_BENCH_DB is not set");
-const store = openSqliteStore({ path });
+const store = openBenchStore();
 
-const definition: grpc.ServiceDefinition = {
-  getTaskStatus: {
-    path: "/spage.api.SpageAPI/GetTaskStatus",
-    requestStream: false,
-    responseStream: false,
-    requestSerialize: (m: GetTaskStatusRequest) => Buffer.from(toBinary(GetTaskStatusRequestSchema, m)),
-    requestDeserialize: (b: Buffer) => fromBinary(GetTaskStatusRequestSchema, b),
-    responseSerialize: (m: GetTaskStatusResponse) => Buffer.from(toBinary(GetTaskStatusResponseSchema, m)),
-    responseDeserialize: (b: Buffer) => fromBinary(GetTaskStatusResponseSchema, b),
-  },
-};
+const definition: grpc.ServiceDefinition = { getTaskStatus: grpcJsMethod(SpageAPI.method.getTaskStatus) };
 
 const getTaskStatus: grpc.handleUnaryCall<GetTaskStatusRequest, GetTaskStatusResponse> = (call, callback) => {
   const taskId = call.request.taskId;
-  try {
-    const v = new Violations();
-    checkTaskId(v, "task_id", taskId, true);
-    v.throwIfAny();
-  } catch (err) {
-    callback({ code: grpc.status.INVALID_ARGUMENT, details: (err as Error).message });
-    return;
-  }
-  store.getTask(taskId).then(
-    ({ record, sequence }) => {
-      if (record) callback(null, create(GetTaskStatusResponseSchema, { task: record.task, sequence }));
+  storeAnswer(store, taskId).then(
+    (res) => {
+      if (res) callback(null, res);
       else callback({ code: grpc.status.NOT_FOUND, details: `task ${taskId} not found` });
     },
-    (err: unknown) => callback({ code: grpc.status.INTERNAL, details: String(err) }),
+    (err: unknown) =>
+      callback({
+        code: err instanceof InvalidArgumentError ? grpc.status.INVALID_ARGUMENT : grpc.status.INTERNAL,
+        details: String(err),
+      }),
   );
 };
 

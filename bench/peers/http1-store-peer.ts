@@ -1,23 +1,20 @@
 /**
  * Like-for-like reference for the HTTP/1.1 protocols: a raw node:http server whose GetTaskStatus
  * does the work of the gateway's implementation and nothing else. It reads the whole body, decodes
- * the request (Connect JSON, or the gRPC-Web envelope), checks the task id as the task service
- * does, reads the task through the gateway's own SQLite store from the running gateway's database
- * file (SPAGE_BENCH_DB, a second connection), and encodes the answer as the gateway does (Connect
- * JSON, or the enveloped message and the trailer frame). No routing, authentication, interceptors,
- * logging, metrics, deadlines or limits: a plain server doing the gateway's work for this call.
+ * the request (Connect JSON, or the gRPC-Web envelope), does the call's work (store-answer.ts: the
+ * task id checked, the task read from the running gateway's database file, the answer built), and
+ * encodes the answer as the gateway does (Connect JSON, or the enveloped message and the trailer
+ * frame). No routing, authentication, interceptors, logging, metrics, deadlines or limits: a plain
+ * server doing the gateway's work for this call.
  */
 import * as http from "node:http";
-import { create, fromBinary, fromJsonString, toBinary, toJsonString } from "@bufbuild/protobuf";
+import { fromBinary, fromJsonString, toBinary, toJsonString } from "@bufbuild/protobuf";
 import { GetTaskStatusRequestSchema, GetTaskStatusResponseSchema } from "../../gen/spage/api/tasks_pb.js";
-import { checkTaskId, Violations } from "../../server/src/domain/task-validation.js";
-import { openSqliteStore } from "../../server/src/store/sqlite-store.js";
 import { envelope, grpcWebOkTrailer } from "../grpc-frames.js";
 import { announce, exitOnSigterm } from "./peer-task.js";
+import { openBenchStore, storeAnswer } from "./store-answer.js";
 
-const path = process.env.SPAGE_BENCH_DB;
-if (!path) throw new Error("SPAGE_BENCH_DB is not set");
-const store = openSqliteStore({ path });
+const store = openBenchStore();
 const okTrailer = grpcWebOkTrailer();
 
 /** The answer body and content type for a request body, or an error text (answered 400). */
@@ -25,12 +22,8 @@ async function answer(grpcWeb: boolean, body: Buffer): Promise<{ type: string; b
   const req = grpcWeb
     ? fromBinary(GetTaskStatusRequestSchema, body.subarray(5, 5 + body.readUInt32BE(1)))
     : fromJsonString(GetTaskStatusRequestSchema, body.toString("utf8"));
-  const v = new Violations();
-  checkTaskId(v, "task_id", req.taskId, true);
-  v.throwIfAny();
-  const { record, sequence } = await store.getTask(req.taskId);
-  if (!record) return `task ${req.taskId} not found`;
-  const res = create(GetTaskStatusResponseSchema, { task: record.task, sequence });
+  const res = await storeAnswer(store, req.taskId);
+  if (!res) return `task ${req.taskId} not found`;
   return grpcWeb
     ? {
         type: "application/grpc-web+proto",
