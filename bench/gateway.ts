@@ -87,7 +87,8 @@ const tsxArgs = ["--import", "tsx"];
  * Extra `node` flags for every gateway the bench starts, from SPAGE_BENCH_GATEWAY_NODE_FLAGS
  * (space-separated), e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile it under the bench's load.
  */
-const gatewayNodeFlags = (process.env.SPAGE_BENCH_GATEWAY_NODE_FLAGS ?? "").split(" ").filter(Boolean);
+const gatewayNodeFlags = (): string[] =>
+  (process.env.SPAGE_BENCH_GATEWAY_NODE_FLAGS ?? "").split(" ").filter(Boolean);
 let gatewayHelp: string | undefined;
 let gatewayEntry: string[] | undefined;
 
@@ -223,7 +224,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<ServerPro
   }
   const hasAuth = gatewayHas("--auth ");
   if (hasAuth) args.push("--auth", auth ? "on" : "off", ...benchLimits);
-  const child = launch("gateway", gatewayDir, [...gatewayNodeFlags, ...gatewayArgv()], args, {});
+  const child = launch("gateway", gatewayDir, [...gatewayNodeFlags(), ...gatewayArgv()], args, {});
   const logs = collect(child);
   const stop = stopper(child, () => {
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
