@@ -32,20 +32,23 @@ function runOf(taskId: string): CoreRun {
 
 /** The host summaries as plain objects, for deepEqual. */
 function hostsOf(task: Task | undefined): Omit<HostSummary, "$typeName">[] {
-  return (task?.hosts ?? []).map(({ host, ok, failed, skipped, running, lastError, failedTask }) => ({
-    host,
-    ok,
-    failed,
-    skipped,
-    running,
-    lastError,
-    failedTask,
-  }));
+  return (task?.hosts ?? []).map(
+    ({ host, ok, failed, skipped, running, lastError, failedTask, currentTask }) => ({
+      host,
+      ok,
+      failed,
+      skipped,
+      running,
+      lastError,
+      failedTask,
+      currentTask,
+    }),
+  );
 }
 
 function summary(
   host: string,
-  counts: { ok?: number; failed?: number; skipped?: number; running?: number },
+  counts: { ok?: number; failed?: number; skipped?: number; running?: number; currentTask?: string },
   failure: { lastError: string; failedTask: string } = { lastError: "", failedTask: "" },
 ): Omit<HostSummary, "$typeName"> {
   return {
@@ -54,6 +57,7 @@ function summary(
     failed: counts.failed ?? 0,
     skipped: counts.skipped ?? 0,
     running: counts.running ?? 0,
+    currentTask: counts.currentTask ?? "",
     ...failure,
   };
 }

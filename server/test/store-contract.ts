@@ -359,6 +359,88 @@ export function storeContract(name: string, open: OpenStore): void {
     );
 
     it(
+      "queues submitted tasks only, never the runs cores registered for themselves",
+      withStore(async (store) => {
+        await store.createTask(newTask("q-api"), submitted("q-api"));
+        const core = await store.createTask(newTask("q-core", { origin: "core" }), submitted("q-core"));
+        assert.equal(core.record.task.origin, "core");
+        assert.equal((await store.getTask("q-api")).record?.task.origin, "api", "the default origin");
+        assert.deepEqual(
+          (await store.pendingQueue(10)).map((r) => r.task.id),
+          ["q-api"],
+        );
+      }),
+    );
+
+    it(
+      "keeps the stream records of core-only runs: open, renewed, ended, stale, and gone when the run ends",
+      withStore(async (store) => {
+        const running = async (id: string, daemonId = "") => {
+          await store.createTask(newTask(id, { origin: "core" }), submitted(id));
+          const { record } = await store.getTask(id);
+          assert.ok(record);
+          await store.updateTask(
+            id,
+            { status: TaskStatus.PENDING, version: record.version },
+            { status: TaskStatus.RUNNING, daemonId },
+            [],
+          );
+        };
+        for (const id of ["c-open", "c-ended", "c-stale", "c-daemon"]) await running(id);
+        await running("c-none");
+        await store.coreStreamsOpen(["c-open", "c-ended", "c-stale"]);
+        await store.coreStreamEnded("c-ended", "canceled");
+        const now = Date.now();
+        // Nothing stale yet: only the ended stream is listed.
+        let runs = await store.disconnectedCoreRuns(new Date(now - 60_000), 10);
+        assert.deepEqual(
+          runs.map((r) => [r.record.task.id, r.end]),
+          [["c-ended", "canceled"]],
+        );
+        assert.ok(Math.abs((runs[0]?.since.getTime() ?? 0) - now) < 5000, "ended about now");
+        // Records renewed before `staleBefore` are listed as stale, with their renewal time.
+        runs = await store.disconnectedCoreRuns(new Date(now + 60_000), 10);
+        assert.deepEqual(
+          runs.map((r) => [r.record.task.id, r.end]),
+          [
+            ["c-open", "stale"],
+            ["c-ended", "canceled"],
+            ["c-stale", "stale"],
+          ],
+        );
+        // A renewal reopens an ended stream (the core reconnected).
+        await store.coreStreamsOpen(["c-ended"]);
+        runs = await store.disconnectedCoreRuns(new Date(now - 60_000), 10);
+        assert.deepEqual(runs, []);
+        // Runs with a record are left to these records, not to the orphan sweep; the run without one
+        // (and daemon runs) still are orphans.
+        const orphans = await store.orphanedTasks(new Date(), 1000, 10);
+        assert.deepEqual(
+          orphans.map((o) => o.record.task.id),
+          ["c-daemon", "c-none"],
+        );
+        // A run that ends forgets its record.
+        const { record } = await store.getTask("c-stale");
+        assert.ok(record);
+        await store.updateTask(
+          "c-stale",
+          { status: TaskStatus.RUNNING, version: record.version },
+          { status: TaskStatus.COMPLETED },
+          [],
+        );
+        await store.coreStreamEnded("c-open", "dropped");
+        runs = await store.disconnectedCoreRuns(new Date(now + 60_000), 10);
+        assert.deepEqual(
+          runs.map((r) => [r.record.task.id, r.end]),
+          [
+            ["c-open", "dropped"],
+            ["c-ended", "stale"],
+          ],
+        );
+      }),
+    );
+
+    it(
       "keeps everything across close and reopen, and continues the sequence",
       withStore(async (store, reopen) => {
         await store.createTask(newTask("p1"), submitted("p1"));

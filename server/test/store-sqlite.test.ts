@@ -3,9 +3,9 @@
  * is particular to SQLite: migrations and the file settings that make writes durable.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { describe, it } from "node:test";
 import Database from "better-sqlite3";
 import { TaskPriority, TaskStatus } from "../../gen/spage/core/common_pb.js";
@@ -43,6 +43,46 @@ describe("SQLite specifics", () => {
         assert.equal(db.pragma("journal_mode", { simple: true }), "wal");
       } finally {
         db.close();
+      }
+    } finally {
+      cleanup();
+    }
+  });
+
+  it("upgrades a database from before core-only runs: runs cores registered stay out of the queue", async () => {
+    const { path, cleanup } = tempDb();
+    try {
+      // The schema as migrations 1 to 3 left it, with one submitted and one registered task.
+      mkdirSync(dirname(path), { recursive: true });
+      const db = new Database(path);
+      db.exec(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
+      );
+      for (const m of loadMigrations().filter((x) => x.version <= 3)) {
+        db.exec(m.sql);
+        db.prepare("INSERT INTO schema_migrations VALUES (?, ?, 0)").run(m.version, m.name);
+      }
+      const insert = db.prepare(
+        "INSERT INTO tasks (id, type, priority, status, request_hash, created_at, updated_at) VALUES (?, 'playbook', 2, 1, '', 0, 0)",
+      );
+      const event = db.prepare("INSERT INTO events (type, task_id, created_at) VALUES (?, ?, 0)");
+      insert.run("old-submitted");
+      event.run("task.submitted", "old-submitted");
+      insert.run("old-registered");
+      event.run("task.registered", "old-registered");
+      event.run("task.registered", "old-registered");
+      db.close();
+
+      const store = openSqliteStore({ path });
+      try {
+        assert.equal((await store.getTask("old-submitted")).record?.task.origin, "api");
+        assert.equal((await store.getTask("old-registered")).record?.task.origin, "core");
+        assert.deepEqual(
+          (await store.pendingQueue(10)).map((r) => r.task.id),
+          ["old-submitted"],
+        );
+      } finally {
+        await store.close();
       }
     } finally {
       cleanup();

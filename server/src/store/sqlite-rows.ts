@@ -41,11 +41,12 @@ const taskColumnNames = [
   "attempts",
   "cancel_deadline",
   "output_seq",
+  "origin",
 ] as const;
 
 /**
  * The select list of a task read, its columns prefixed with `alias.` when given. Task reads run as
- * raw statements (rows as arrays in this order): a row object with 26 named properties costs the
+ * raw statements (rows as arrays in this order): a row object with 27 named properties costs the
  * driver more than the read itself.
  */
 export const taskColumns = (alias = ""): string =>
@@ -82,6 +83,7 @@ export type TaskRow = readonly [
   attempts: string,
   cancel_deadline: number | null,
   output_seq: number,
+  origin: string,
   ...more: unknown[],
 ];
 
@@ -97,6 +99,7 @@ export interface NewTaskColumns {
   readonly timeout_seconds: number;
   readonly on_lost: string;
   readonly max_attempts: number;
+  readonly origin: string;
   /** created_at and updated_at. */
   readonly now: number;
 }
@@ -133,6 +136,7 @@ export function newTaskRecord(
     maxAttempts: c.max_attempts,
     onLost: c.on_lost,
     attempts: [],
+    origin: c.origin,
   };
   return { task, requestHash: c.request_hash, version: 1, position, outputSeq: 0 };
 }
@@ -173,6 +177,7 @@ export function hostsToJson(hosts: readonly HostSummary[]): string {
       running: h.running,
       lastError: h.lastError,
       failedTask: h.failedTask,
+      currentTask: h.currentTask,
     })),
   );
 }
@@ -206,6 +211,7 @@ export function rowToRecord(row: TaskRow): TaskRecord {
     attempts,
     cancelDeadline,
     outputSeq,
+    origin,
   ] = row;
   const task: Task = {
     $typeName: "spage.core.Task",
@@ -227,6 +233,7 @@ export function rowToRecord(row: TaskRow): TaskRecord {
     maxAttempts,
     onLost,
     attempts: attempts === "[]" ? [] : (JSON.parse(attempts) as StoredAttempt[]).map(attemptFromJson),
+    origin,
   };
   // Unset message fields stay absent, as protobuf's create leaves them.
   if (startedAt !== null) task.startedAt = timestampFromMs(startedAt);

@@ -9,6 +9,7 @@ import Database from "better-sqlite3";
 import type { Event } from "../../../gen/spage/core/common_pb.js";
 import { TaskStatus } from "../../../gen/spage/core/common_pb.js";
 import type { AuditFields } from "../domain/audit-chain.js";
+import { terminalStates } from "../domain/task-state.js";
 import type { GatewayStore } from "./gateway-store.js";
 import { GroupCommit } from "./group-commit.js";
 import { createAuditAppender, createSqliteAccess } from "./sqlite-access.js";
@@ -28,7 +29,9 @@ import {
   taskColumns,
 } from "./sqlite-rows.js";
 import type {
+  CoreStreamEnd,
   DaemonRecord,
+  DisconnectedCoreRun,
   EventQuery,
   NewEvent,
   NewTask,
@@ -70,8 +73,8 @@ export function openSqliteStore(opts: SqliteStoreOptions): GatewayStore {
   const stmt = {
     insertTask: db.prepare(
       `INSERT INTO tasks (id, type, priority, status, payload, metadata, request_hash, timeout_seconds, on_lost,
-                          max_attempts, created_at, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                          max_attempts, origin, created_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (id) DO NOTHING`,
     ),
     taskById: db.prepare(`SELECT ${taskColumns()} FROM tasks WHERE id = ?`).raw(true),
@@ -84,7 +87,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): GatewayStore {
     ),
     queue: db
       .prepare(
-        `SELECT ${taskColumns()} FROM tasks WHERE status = ${TaskStatus.PENDING} ORDER BY priority DESC, position LIMIT ?`,
+        `SELECT ${taskColumns()} FROM tasks WHERE status = ${TaskStatus.PENDING} AND origin = 'api' ORDER BY priority DESC, position LIMIT ?`,
       )
       .raw(true),
     dueCancels: db
@@ -104,6 +107,24 @@ export function openSqliteStore(opts: SqliteStoreOptions): GatewayStore {
        FROM tasks t LEFT JOIN daemons d ON d.id = t.daemon_id
        WHERE t.status IN (${activeStates.join(",")})
          AND (d.id IS NULL OR d.connected = 0 OR d.last_seen < @stale)
+         AND (t.daemon_id <> '' OR NOT EXISTS (SELECT 1 FROM core_streams c WHERE c.task_id = t.id))
+       ORDER BY t.position LIMIT @limit`,
+      )
+      .raw(true),
+    coreStreamOpen: db.prepare(
+      `INSERT INTO core_streams (task_id, open, seen_at, ended_at, end_kind) VALUES (?, 1, ?, NULL, '')
+       ON CONFLICT (task_id) DO UPDATE SET open = 1, seen_at = excluded.seen_at, ended_at = NULL, end_kind = ''`,
+    ),
+    coreStreamEnded: db.prepare(
+      "UPDATE core_streams SET open = 0, ended_at = ?, end_kind = ? WHERE task_id = ?",
+    ),
+    coreStreamForget: db.prepare("DELETE FROM core_streams WHERE task_id = ?"),
+    disconnectedCoreRuns: db
+      .prepare(
+        `SELECT ${taskColumns("t")}, c.open, c.seen_at, c.ended_at, c.end_kind
+       FROM core_streams c JOIN tasks t ON t.id = c.task_id
+       WHERE (c.open = 0 OR c.seen_at < @stale)
+         AND t.status IN (${TaskStatus.RUNNING}, ${TaskStatus.CANCELING}) AND t.daemon_id = ''
        ORDER BY t.position LIMIT @limit`,
       )
       .raw(true),
@@ -180,6 +201,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): GatewayStore {
           timeout_seconds: t.timeoutSeconds,
           on_lost: t.onLost ?? "fail",
           max_attempts: t.maxAttempts ?? 3,
+          origin: t.origin ?? "api",
           now,
         };
         const info = stmt.insertTask.run(
@@ -193,6 +215,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): GatewayStore {
           params.timeout_seconds,
           params.on_lost,
           params.max_attempts,
+          params.origin,
           now,
           now,
         );
@@ -252,6 +275,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): GatewayStore {
         if (info.changes === 0) return undefined;
         const row = getRow(id);
         if (!row) return undefined;
+        if (patch.status !== undefined && terminalStates.has(patch.status)) stmt.coreStreamForget.run(id);
         return { record: rowToRecord(row), events: insertEvents(events, now) };
       });
     },
@@ -352,6 +376,38 @@ export function openSqliteStore(opts: SqliteStoreOptions): GatewayStore {
         if (connected === 1 && typeof lastSeen === "number") gone = lastSeen + leaseMs;
         else if (typeof disconnectedAt === "number") gone = disconnectedAt;
         return { record, goneSince: new Date(gone) };
+      });
+    },
+
+    coreStreamsOpen(taskIds) {
+      return writer.submit(() => {
+        const now = Date.now();
+        for (const id of taskIds) stmt.coreStreamOpen.run(id, now);
+      });
+    },
+
+    coreStreamEnded(taskId, end) {
+      return writer.submit(() => {
+        stmt.coreStreamEnded.run(Date.now(), end, taskId);
+      });
+    },
+
+    async disconnectedCoreRuns(staleBefore, limit): Promise<DisconnectedCoreRun[]> {
+      const rows = stmt.disconnectedCoreRuns.all({ stale: staleBefore.getTime(), limit }) as TaskRow[];
+      return rows.map((r) => {
+        // The core stream's columns follow the task's columns.
+        const [open, seenAt, endedAt, endKind] = r.slice(taskColumnCount) as [
+          number,
+          number,
+          number | null,
+          string,
+        ];
+        const ended = open === 0 && endedAt !== null;
+        return {
+          record: rowToRecord(r),
+          end: ended ? (endKind as CoreStreamEnd) : "stale",
+          since: new Date(ended ? endedAt : seenAt),
+        };
       });
     },
 

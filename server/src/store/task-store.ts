@@ -47,7 +47,15 @@ export interface NewTask {
   readonly onLost?: string;
   /** Most attempts under the requeue policy. */
   readonly maxAttempts?: number;
+  /**
+   * "api" (default): submitted and queued for a daemon; "core": registered by the Spage core that
+   * runs it, never queued.
+   */
+  readonly origin?: TaskOrigin;
 }
+
+/** How a task came to be (Task.origin). */
+export type TaskOrigin = "api" | "core";
 
 /** An event to append: the store assigns id, sequence and timestamp. */
 export interface NewEvent {
@@ -93,6 +101,18 @@ export interface OrphanedTask {
   readonly record: TaskRecord;
   /** Since when the daemon counts as gone. */
   readonly goneSince: Date;
+}
+
+/** How the last progress stream of a core-only run ended, as the gateway holding it saw it. */
+export type CoreStreamEnd = "closed" | "canceled" | "dropped";
+
+/** An active core-only run (no daemon) with no open progress stream, or whose holder went quiet. */
+export interface DisconnectedCoreRun {
+  readonly record: TaskRecord;
+  /** How its last stream ended; "stale" when the gateway holding it stopped renewing it. */
+  readonly end: CoreStreamEnd | "stale";
+  /** When the stream ended, or (stale) when it was last renewed. */
+  readonly since: Date;
 }
 
 /** What a conditional update expects to find. */
@@ -170,6 +190,7 @@ export interface TaskStore {
   /**
    * Applies `patch` if the task still has the expected status and version, and appends `events`.
    * Returns undefined when the task is missing or has moved on (the caller lost a race: re-read).
+   * A patch that ends the task (a terminal status) also drops its core stream record.
    */
   updateTask(
     id: string,
@@ -183,7 +204,10 @@ export interface TaskStore {
   listTasks(query: TaskQuery): Promise<TaskPage>;
   /** Stored events after a sequence, in order. */
   readEvents(query: EventQuery): Promise<Event[]>;
-  /** PENDING tasks in dispatch order: highest priority first, first in, first out within one. */
+  /**
+   * PENDING tasks of origin "api" in dispatch order: highest priority first, first in, first out
+   * within one.
+   */
   pendingQueue(limit: number): Promise<TaskRecord[]>;
   /** Tasks that are not PENDING, not ended, and whose deadline is at or before `now`. */
   dueDeadlines(now: Date, limit: number): Promise<TaskRecord[]>;
@@ -193,9 +217,22 @@ export interface TaskStore {
   tasksOfDaemon(daemonId: string): Promise<TaskRecord[]>;
   /**
    * Active tasks (ASSIGNED, RUNNING, CANCELING) whose daemon is disconnected, unknown, or has not
-   * been seen for `leaseMs`.
+   * been seen for `leaseMs`; core-only runs with a core stream record are not among them (see
+   * `disconnectedCoreRuns`).
    */
   orphanedTasks(now: Date, leaseMs: number, limit: number): Promise<OrphanedTask[]>;
+  /**
+   * Records that a gateway holds a progress stream of each of these core-only runs now (the first
+   * update of a stream, and renewals while it stays open).
+   */
+  coreStreamsOpen(taskIds: readonly string[]): Promise<void>;
+  /** Records that the last progress stream of a core-only run ended now, and how. */
+  coreStreamEnded(taskId: string, end: CoreStreamEnd): Promise<void>;
+  /**
+   * Active core-only runs (RUNNING or CANCELING, no daemon) whose core stream record says the
+   * stream ended, or was last renewed before `staleBefore`.
+   */
+  disconnectedCoreRuns(staleBefore: Date, limit: number): Promise<DisconnectedCoreRun[]>;
   /** Records a daemon's hello: creates or updates it as connected now. */
   daemonConnected(
     daemon: Pick<DaemonRecord, "id" | "hostname" | "version" | "capacity" | "labels">,
