@@ -11,7 +11,7 @@ import fastifyCors from "@fastify/cors";
 import Fastify, { type FastifyInstance, LogController } from "fastify";
 import { CallValues } from "./call-values.js";
 import type { GatewayConfig } from "./config.js";
-import { kLog, kPeerAddress, kRequestId } from "./context-keys.js";
+import { kLog, kNodeRequest, kPeerAddress, kRequestId } from "./context-keys.js";
 import { UnavailableError } from "./domain/errors.js";
 import type { EventBus } from "./events/event-bus.js";
 import { createFastPath } from "./fast-path/fast-path.js";
@@ -86,6 +86,7 @@ export async function buildApp(deps: AppDeps): Promise<Gateway> {
         keepAliveTimeoutMs: config.keepAliveTimeoutMs,
         idleTimeoutMs: config.idleTimeoutMs,
         maxHeaderBytes: config.maxHeaderBytes,
+        pingIntervalMs: config.pingIntervalMs,
       });
       return server as never;
     },
@@ -148,7 +149,8 @@ export async function buildApp(deps: AppDeps): Promise<Gateway> {
       new CallValues()
         .set(kLog, req.log)
         .set(kPeerAddress, req.ip ?? "")
-        .set(kRequestId, String(req.id)),
+        .set(kRequestId, String(req.id))
+        .set(kNodeRequest, req.raw),
   });
   const fastPath = config.fastPath
     ? createFastPath({

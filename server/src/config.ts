@@ -31,7 +31,11 @@ export interface GatewayConfig {
   readonly leaseMs: number;
   readonly heartbeatMs: number;
   readonly lostGraceMs: number;
+  /** Time a core-only run's core has, after its stream ended, to continue on a new one. */
+  readonly coreGraceMs: number;
   readonly cancelGraceMs: number;
+  /** How often HTTP/2 connections with open streams are pinged (0: never). */
+  readonly pingIntervalMs: number;
   readonly dispatchPollMs: number;
   /** Serve plain unary calls on the fast path (server/src/fast-path); false: Connect's handler only. */
   readonly fastPath: boolean;
@@ -198,7 +202,7 @@ export const serveOptions: readonly Option[] = [
     def: "1000",
     min: 10,
     max: 60000,
-    help: "how often task deadlines, cancels and daemon leases are checked",
+    help: "how often task deadlines, cancels, daemon leases and ended core streams are checked",
   },
   {
     flag: "heartbeat-ms",
@@ -214,7 +218,7 @@ export const serveOptions: readonly Option[] = [
     kind: "int",
     def: "15000",
     min: 100,
-    help: "a daemon not heard from for this long is gone",
+    help: "a daemon not heard from for this long is gone (and a core stream record not renewed for this long counts as dropped)",
   },
   {
     flag: "lost-grace-ms",
@@ -222,7 +226,23 @@ export const serveOptions: readonly Option[] = [
     kind: "int",
     def: "30000",
     min: 0,
-    help: "time a gone daemon has to come back before its running tasks are LOST",
+    help: "time a gone daemon, or a Spage core whose connection dropped mid-step, has to come back before its running tasks are LOST",
+  },
+  {
+    flag: "core-grace-ms",
+    env: "SPAGE_CORE_GRACE_MS",
+    kind: "int",
+    def: "5000",
+    min: 0,
+    help: "time a Spage core reporting on its own has, after its progress stream ended, to open a new one before its run ends",
+  },
+  {
+    flag: "ping-interval-ms",
+    env: "SPAGE_PING_INTERVAL_MS",
+    kind: "int",
+    def: "10000",
+    min: 0,
+    help: "how often HTTP/2 connections with open streams are pinged; one that has not answered by the next ping is closed, so a peer that vanished silently is cut within twice this (0: never)",
   },
   {
     flag: "cancel-grace-ms",
@@ -418,7 +438,9 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pr
     heartbeatMs: int("heartbeat-ms"),
     leaseMs: int("lease-ms"),
     lostGraceMs: int("lost-grace-ms"),
+    coreGraceMs: int("core-grace-ms"),
     cancelGraceMs: int("cancel-grace-ms"),
+    pingIntervalMs: int("ping-interval-ms"),
     dispatchPollMs: int("dispatch-poll-ms"),
     fastPath: onOff("fast-path"),
     access: Object.freeze(accessPolicy(str, int, list)),

@@ -1,8 +1,10 @@
 /**
  * Typed per-request values that travel with each RPC in Connect's context (never on mutated request
- * objects). The first three are filled in once per request from the Fastify request (app.ts); the
+ * objects). The first four are filled in once per request from the Fastify request (app.ts); the
  * principal by the auth interceptor.
  */
+import type { IncomingMessage } from "node:http";
+import type { Http2ServerRequest } from "node:http2";
 import { createContextKey } from "@connectrpc/connect";
 import type { FastifyBaseLogger } from "fastify";
 import { pino } from "pino";
@@ -16,6 +18,14 @@ export const kLog = createContextKey<FastifyBaseLogger>(pino({ level: "silent" }
 
 /** The caller's network address, e.g. `127.0.0.1`; empty when unknown. */
 export const kPeerAddress = createContextKey<string>("", { description: "peer address" });
+
+/**
+ * The call's Node request, for what only the transport knows (how an HTTP/2 stream ended); unset on
+ * the fast path, which serves no client streams.
+ */
+export const kNodeRequest = createContextKey<IncomingMessage | Http2ServerRequest | undefined>(undefined, {
+  description: "node request",
+});
 
 /** The request id assigned by Fastify, echoed in logs. */
 export const kRequestId = createContextKey<string>("", { description: "request id" });

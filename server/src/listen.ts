@@ -37,6 +37,11 @@ export interface ListenerOptions {
   readonly idleTimeoutMs: number;
   /** Largest accepted request header block, in bytes. */
   readonly maxHeaderBytes: number;
+  /**
+   * How often HTTP/2 connections with open streams are pinged; one that has not answered by the
+   * next ping is destroyed, ending its streams (0: never).
+   */
+  readonly pingIntervalMs: number;
 }
 
 /** The server handed to Fastify: a net.Server (or tls.Server) with the close helpers Fastify uses. */
@@ -51,6 +56,41 @@ export interface OnePortServer extends net.Server {
   readonly openConnections: number;
   /** Lets `fast` serve the requests it admits before the handler sees them (fast-path/). */
   serveFastPathFirst(fast: FastPath): void;
+}
+
+/** What the listener tracks of one HTTP/2 connection. */
+interface SessionState {
+  /** Streams open on it. */
+  open: number;
+  /** A keepalive ping was sent and not answered yet. */
+  awaitingPing: boolean;
+}
+
+/**
+ * One keepalive round: pings every connection that has open streams, and destroys the ones that did
+ * not answer the previous round's ping. A peer that vanished without closing (killed machine, cut
+ * network, a stopped process) is so cut within two intervals, and the calls on it end as dropped.
+ * Idle connections are left to the idle timeout.
+ */
+function pingAll(sessions: ReadonlyMap<http2.Http2Session, SessionState>): void {
+  for (const [session, state] of sessions) {
+    if (session.closed || session.destroyed || state.open === 0) {
+      state.awaitingPing = false;
+      continue;
+    }
+    if (state.awaitingPing) {
+      session.destroy();
+      continue;
+    }
+    state.awaitingPing = true;
+    try {
+      session.ping((err) => {
+        if (!err) state.awaitingPing = false;
+      });
+    } catch {
+      // A session that is closing refuses new pings; it goes away by itself.
+    }
+  }
 }
 
 /** Creates the one-port server. */
@@ -94,19 +134,22 @@ export function createOnePortServer(handler: DualHandler, opts: ListenerOptions)
   );
 
   const sockets = new Set<net.Socket>();
-  const sessions = new Set<http2.Http2Session>();
+  const sessions = new Map<http2.Http2Session, SessionState>();
   let closing = false;
   let idleSweep: NodeJS.Timeout | undefined;
+  const pinger =
+    opts.pingIntervalMs > 0 ? setInterval(() => pingAll(sessions), opts.pingIntervalMs) : undefined;
+  pinger?.unref();
 
   h2.on("session", (session: http2.ServerHttp2Session) => {
-    sessions.add(session);
+    const state: SessionState = { open: 0, awaitingPing: false };
+    sessions.set(session, state);
     session.once("close", () => sessions.delete(session));
     session.on("error", () => {});
-    let open = 0;
     let started = false;
     session.on("stream", (stream: http2.ServerHttp2Stream) => {
-      open++;
-      stream.on("close", () => open--); // fires once; `once` would add a wrapper per stream
+      state.open++;
+      stream.on("close", () => state.open--); // fires once; `once` would add a wrapper per stream
       if (!started) {
         started = true;
         session.setTimeout(opts.idleTimeoutMs);
@@ -123,7 +166,7 @@ export function createOnePortServer(handler: DualHandler, opts: ListenerOptions)
         session.destroy();
         return;
       }
-      if (open > 0) return;
+      if (state.open > 0) return;
       if (idleStrikes++ === 0) session.close();
       else session.destroy();
     });
@@ -221,11 +264,12 @@ export function createOnePortServer(handler: DualHandler, opts: ListenerOptions)
   const server = outer as OnePortServer;
   server.close = (cb?: (err?: Error) => void) => {
     closing = true;
+    clearInterval(pinger);
     closeOuter(cb);
     // Stops the inner timers; both "fail" because they never listened, which is expected.
     h1.close(() => {});
     h1.closeIdleConnections();
-    for (const s of sessions) s.close();
+    for (const s of sessions.keys()) s.close();
     // Keep-alive connections whose request is still running become idle later; sweep them then.
     idleSweep ??= setInterval(() => {
       h1.closeIdleConnections();
@@ -236,11 +280,11 @@ export function createOnePortServer(handler: DualHandler, opts: ListenerOptions)
   };
   server.closeIdleConnections = () => h1.closeIdleConnections();
   server.closeAllConnections = () => {
-    for (const s of sessions) s.destroy();
+    for (const s of sessions.keys()) s.destroy();
     for (const s of sockets) s.destroy();
   };
   server.closeHttp2Sessions = () => {
-    for (const s of sessions) s.close();
+    for (const s of sessions.keys()) s.close();
   };
   Object.defineProperty(server, "openConnections", { get: () => sockets.size });
   server.serveFastPathFirst = (f) => {

@@ -10,6 +10,7 @@ import { SpageExecution } from "../../gen/spage/core/execution_pb.js";
 import type { EventBus } from "./events/event-bus.js";
 import type { AccessServiceDeps } from "./services/access-service.js";
 import { createApiService } from "./services/api-service.js";
+import type { CoreRuns } from "./services/core-runs.js";
 import type { DaemonChannelDeps } from "./services/daemon-channel.js";
 import { createExecutionService } from "./services/execution-service.js";
 import type { GatewayMetrics } from "./services/gateway-metrics.js";
@@ -24,6 +25,7 @@ export interface ServiceDeps {
   readonly store: TaskStore;
   readonly bus: EventBus;
   readonly tasks: TaskService;
+  readonly coreRuns: CoreRuns;
   readonly health: HealthState;
   readonly metrics: GatewayMetrics;
   readonly watchBuffer: number;

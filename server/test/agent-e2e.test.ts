@@ -7,6 +7,8 @@
  *   (fixtures/fake-spage-core.ts) that reports per-host progress over SpageExecution.StreamProgress;
  *   `spage-gateway watch --until-end` prints the whole life of the task and exits 0, and
  *   `spage-gateway get --json` shows the per-host summary.
+ * - Cores that behave exactly as upstream (no run-end marker): the run ends by the process's exit
+ *   code, not by what the core's stream reported.
  */
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -268,6 +270,60 @@ describe("agent end to end", () => {
         0,
         `agent warnings:\n${agent.stderr()}`,
       );
+    } finally {
+      await cleanup.run();
+    }
+  });
+
+  it("a run the agent started ends by the process's exit code, whatever its core's stream reported", async () => {
+    const cleanup = new Cleanup();
+    try {
+      const dir = tempDir(cleanup, "spage-agent-e2e-");
+      const g = await startGateway(cleanup, dir);
+      // Cores exactly as upstream (no run-end marker, the stream cancelled on exit): one whose hosts
+      // all succeed but whose process exits 3, one whose host fails but whose process exits 0.
+      const agents = [
+        { daemonId: "agent-exit3", labels: "mode=exit3", extra: ["--upstream", "--exit-code", "3"] },
+        { daemonId: "agent-failhost", labels: "mode=failhost", extra: ["--upstream", "--fail-host", "web2"] },
+      ];
+      for (const a of agents) {
+        const agent = startAgentProcess({
+          endpoint: g.url,
+          daemonId: a.daemonId,
+          capacity: 1,
+          labels: a.labels,
+          command: fakeCoreCommand(a.extra),
+        });
+        cleanup.add(() => agent.cleanup());
+      }
+      for (const [taskId, mode] of [
+        ["exit-3", "exit3"],
+        ["host-failed-exit-0", "failhost"],
+      ]) {
+        await g.api.submitTask({
+          taskId,
+          type: "playbook",
+          payload: { playbook: "site.yml", target_labels: `mode=${mode}` },
+        });
+      }
+
+      const failed = await waitForStatus(g.api, "exit-3", TaskStatus.FAILED, 20_000);
+      assert.equal(failed.result.exit_code, "3");
+      assert.deepEqual(
+        failed.hosts.map((h) => `${h.host} ${h.ok}/${h.failed}/${h.skipped}/${h.running}`),
+        ["web1 3/0/0/0", "web2 2/0/1/0"],
+        "every host succeeded; the exit code decides",
+      );
+      const completed = await waitForStatus(g.api, "host-failed-exit-0", TaskStatus.COMPLETED, 20_000);
+      assert.equal(completed.result.exit_code, "0");
+      assert.equal(completed.hosts.find((h) => h.host === "web2")?.failed, 1);
+      for (const taskId of ["exit-3", "host-failed-exit-0"]) {
+        const path = (await storedEvents(g.api, taskId))
+          .filter((e) => e.type === "task.status")
+          .map((e) => e.data.to);
+        assert.equal(path.length, 3, `${taskId}: ${path.join(", ")}`);
+        assert.deepEqual(path.slice(0, 2), ["ASSIGNED", "RUNNING"], taskId);
+      }
     } finally {
       await cleanup.run();
     }

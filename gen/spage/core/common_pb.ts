@@ -495,11 +495,24 @@ export const TaskResultSchema: GenMessage<TaskResult> = /*@__PURE__*/
 /**
  * One progress report from a runner. Spage cores send one per Ansible task and host (and loop item):
  * a start update (progress 0, metadata status "running"), then a done update (progress 100, or -1 for
- * a failure) or a skipped update (progress 0, metadata status "skipped").
+ * a failure) or a skipped update (progress 0, metadata status "skipped"). An error report of the run
+ * itself has progress -1, status "failed", an error and no host.
  *
- * A runner marks the end of the whole run with an update whose metadata has `run_status` set to
- * "completed" or "failed" (optionally with `error` and `exit_code`); the task then ends COMPLETED or
- * FAILED. Alternatively it reports a TaskResult with SpageAPI.ReportTaskResult.
+ * How a run ends:
+ * - A run a daemon started ends with the daemon's report (the process's exit code); its core's
+ *   stream ending does not end it, and the daemon's lease covers its liveness.
+ * - A core-only run (no daemon) is alive while a StreamProgress stream of it is open, however long it
+ *   stays silent. When its last stream ends (half-closed, cancelled or dropped) and the core has not
+ *   opened a new one within the gateway's grace (--core-grace-ms), it ends FAILED when a host's step
+ *   failed, an error report arrived or a step was still running (Task.error names host, task and
+ *   error), COMPLETED otherwise; Task.result holds the recap counts. A core whose connection dropped
+ *   while a step was running (or that stopped answering the gateway's HTTP/2 pings) goes LOST after
+ *   --lost-grace-ms, then follows the task's lost-task policy.
+ * - Any runner may end a run explicitly with an update whose metadata has `run_status` set to
+ *   "completed" or "failed" (optionally with `error` and `exit_code`), or with
+ *   SpageAPI.ReportTaskResult.
+ * An update of a run that has ended is stored as an event and changes nothing; its acknowledgement
+ * says so (metadata run_over "true" and the final status).
  *
  * @generated from message spage.core.ProgressUpdate
  */
@@ -528,7 +541,8 @@ export type ProgressUpdate = Message<"spage.core.ProgressUpdate"> & {
   /**
    * Details of the step. Spage cores send: task, host, level, status (running, completed, failed,
    * skipped), duration_ms, duration_ns, error. The gateway's acknowledgements carry
-   * {ack: "true", sequence: "<event sequence>"}.
+   * {ack: "true", sequence: "<event sequence>"}, plus {run_over: "true", status} once the run has
+   * ended and {cancel_requested: "true"} while it is being canceled.
    *
    * @generated from field: map<string, string> metadata = 4;
    */

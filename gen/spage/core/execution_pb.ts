@@ -363,7 +363,9 @@ export const SpageExecution: GenService<{
   },
   /**
    * Creates or updates the task for a run that a core is about to execute. Idempotent: a second,
-   * thinner registration keeps every field the first one set.
+   * thinner registration keeps every field the first one set (empty fields and empty map values keep
+   * what is stored). A task a core creates this way is its own run (origin "core"): it is never
+   * handed to a daemon.
    *
    * @generated from rpc spage.core.SpageExecution.RegisterTask
    */
@@ -375,7 +377,9 @@ export const SpageExecution: GenService<{
   /**
    * Progress of a run, one update per Ansible task and host. The gateway answers each stored update
    * with an acknowledgement (metadata {ack: "true", sequence}) that the core may ignore. A core that
-   * cancels the stream instead of half-closing it loses nothing already sent.
+   * cancels the stream instead of half-closing it loses nothing already sent. For a run with no
+   * daemon the stream is the run's liveness: the run ends when its last stream ends and the core does
+   * not continue on a new one within the gateway's grace (see ProgressUpdate for the rules).
    *
    * @generated from rpc spage.core.SpageExecution.StreamProgress
    */

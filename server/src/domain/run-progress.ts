@@ -43,6 +43,16 @@ export function runEndOf(metadata: Readonly<Record<string, string>>): RunEnd {
   return undefined;
 }
 
+/**
+ * The error of the run itself that an update reports: a failure with no host (a Spage core's
+ * "Error in level <n>: <err>"); undefined for any other update.
+ */
+export function runErrorOf(step: StepReport, message: string): string | undefined {
+  if (step.outcome !== "failed" || step.host !== "") return undefined;
+  if (step.error === "" || message.includes(step.error)) return message || "the run failed";
+  return message ? `${message}: ${step.error}` : step.error;
+}
+
 /** Applies one step report to the host summaries; returns a new list sorted by host. */
 export function applyStep(hosts: readonly HostSummary[], step: StepReport): HostSummary[] {
   if (step.host === "" || step.outcome === "note") return [...hosts];
@@ -50,10 +60,12 @@ export function applyStep(hosts: readonly HostSummary[], step: StepReport): Host
   const h = byHost.get(step.host) ?? create(HostSummarySchema, { host: step.host });
   const finish = () => {
     if (h.running > 0) h.running--;
+    if (h.running === 0) h.currentTask = "";
   };
   switch (step.outcome) {
     case "started":
       h.running++;
+      h.currentTask = step.task;
       break;
     case "ok":
       finish();

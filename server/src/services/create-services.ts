@@ -10,6 +10,7 @@ import { createEventBus, type EventBus } from "../events/event-bus.js";
 import type { ServiceDeps } from "../routes.js";
 import type { GatewayStore } from "../store/gateway-store.js";
 import { type AuditLog, createAuditLog } from "./audit-log.js";
+import { CoreRuns } from "./core-runs.js";
 import { DaemonRegistry } from "./daemon-registry.js";
 import { DaemonTasks } from "./daemon-tasks.js";
 import { Dispatcher } from "./dispatcher.js";
@@ -30,6 +31,7 @@ export interface Services {
   readonly metrics: GatewayMetrics;
   readonly registry: DaemonRegistry;
   readonly dispatcher: Dispatcher;
+  readonly coreRuns: CoreRuns;
   /** Access control: credentials, limits and the audit log, for the interceptors. */
   readonly access: {
     readonly authn: Authenticator;
@@ -63,6 +65,11 @@ export function createServices(
     lostGraceMs: config.lostGraceMs,
     cancelGraceMs: config.cancelGraceMs,
   });
+  const coreRuns = new CoreRuns(
+    writer,
+    { graceMs: config.coreGraceMs, lostGraceMs: config.lostGraceMs, leaseMs: config.leaseMs },
+    log,
+  );
   const dispatcher = new Dispatcher(registry, store, daemonTasks, bus, log, config.dispatchPollMs);
   const authn = createAuthenticator(store, { tokenTtlMs: config.access.tokenTtlMs });
   const limiter = new RateLimiter();
@@ -74,6 +81,7 @@ export function createServices(
     store,
     bus,
     tasks,
+    coreRuns,
     health,
     metrics,
     watchBuffer: config.watchBuffer,
@@ -96,11 +104,13 @@ export function createServices(
     metrics,
     registry,
     dispatcher,
+    coreRuns,
     access: { authn, limiter, streams, audit },
     deps,
     start() {
       dispatcher.start();
-      sweeper = startTaskSweeper(tasks, daemonTasks, registry, log, config.sweepIntervalMs);
+      coreRuns.start();
+      sweeper = startTaskSweeper(tasks, daemonTasks, registry, coreRuns, log, config.sweepIntervalMs);
       // Expired session tokens are kept a day (ValidateToken can still say when they expired),
       // then deleted, so the table does not grow with every Authenticate forever.
       sessionSweep = setInterval(() => {
@@ -112,6 +122,7 @@ export function createServices(
     },
     stop() {
       dispatcher.stop();
+      coreRuns.stop();
       sweeper?.stop();
       clearInterval(sessionSweep);
     },

@@ -23,8 +23,8 @@ export interface DaemonTimings {
   readonly cancelGraceMs: number;
 }
 
-/** When this gateway process started: its own downtime is not held against daemons. */
-const gatewayStartedAt = Date.now();
+/** When this gateway process started: its own downtime is not held against daemons or cores. */
+export const gatewayStartedAt = Date.now();
 
 /** A daemon's report that a task ended. */
 export interface DaemonOutcome {
@@ -249,7 +249,7 @@ export class DaemonTasks {
           activeStates.has(cur.task.status) && cur.task.daemonId === daemonId
             ? lostThenPolicy(
                 cur,
-                `daemon ${daemonId || "?"} vanished mid-run and did not come back; the outcome is unknown`,
+                `${runnerOf(daemonId)} vanished mid-run and did not come back; the outcome is unknown`,
               )
             : undefined,
         ),
@@ -270,7 +270,7 @@ export class DaemonTasks {
           const seconds = Math.round(this.timings.cancelGraceMs / 1000);
           return lostThenPolicy(
             cur,
-            `daemon ${cur.task.daemonId || "?"} did not confirm the cancel within ${seconds}s; the process may still be running`,
+            `${runnerOf(cur.task.daemonId)} did not confirm the cancel within ${seconds}s; the process may still be running`,
           );
         }),
       );
@@ -312,6 +312,11 @@ export class DaemonTasks {
       return decide(rec);
     });
   }
+}
+
+/** Who runs a task, for messages: its daemon, or the Spage core reporting it on its own. */
+function runnerOf(daemonId: string): string {
+  return daemonId ? `daemon ${daemonId}` : "the Spage core running it";
 }
 
 /**

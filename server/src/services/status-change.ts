@@ -1,10 +1,12 @@
 /**
  * The patch and `task.status` event of one state change, with the bookkeeping each state implies:
  * start time, deadline and attempt start when work begins; the daemon, deadlines and the open
- * attempt cleared or closed when the task goes back to the queue or ends.
+ * attempt cleared or closed when the task goes back to the queue or ends, and no host left running
+ * when it ends.
  */
 import { TaskStatus } from "../../../gen/spage/core/common_pb.js";
 import { attemptOutcome, closeAttempt, markStarted } from "../domain/attempts.js";
+import { hasRunningSteps, settleHosts } from "../domain/run-outcome.js";
 import { activeStates, terminalStates, transition } from "../domain/task-state.js";
 import type { NewEvent, TaskPatch, TaskRecord } from "../store/task-store.js";
 
@@ -44,6 +46,8 @@ export function statusChange(
     patch.deadlineAt = null;
     patch.daemonId = "";
     if (to === TaskStatus.COMPLETED) patch.progress = 100;
+    // An ended run never shows a host as running; `more.hosts` may say how its steps ended instead.
+    if (hasRunningSteps(t.hosts)) patch.hosts = settleHosts(t.hosts, "", false);
   }
   return { patch: { ...patch, ...more }, events: [{ type: "task.status", taskId: t.id, data: change.data }] };
 }

@@ -8,7 +8,8 @@ import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Event, Task, TaskResult } from "../../../gen/spage/core/common_pb.js";
 import { TaskPriority, TaskStatus } from "../../../gen/spage/core/common_pb.js";
 import { AlreadyExistsError, DomainError, FailedPreconditionError, NotFoundError } from "../domain/errors.js";
-import { applyStep, classifyUpdate, overallProgress, runEndOf } from "../domain/run-progress.js";
+import { failureSummary, recapResult } from "../domain/run-outcome.js";
+import { applyStep, classifyUpdate, overallProgress, runEndOf, runErrorOf } from "../domain/run-progress.js";
 import { newTaskId } from "../domain/task-id.js";
 import { statusName, terminalStates } from "../domain/task-state.js";
 import {
@@ -210,6 +211,7 @@ export class TaskService {
             requestHash: requestFingerprint({ registered: input.taskId }),
             status: TaskStatus.PENDING,
             timeoutSeconds: 0,
+            origin: "core",
           },
           { type: "task.registered", taskId: input.taskId, data: registeredData(input) },
         );
@@ -293,17 +295,19 @@ export class TaskService {
   }
 
   /**
-   * Records one progress update: updates the per-host summary and overall progress, makes a waiting
-   * task RUNNING, ends the run when the update carries `run_status`, and stores it as an event.
-   * Returns the stored events (the progress event among them).
+   * Records one progress update: updates the per-host summary and overall progress, keeps the run's
+   * own error (an error report), makes a waiting task RUNNING, ends the run when the update carries
+   * `run_status`, and stores it as an event. An update of a run that has ended is stored as an event
+   * and changes nothing. Returns the stored events (the progress event among them) and the task.
    */
-  async recordProgress(input: ProgressInput): Promise<Event[]> {
+  async recordProgress(input: ProgressInput): Promise<{ events: Event[]; record: TaskRecord }> {
     const v = new Violations();
     checkTaskId(v, "task_id", input.taskId, true);
     checkStringMap(v, "metadata", input.metadata);
     if (!Number.isFinite(input.progress)) v.add("progress", "must be a finite number");
     v.throwIfAny();
     const step = classifyUpdate(input.progress, input.metadata);
+    const runError = runErrorOf(step, input.message);
     const runEnd = runEndOf(input.metadata);
     const progressEvent: NewEvent = {
       type: "task.progress",
@@ -324,39 +328,44 @@ export class TaskService {
         ]),
       },
     };
-    const { events } = await this.writer.mutate(
+    return this.writer.mutate(
       input.taskId,
       (rec) => {
+        if (terminalStates.has(rec.task.status)) {
+          // A late update of an ended run is kept as history and changes nothing.
+          return { patch: {}, events: [progressEvent] };
+        }
         const events: NewEvent[] = [];
         let status = rec.task.status;
-        const patch: { -readonly [K in keyof TaskPatch]: TaskPatch[K] } = {};
+        const hosts = applyStep(rec.task.hosts, step);
+        const patch: { -readonly [K in keyof TaskPatch]: TaskPatch[K] } = {
+          hosts,
+          progress: overallProgress(hosts),
+        };
+        // The run's own error is kept while it runs (a CANCELING task's error is its cancel reason).
+        if (runError && status !== TaskStatus.CANCELING && rec.task.error === "") patch.error = runError;
         const move = (to: TaskStatus, extra: Record<string, string>, more: TaskPatch = {}) => {
-          const change = statusChange({ ...rec, task: { ...rec.task, status } as Task }, to, extra, more);
+          const now = { ...rec, task: { ...rec.task, status, hosts } as Task };
+          const change = statusChange(now, to, extra, more);
           Object.assign(patch, change.patch);
           events.push(...change.events);
           status = to;
         };
-        if (terminalStates.has(status)) {
-          // A late update of an ended run is kept as history and changes nothing.
-          return { patch: {}, events: [progressEvent] };
-        }
         if (status === TaskStatus.PENDING || status === TaskStatus.ASSIGNED) move(TaskStatus.RUNNING, {});
-        const hosts = applyStep(rec.task.hosts, step);
-        patch.hosts = hosts;
-        patch.progress = overallProgress(hosts);
         events.push(progressEvent);
         if (runEnd) {
           const to = runEnd.status === "completed" ? TaskStatus.COMPLETED : TaskStatus.FAILED;
-          move(to, runEnd.error ? { error: runEnd.error } : {}, {
-            error: runEnd.error || (to === TaskStatus.FAILED ? failedHostsError(hosts) : ""),
-            result: runResult(hosts, input.metadata),
-          });
+          const error =
+            runEnd.error ||
+            (to === TaskStatus.FAILED ? failureSummary(hosts, patch.error ?? rec.task.error) : "");
+          const result = recapResult(hosts);
+          if (input.metadata.exit_code) result.exit_code = input.metadata.exit_code;
+          move(to, runEnd.error ? { error: runEnd.error } : {}, { error, result });
         }
         return { patch, events };
       },
       `task ${input.taskId} not found; call RegisterTask first`,
     );
-    return events;
   }
 
   /** Records a runner's final TaskResult; repeating the same outcome is accepted. */
@@ -459,42 +468,33 @@ function registeredData(input: RegisterInput): Record<string, string> {
   return data;
 }
 
+/**
+ * A later registration over what is stored: a field or map entry it leaves empty keeps its value
+ * (a core's second registration carries only the playbook, and may carry empty metadata values).
+ */
 function mergeRegistration(existing: TaskRecord, input: RegisterInput): TaskPatch {
   const payload = { ...existing.task.payload };
   if (input.playbook) payload.playbook = input.playbook;
   if (input.inventory) payload.inventory = input.inventory;
   if (input.engine) payload.engine = input.engine;
-  if (Object.keys(input.variables).length > 0) {
+  const variables = nonEmpty(input.variables);
+  if (Object.keys(variables).length > 0) {
     let vars: Record<string, string> = {};
     try {
       vars = JSON.parse(payload.variables ?? "{}") as Record<string, string>;
     } catch {
       vars = {};
     }
-    payload.variables = JSON.stringify({ ...vars, ...input.variables });
+    payload.variables = JSON.stringify({ ...vars, ...variables });
   }
-  return { payload, metadata: { ...existing.task.metadata, ...input.metadata } };
+  return { payload, metadata: { ...existing.task.metadata, ...nonEmpty(input.metadata) } };
 }
 
-function failedHostsError(hosts: readonly { host: string; failed: number; lastError: string }[]): string {
-  const failed = hosts.filter((h) => h.failed > 0);
-  if (failed.length === 0) return "the run failed";
-  return failed.map((h) => `${h.host}: ${h.lastError}`).join("; ");
-}
-
-function runResult(
-  hosts: readonly { host: string; ok: number; failed: number; skipped: number }[],
-  metadata: Readonly<Record<string, string>>,
-): Record<string, string> {
-  const sum = (k: "ok" | "failed" | "skipped") => String(hosts.reduce((n, h) => n + h[k], 0));
-  const result: Record<string, string> = {
-    hosts: String(hosts.length),
-    steps_ok: sum("ok"),
-    steps_failed: sum("failed"),
-    steps_skipped: sum("skipped"),
-  };
-  if (metadata.exit_code) result.exit_code = metadata.exit_code;
-  return result;
+/** The entries of a map whose value is not empty. */
+function nonEmpty(map: Readonly<Record<string, string>>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, val] of Object.entries(map)) if (val !== "") out[k] = val;
+  return out;
 }
 
 function pick(map: Readonly<Record<string, string>>, keys: readonly string[]): Record<string, string> {

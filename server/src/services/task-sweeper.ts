@@ -1,10 +1,11 @@
 /**
  * Periodic upkeep of tasks and daemons: timeouts (TIMED_OUT), unconfirmed cancels, tasks of daemons
- * that are gone (requeue, or LOST and the lost-task policy), and local daemon streams whose lease ran
- * out. Safe with several gateways on one store: every change is a conditional update.
+ * that are gone (requeue, or LOST and the lost-task policy), core-only runs whose core is gone, and
+ * local daemon streams whose lease ran out. Safe with several gateways on one store: every change is a conditional update.
  */
 import type { FastifyBaseLogger } from "fastify";
 import { UnavailableError } from "../domain/errors.js";
+import type { CoreRuns } from "./core-runs.js";
 import type { DaemonRegistry } from "./daemon-registry.js";
 import type { DaemonTasks } from "./daemon-tasks.js";
 import type { TaskService } from "./task-service.js";
@@ -21,6 +22,7 @@ export function startTaskSweeper(
   tasks: TaskService,
   daemonTasks: DaemonTasks,
   registry: DaemonRegistry,
+  coreRuns: CoreRuns,
   log: FastifyBaseLogger,
   intervalMs: number,
 ): TaskSweeper {
@@ -46,7 +48,10 @@ export function startTaskSweeper(
     const timedOut = await stage("timeouts", () => tasks.expireDeadlines(now));
     const cancels = await stage("cancels", () => daemonTasks.expireCancels(now));
     const orphans = await stage("orphans", () => daemonTasks.handleOrphans(now, (id) => registry.has(id)));
-    if (timedOut + cancels + orphans > 0) log.info({ timedOut, cancels, orphans }, "tasks swept");
+    const coreRunsEnded = await stage("core runs", () => coreRuns.endDisconnected(now));
+    if (timedOut + cancels + orphans + coreRunsEnded > 0) {
+      log.info({ timedOut, cancels, orphans, coreRunsEnded }, "tasks swept");
+    }
   };
   const sweep = () => {
     running ??= once()

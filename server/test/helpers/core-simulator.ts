@@ -12,8 +12,9 @@
  * - whatever the server streams back is read and ignored (only counted);
  * - on exit the stream is cancelled (RST_STREAM CANCEL), never half-closed.
  *
- * `finishRun` goes one step beyond a real core: it is the "core-like runner" that marks the end of
- * the run with `run_status` in an update's metadata, as the gateway's contract allows.
+ * `finishRun` and `halfClose` go beyond a real core: they are a "core-like runner" that marks the
+ * end of the run with `run_status` in an update's metadata, as the gateway's contract allows, or
+ * ends its stream politely.
  */
 import {
   create,
@@ -133,6 +134,18 @@ export function doneUpdate(task: string, host: string, error: string, n: number)
   };
 }
 
+/**
+ * An error report of the run itself, as a core sends it when a level of the playbook fails outside
+ * any host's task: progress -1, no host.
+ */
+export function errorReport(level: number, error: string): CoreUpdate {
+  return {
+    progress: -1,
+    message: `Error in level ${level}: ${error}`,
+    metadata: { level: String(level), error, status: "failed" },
+  };
+}
+
 /** The skipped update of `task` on `host`. */
 export function skippedUpdate(task: string, host: string): CoreUpdate {
   return {
@@ -166,6 +179,8 @@ export function planUpdates(plan: readonly PlanTask[]): CoreUpdate[] {
 export class CoreSimulator {
   /** Every update written to the progress stream, in order. */
   readonly sent: ProgressUpdate[] = [];
+  /** The replies the server streamed back, in order (a real core prints them). */
+  readonly received: ProgressUpdate[] = [];
   private readonly client: grpc.Client;
   private stream: grpc.ClientDuplexStream<ProgressUpdate, ProgressUpdate> | undefined;
   private ended: Promise<StreamEnd> | undefined;
@@ -276,6 +291,18 @@ export class CoreSimulator {
     return end;
   }
 
+  /**
+   * Ends the progress stream by half-closing it (END_STREAM) once every update is on the wire, as a
+   * runner that finishes politely does (a real core cancels instead), and waits for the server to
+   * end its side. Resolves with how the stream ended.
+   */
+  async halfClose(): Promise<StreamEnd | undefined> {
+    if (!this.stream || !this.ended) return undefined;
+    await this.flushed();
+    this.stream.end();
+    return this.ended;
+  }
+
   private openStream(): grpc.ClientDuplexStream<ProgressUpdate, ProgressUpdate> {
     if (this.stream) return this.stream;
     const stream = this.client.makeBidiStreamRequest(
@@ -284,8 +311,9 @@ export class CoreSimulator {
       deserializer(ProgressUpdateSchema),
       { deadline: Date.now() + (this.opts.streamTimeoutMs ?? 60_000) },
     );
-    stream.on("data", () => {
+    stream.on("data", (reply: ProgressUpdate) => {
       // A real core prints what comes back and attaches no meaning to it.
+      this.received.push(reply);
       this.replies++;
       for (const w of [...this.replyWaiters]) w();
     });
