@@ -8,17 +8,9 @@ import { verifyChain } from "../domain/audit-chain.js";
 import { openAccessBackend } from "./access-backend.js";
 import { intFlag, parseCommand, UsageError } from "./cli-args.js";
 import { json } from "./format.js";
+import { auditUsage } from "./usage.js";
 
 type Out = (text: string) => void;
-
-const auditUsage = `Usage: spage-gateway audit list [--after SEQ] [--limit N] [--principal P] [--task ID]
-       spage-gateway audit verify
-
-verify walks the whole log and checks every record's hash and link to the one before; it exits 1
-and names the first broken record when one was altered, removed or inserted. Records cut from the
-end leave no broken link: compare the last hash it prints with one kept elsewhere.
-Where: --data-dir DIR reads the store directly; otherwise the gateway at --endpoint is called with
---token (an admin key or token; SPAGE_TOKEN).`;
 
 function line(e: AuditEvent): string {
   const t = e.time ? timestampDate(e.time).toISOString() : "-";

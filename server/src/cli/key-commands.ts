@@ -9,16 +9,9 @@ import { allScopes } from "../auth/scopes.js";
 import { openAccessBackend } from "./access-backend.js";
 import { parseCommand, UsageError } from "./cli-args.js";
 import { json } from "./format.js";
+import { keysUsage } from "./usage.js";
 
 type Out = (text: string) => void;
-
-const keysUsage = `Usage: spage-gateway keys create --name NAME --scopes SCOPE[,SCOPE...] [--quiet]
-       spage-gateway keys list [--all]
-       spage-gateway keys revoke ID
-
-Scopes: ${allScopes.join(", ")}
-Where: --data-dir DIR works on the store directly; otherwise the gateway at --endpoint is called
-with --token (an admin key or token; SPAGE_TOKEN).`;
 
 const when = (k: ApiKey, field: "createdAt" | "revokedAt") => {
   const t = k[field];

@@ -12,24 +12,8 @@ import { auditCommand } from "./audit-commands.js";
 import { UsageError } from "./cli-args.js";
 import { keysCommand } from "./key-commands.js";
 import { cancelCommand, getCommand, listCommand, submitCommand } from "./task-commands.js";
+import { commandUsage, overviewUsage, wantsHelp } from "./usage.js";
 import { watchCommand } from "./watch-command.js";
-
-const usage = `Usage: spage-gateway [command] [options]
-
-Commands:
-  serve     run the gateway (the default; see spage-gateway serve --help)
-  agent     run a daemon: --capacity N [--command TEMPLATE] [--labels k=v,...] [--daemon-id ID]
-  submit    submit a task: --type T | --playbook P [--inventory I] [--var k=v ...] [--priority P]
-            [--labels k=v,...] [--timeout SECONDS] [--on-lost fail|requeue] [--max-attempts N] [--id ID]
-  get ID    show a task
-  list      list tasks: [--status S] [--type T] [--prefix P] [--limit N] [--oldest]
-  cancel ID cancel a task [--reason TEXT]
-  watch     follow events live: [--task ID] [--type T ...] [--after SEQ] [--until-end]
-  keys      API keys: create --name N --scopes a,b [--quiet] | list [--all] | revoke ID
-  audit     the audit log: list [--after SEQ] [--principal P] [--task ID] | verify
-            (keys and audit work on the store with --data-dir DIR, or through the gateway)
-
-Client options: --endpoint URL (SPAGE_ENDPOINT), --token TOKEN (SPAGE_TOKEN), --json`;
 
 /** Runs the command line; resolves with the exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
@@ -38,6 +22,12 @@ export async function main(argv: readonly string[]): Promise<number> {
   const err = (t: string) => process.stderr.write(`${t}\n`);
   const stop = new AbortController();
   const onSignal = () => stop.abort();
+  // A command's --help prints its usage and nothing else: no gateway, no token needed.
+  const help = first === undefined ? undefined : commandUsage[first];
+  if (help !== undefined && wantsHelp(rest)) {
+    out(help);
+    return 0;
+  }
   try {
     switch (first) {
       case undefined:
@@ -47,7 +37,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       case "help":
       case "--help":
       case "-h":
-        out(usage);
+        out(overviewUsage);
         return 0;
       case "submit":
         return await submitCommand(rest, out);
@@ -71,7 +61,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         return await agentCommand(rest, err, stop.signal);
       default:
         if (first.startsWith("--")) return await serve(argv);
-        err(`spage-gateway: unknown command "${first}"\n\n${usage}`);
+        err(`spage-gateway: unknown command "${first}"\n\n${overviewUsage}`);
         return 2;
     }
   } catch (e) {

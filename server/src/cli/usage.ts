@@ -1,0 +1,126 @@
+/**
+ * The usage text of every command, printed by `spage-gateway <command> --help` (or `-h`) without
+ * calling a gateway or needing a token, and the overview `spage-gateway --help` prints.
+ */
+import { allScopes } from "../auth/scopes.js";
+
+const client = `Client options:
+  --endpoint URL   the gateway (SPAGE_ENDPOINT; default http://127.0.0.1:9091)
+  --token TOKEN    an API key or session token, sent as a bearer token (SPAGE_TOKEN)
+  --json           print the answer as JSON, for scripts
+  --help, -h       show this help`;
+
+const store = `Where: --data-dir DIR works on the store directly (with the gateway running or not); otherwise the
+gateway at --endpoint is called with --token (an admin key or token; SPAGE_TOKEN).`;
+
+/** `keys`: API key administration. */
+export const keysUsage = `Usage: spage-gateway keys create --name NAME --scopes SCOPE[,SCOPE...] [--quiet]
+       spage-gateway keys list [--all]
+       spage-gateway keys revoke ID
+
+Scopes: ${allScopes.join(", ")}
+${store}`;
+
+/** `audit`: the audit log. */
+export const auditUsage = `Usage: spage-gateway audit list [--after SEQ] [--limit N] [--principal P] [--task ID]
+       spage-gateway audit verify
+
+verify walks the whole log and checks every record's hash and link to the one before; it exits 1
+and names the first broken record when one was altered, removed or inserted. Records cut from the
+end leave no broken link: compare the last hash it prints with one kept elsewhere.
+${store}`;
+
+/** Usage of each command, by name. */
+export const commandUsage: Readonly<Record<string, string>> = {
+  agent: `Usage: spage-gateway agent [--capacity N] [--labels k=v,...] [--daemon-id ID] [--command TEMPLATE]
+                           [--kill-grace-ms MS] [--endpoint URL] [--token TOKEN]
+
+Runs a daemon until SIGTERM or SIGINT: it takes the tasks the gateway hands it and runs each as a
+process, streaming its output back and reporting its exit code.
+
+  --capacity N         tasks run at once, 1 to 1000 (SPAGE_AGENT_CAPACITY; default 1)
+  --labels k=v,...     labels tasks can ask for with payload target_labels (SPAGE_AGENT_LABELS)
+  --daemon-id ID       stable id of this daemon (default <hostname>-<pid>)
+  --command TEMPLATE   shell command run for each task instead of Spage's own
+                       "spage run <playbook> -i <inventory> -e <variables> --daemon-grpc <endpoint>
+                       --task-id <id>" (SPAGE_AGENT_COMMAND); {task_id}, {playbook}, {inventory},
+                       {endpoint} and {variables_json} are replaced by shell-quoted values
+  --kill-grace-ms MS   time from SIGTERM to SIGKILL when a task is canceled (default 10000)
+  --endpoint, --token  as for the client commands; the token is also passed to the task's process
+                       as SPAGE_TOKEN`,
+  submit: `Usage: spage-gateway submit (--playbook PATH | --type TYPE) [options]
+
+Submits a task and prints its id.
+
+  --playbook PATH      the playbook to run (type "playbook")
+  --inventory INV      its inventory
+  --var k=v            an extra variable (repeat for more)
+  --type TYPE          the task's type when it is not a playbook
+  --priority P         low, normal (default), high or critical
+  --labels k=v,...     only daemons carrying these labels may run it
+  --payload k=v        a payload entry (repeat for more)
+  --metadata k=v       a label kept with the task (repeat for more)
+  --timeout SECONDS    run-time limit (0: none)
+  --on-lost POLICY     fail (default) or requeue, when its daemon vanishes mid-run
+  --max-attempts N     most attempts under requeue (default 3)
+  --id ID              the task id (default: generated); the same request again returns the same task
+${client}`,
+  get: `Usage: spage-gateway get TASK_ID
+
+Shows one task: its state, per-host recap, result and error.
+${client}`,
+  list: `Usage: spage-gateway list [--status S] [--type T] [--prefix P] [--limit N] [--oldest] [--page-token T]
+
+Lists tasks, newest first, with the total that match.
+
+  --status S           e.g. running, failed
+  --type T             the task type
+  --prefix P           ids starting with P
+  --limit N            tasks per page, 1 to 1000 (default 50)
+  --oldest             oldest first
+  --page-token T       the next page, as the previous one printed
+${client}`,
+  cancel: `Usage: spage-gateway cancel TASK_ID [--reason TEXT]
+
+Cancels a task: a pending one at once, a running one once its runner confirms.
+${client}`,
+  watch: `Usage: spage-gateway watch [--task ID] [--type T ...] [--after SEQ] [--until-end]
+
+Follows events live, like tail -f, and resumes after reconnects.
+
+  --task ID            only this task's events
+  --type T             only events of this type (repeat for more)
+  --after SEQ          start after this event sequence (default: from the beginning)
+  --until-end          with --task: exit when the task ends, 0 if it COMPLETED and 1 otherwise
+${client}`,
+  keys: keysUsage,
+  audit: auditUsage,
+};
+
+/** `spage-gateway --help`. */
+export const overviewUsage = `Usage: spage-gateway [command] [options]
+
+Commands:
+  serve     run the gateway (the default; see spage-gateway serve --help)
+  agent     run a daemon: --capacity N [--command TEMPLATE] [--labels k=v,...] [--daemon-id ID]
+  submit    submit a task: --type T | --playbook P [--inventory I] [--var k=v ...] [--priority P]
+            [--labels k=v,...] [--timeout SECONDS] [--on-lost fail|requeue] [--max-attempts N] [--id ID]
+  get ID    show a task
+  list      list tasks: [--status S] [--type T] [--prefix P] [--limit N] [--oldest]
+  cancel ID cancel a task [--reason TEXT]
+  watch     follow events live: [--task ID] [--type T ...] [--after SEQ] [--until-end]
+  keys      API keys: create --name N --scopes a,b [--quiet] | list [--all] | revoke ID
+  audit     the audit log: list [--after SEQ] [--principal P] [--task ID] | verify
+            (keys and audit work on the store with --data-dir DIR, or through the gateway)
+
+Every command prints its own options with --help.
+Client options: --endpoint URL (SPAGE_ENDPOINT), --token TOKEN (SPAGE_TOKEN), --json`;
+
+/** Whether `argv` asks for help (before any `--`). */
+export function wantsHelp(argv: readonly string[]): boolean {
+  for (const a of argv) {
+    if (a === "--") return false;
+    if (a === "--help" || a === "-h") return true;
+  }
+  return false;
+}
