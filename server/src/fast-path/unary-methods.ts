@@ -16,6 +16,7 @@ import {
   createMethodSerializationLookup,
   type MethodSerializationLookup,
 } from "@connectrpc/connect/protocol";
+import { jsonOptionsFor } from "../protocol/json-enum-check.js";
 
 /** A unary implementation as the services define it. */
 export type UnaryImpl = (
@@ -56,7 +57,8 @@ type Registration = [DescService, object, unknown];
 /**
  * Runs `routes` once; returns a routes callback that registers the same implementations with
  * Connect, and the tables of unary and server-streaming methods by request path
- * (`/package.Service/Method`).
+ * (`/package.Service/Method`). Both read each method's JSON requests with the same options
+ * (`jsonOptionsFor`: unknown enum values refused).
  */
 export function recordRoutes(
   routes: (router: ConnectRouter) => void,
@@ -87,7 +89,12 @@ export function recordRoutes(
       const fn = (impl as Record<string, unknown>)[method.localName];
       if (typeof fn !== "function") continue;
       const path = `/${service.typeName}/${method.name}`;
-      const serialization = createMethodSerializationLookup(method, undefined, undefined, limits);
+      const serialization = createMethodSerializationLookup(
+        method,
+        undefined,
+        jsonOptionsFor(method.input),
+        limits,
+      );
       if (method.methodKind === "unary") {
         const unaryMethod = method as DescMethodUnary;
         unary.set(path, { service, method: unaryMethod, impl: fn.bind(impl) as UnaryImpl, serialization });
@@ -100,8 +107,21 @@ export function recordRoutes(
   }
   return {
     routes: (router) => {
+      // Method by method, so that each reads its JSON with its own options.
       for (const [service, impl, options] of registered) {
-        router.service(service, impl as never, options as never);
+        for (const method of service.methods) {
+          const fn = (impl as Record<string, unknown>)[method.localName];
+          if (typeof fn !== "function")
+            throw new Error(`${service.typeName}/${method.name} is not implemented`);
+          router.rpc(
+            method,
+            fn.bind(impl) as never,
+            {
+              ...(options as object | undefined),
+              jsonOptions: jsonOptionsFor(method.input),
+            } as never,
+          );
+        }
       }
     },
     unary,

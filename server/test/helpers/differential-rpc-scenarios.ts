@@ -189,6 +189,31 @@ const more: Scenario[] = [
   scenario("grpc", "h2", "without te: trailers", {
     request: { ...unaryCall("grpc", api.healthCheck, {}), headers: { "content-type": "application/grpc" } },
   }),
+  ...(["h2", "h1"] as const).map((t) =>
+    scenario(
+      "connect-json",
+      t,
+      "SubmitTask with an unknown priority name: InvalidArgument naming the field",
+      {
+        request: unaryCall("connect-json", api.submitTask, { type: "playbook", priority: "NOPE" }),
+      },
+    ),
+  ),
+  scenario("connect-json", "h1", "SubmitTask with an unknown field name: ignored", {
+    request: unaryCall("connect-json", api.submitTask, {
+      taskId: "diff-unknown-field",
+      type: "playbook",
+      fieldOfANewerContract: 1,
+    }),
+  }),
+  scenario("grpc", "h2", "gRPC with the JSON codec and an unknown enum value: InvalidArgument", {
+    request: {
+      method: "POST",
+      path: pathOf(api.listTasks),
+      headers: { ...protocolHeaders.grpc, "content-type": "application/grpc+json" },
+      body: envelope(Buffer.from(JSON.stringify({ order: "SIDEWAYS" }))),
+    },
+  }),
   scenario("grpc", "h2", "gRPC with the JSON codec (application/grpc+json)", {
     request: {
       method: "POST",
