@@ -11,12 +11,14 @@ import fastifyCors from "@fastify/cors";
 import Fastify, { type FastifyInstance, LogController } from "fastify";
 import { CallValues } from "./call-values.js";
 import type { GatewayConfig } from "./config.js";
-import { kLog, kNodeRequest, kPeerAddress, kRequestId } from "./context-keys.js";
+import { kLog, kNodeRequest, kPeerAddress, kRequestId, kViaUntrustedProxy } from "./context-keys.js";
 import { UnavailableError } from "./domain/errors.js";
 import type { EventBus } from "./events/event-bus.js";
+import type { NodeRequestHeaders } from "./fast-path/call-context.js";
 import { createFastPath } from "./fast-path/fast-path.js";
 import { lazyChildLogger } from "./fast-path/lazy-logger.js";
 import { recordRoutes } from "./fast-path/unary-methods.js";
+import { createClientAddressResolver } from "./http/client-address.js";
 import { registerDashboardRoutes } from "./http/dashboard-routes.js";
 import { registerGrpcMessageEncoding } from "./http/grpc-message-encoding.js";
 import { registerHealthRoutes } from "./http/health-routes.js";
@@ -102,6 +104,15 @@ export async function buildApp(deps: AppDeps): Promise<Gateway> {
     });
   }
 
+  // The client's address, seen through the proxies the gateway trusts (http/client-address.ts).
+  const clientOf = createClientAddressResolver(config.access.trustedProxies);
+  const withClient = (values: CallValues, peer: string, headers: NodeRequestHeaders) => {
+    const client = clientOf(peer, headers.forwarded, headers["x-forwarded-for"]);
+    values.set(kPeerAddress, client.address);
+    if (client.viaUntrustedProxy) values.set(kViaUntrustedProxy, true);
+    return values;
+  };
+
   registerGrpcMessageEncoding(app);
   const services = createServices(config, store, deps.version, app.log);
   const { bus, health, metrics } = services;
@@ -146,9 +157,8 @@ export async function buildApp(deps: AppDeps): Promise<Gateway> {
     acceptCompression,
     shutdownSignal: shutdownController.signal,
     contextValues: (req) =>
-      new CallValues()
+      withClient(new CallValues(), req.ip ?? "", req.headers)
         .set(kLog, req.log)
-        .set(kPeerAddress, req.ip ?? "")
         .set(kRequestId, String(req.id))
         .set(kNodeRequest, req.raw),
   });
@@ -164,11 +174,10 @@ export async function buildApp(deps: AppDeps): Promise<Gateway> {
         shutdownSignal: shutdownController.signal,
         corsEnabled: config.corsOrigins.length > 0,
         served: () => metrics.count("fast_path_calls_total"),
-        contextValues: (peer, requestIdHeader) => {
-          const id = requestIdHeader || nextRequestId();
-          return new CallValues()
+        contextValues: (peer, headers) => {
+          const id = (headers["x-request-id"] as string | undefined) || nextRequestId();
+          return withClient(new CallValues(), peer, headers)
             .set(kLog, lazyChildLogger(app.log, { reqId: id }))
-            .set(kPeerAddress, peer)
             .set(kRequestId, id);
         },
       })

@@ -8,6 +8,7 @@ import { parseArgs } from "node:util";
 import type { AccessPolicy, AnonymousExecution } from "./auth/access-policy.js";
 import type { Rate } from "./auth/rate-limiter.js";
 import { allScopes, type Scope } from "./auth/scopes.js";
+import { parseProxyEntry } from "./http/client-address.js";
 
 /** The parsed configuration of `spage-gateway serve`. */
 export interface GatewayConfig {
@@ -292,6 +293,13 @@ export const serveOptions: readonly Option[] = [
     help: "who may call SpageExecution without credentials (Spage cores send none): loopback, any or none",
   },
   {
+    flag: "trusted-proxies",
+    env: "SPAGE_TRUSTED_PROXIES",
+    kind: "list",
+    def: "",
+    help: "comma-separated addresses or CIDRs of reverse proxies whose Forwarded / X-Forwarded-For headers name the real client; such headers from any other peer are not believed, and their requests are never let in as local Spage cores",
+  },
+  {
     flag: "rate-limits",
     env: "SPAGE_RATE_LIMITS",
     kind: "list",
@@ -477,6 +485,14 @@ function accessPolicy(
   }
   const rate = (k: string) => rates.get(k) as Rate;
   const failures = int("auth-failures-per-minute");
+  const trustedProxies = list("trusted-proxies");
+  for (const entry of trustedProxies) {
+    if (!parseProxyEntry(entry)) {
+      throw new ConfigError(
+        `invalid --trusted-proxies entry "${entry}" (env SPAGE_TRUSTED_PROXIES): expected an IP address or a CIDR such as 127.0.0.1, ::1 or 10.0.0.0/8`,
+      );
+    }
+  }
   return {
     enabled: auth === "on",
     anonymousExecution: anonymous as AnonymousExecution,
@@ -485,6 +501,7 @@ function accessPolicy(
     streamRate: rate("streams"),
     maxStreamsPerPrincipal: int("max-streams-per-principal"),
     authFailureRate: { perSecond: failures / 60, burst: failures },
+    trustedProxies: Object.freeze(trustedProxies),
   };
 }
 

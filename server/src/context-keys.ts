@@ -1,6 +1,6 @@
 /**
  * Typed per-request values that travel with each RPC in Connect's context (never on mutated request
- * objects). The first four are filled in once per request from the Fastify request (app.ts); the
+ * objects). The first five are filled in once per request from the Fastify request (app.ts); the
  * principal by the auth interceptor.
  */
 import type { IncomingMessage } from "node:http";
@@ -16,8 +16,14 @@ export const kLog = createContextKey<FastifyBaseLogger>(pino({ level: "silent" }
   description: "request logger",
 });
 
-/** The caller's network address, e.g. `127.0.0.1`; empty when unknown. */
+/**
+ * The caller's network address, e.g. `127.0.0.1`: the socket's peer, or behind a trusted proxy the
+ * client it names (http/client-address.ts); empty when unknown.
+ */
 export const kPeerAddress = createContextKey<string>("", { description: "peer address" });
+
+/** The request carries forwarding headers from a peer not trusted as a proxy (its origin is unknown). */
+export const kViaUntrustedProxy = createContextKey<boolean>(false, { description: "via untrusted proxy" });
 
 /**
  * The call's Node request, for what only the transport knows (how an HTTP/2 stream ended); unset on

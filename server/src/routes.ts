@@ -10,6 +10,7 @@ import { SpageExecution } from "../../gen/spage/core/execution_pb.js";
 import type { EventBus } from "./events/event-bus.js";
 import type { AccessServiceDeps } from "./services/access-service.js";
 import { createApiService } from "./services/api-service.js";
+import type { AuditLog } from "./services/audit-log.js";
 import type { CoreRuns } from "./services/core-runs.js";
 import type { DaemonChannelDeps } from "./services/daemon-channel.js";
 import { createExecutionService } from "./services/execution-service.js";
@@ -31,6 +32,7 @@ export interface ServiceDeps {
   readonly watchBuffer: number;
   readonly daemons: DaemonChannelDeps;
   readonly access: AccessServiceDeps;
+  readonly audit: AuditLog;
 }
 
 /** The Spage services, in the order they are listed by reflection. */

@@ -331,7 +331,11 @@ describe("fuzz: every RPC over Connect JSON and binary", () => {
               frame(target, encodeMessage(input, msg, codec)),
               authorization,
             );
-            const anonymousCore = authorization === undefined && target.path.startsWith("/spage.core.");
+            // Callers without credentials pass auth only on the methods a Spage core calls.
+            const anonymousCore =
+              authorization === undefined &&
+              target.requirement.kind === "scope" &&
+              target.requirement.anonymousCore === true;
             const mayPass =
               target.requirement.kind === "public" ||
               anonymousCore ||

@@ -323,7 +323,10 @@ export const RegisterTaskResponseSchema: GenMessage<RegisterTaskResponse> = /*@_
   messageDesc(file_spage_core_execution, 7);
 
 /**
- * Execution-side API of the gateway, spoken by Spage cores.
+ * Execution-side API of the gateway, spoken by Spage cores. Cores send no credentials: where the
+ * gateway's anonymous-execution policy lets such a caller in, it may register new runs and
+ * re-register, report on and read the runs an anonymous core registered, nothing else
+ * (PERMISSION_DENIED); ExecuteTask and CancelTask always need credentials (UNAUTHENTICATED).
  *
  * @generated from service spage.core.SpageExecution
  */
@@ -342,7 +345,8 @@ export const SpageExecution: GenService<{
   },
   /**
    * Cancels a task. A PENDING task ends CANCELED at once; an assigned or running one goes through
-   * CANCELING until its runner confirms. Errors: NOT_FOUND, FAILED_PRECONDITION (already ended).
+   * CANCELING until its runner confirms. Needs scope "execution" or "tasks:cancel". Errors:
+   * NOT_FOUND, FAILED_PRECONDITION (already ended).
    *
    * @generated from rpc spage.core.SpageExecution.CancelTask
    */
@@ -364,7 +368,8 @@ export const SpageExecution: GenService<{
   /**
    * Creates or updates the task for a run that a core is about to execute. Idempotent: a second,
    * thinner registration keeps every field the first one set (empty fields and empty map values keep
-   * what is stored). A task a core creates this way is its own run (origin "core"): it is never
+   * what is stored); one that would change a stored playbook, inventory, engine or variable is
+   * FAILED_PRECONDITION. A task a core creates this way is its own run (origin "core"): it is never
    * handed to a daemon.
    *
    * @generated from rpc spage.core.SpageExecution.RegisterTask

@@ -20,6 +20,11 @@ export interface AccessPolicy {
   readonly maxStreamsPerPrincipal: number;
   /** Failed authentications per client address. */
   readonly authFailureRate: Rate;
+  /**
+   * Proxies (CIDRs) whose Forwarded / X-Forwarded-For headers name the real client; such headers
+   * from any other peer are not believed, and their request is never anonymous-loopback.
+   */
+  readonly trustedProxies: readonly string[];
 }
 
 /** True for 127.0.0.0/8, ::1 and IPv4-mapped loopback. */
@@ -27,9 +32,13 @@ export function isLoopback(address: string): boolean {
   return address === "::1" || /^(::ffff:)?127\.\d+\.\d+\.\d+$/.test(address);
 }
 
-/** Whether a caller at `address` may use SpageExecution without credentials. */
-export function anonymousAllowed(policy: AccessPolicy, address: string): boolean {
+/**
+ * Whether a caller at `address` (the real client address) may call a Spage core's methods without
+ * credentials. A request that came through a proxy the gateway does not trust may come from
+ * anywhere, so it is never let in as loopback.
+ */
+export function anonymousAllowed(policy: AccessPolicy, address: string, viaUntrustedProxy: boolean): boolean {
   if (policy.anonymousExecution === "any") return true;
-  if (policy.anonymousExecution === "none") return false;
+  if (policy.anonymousExecution === "none" || viaUntrustedProxy) return false;
   return isLoopback(address);
 }

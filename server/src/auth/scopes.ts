@@ -23,11 +23,17 @@ export type Requirement = { readonly kind: "public" } | { readonly kind: "authen
 export interface Needs {
   readonly kind: "scope";
   readonly scopes: readonly Scope[];
+  /**
+   * A Spage core without credentials may call it too, where the anonymous-execution policy lets
+   * it in, and then only for its own runs (domain/task-owner.ts).
+   */
+  readonly anonymousCore?: boolean;
 }
 
 const pub: Requirement = { kind: "public" };
 const any: Requirement = { kind: "authenticated" };
 const needs = (...scopes: Scope[]): Requirement => ({ kind: "scope", scopes });
+const coreOrNeeds = (...scopes: Scope[]): Requirement => ({ kind: "scope", scopes, anonymousCore: true });
 
 /** Requirement of every method, by `<service type name>/<method name>`. */
 export const methodRequirements: ReadonlyMap<string, Requirement> = new Map<string, Requirement>([
@@ -49,12 +55,12 @@ export const methodRequirements: ReadonlyMap<string, Requirement> = new Map<stri
   ["spage.api.SpageAPI/RevokeToken", any],
   ["spage.api.SpageAPI/ListAuditEvents", needs("admin")],
   ["spage.core.SpageExecution/ExecuteTask", needs("execution")],
-  ["spage.core.SpageExecution/GetTaskStatus", needs("execution")],
-  ["spage.core.SpageExecution/CancelTask", needs("execution")],
-  ["spage.core.SpageExecution/StreamProgress", needs("execution")],
-  ["spage.core.SpageExecution/RegisterTask", needs("execution")],
+  ["spage.core.SpageExecution/GetTaskStatus", coreOrNeeds("execution")],
+  ["spage.core.SpageExecution/CancelTask", needs("execution", "tasks:cancel")],
+  ["spage.core.SpageExecution/StreamProgress", coreOrNeeds("execution")],
+  ["spage.core.SpageExecution/RegisterTask", coreOrNeeds("execution")],
   ["spage.core.SpageExecution/HealthCheck", pub],
-  ["spage.core.SpageExecution/GetMetrics", needs("execution")],
+  ["spage.core.SpageExecution/GetMetrics", coreOrNeeds("execution")],
   ["grpc.health.v1.Health/Check", pub],
   ["grpc.health.v1.Health/Watch", pub],
   ["grpc.health.v1.Health/List", pub],

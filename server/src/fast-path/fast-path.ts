@@ -60,8 +60,11 @@ export interface FastPathOptions {
   readonly corsEnabled: boolean;
   /** Told once per call (unary or stream) the fast path serves (`fast_path_calls_total`). */
   readonly served: () => void;
-  /** The context values of a call (logger, peer address, request id), as Connect's handler gets them. */
-  readonly contextValues: (peerAddress: string, requestIdHeader: string | undefined) => ContextValues;
+  /**
+   * The context values of a call (logger, client address, request id), as Connect's handler gets
+   * them, from the socket's peer address and the request headers.
+   */
+  readonly contextValues: (peerAddress: string, headers: NodeRequestHeaders) => ContextValues;
 }
 
 /** Serves admitted requests; each method returns false for a request it leaves to Connect. */
@@ -177,7 +180,7 @@ export function createFastPath(opt: FastPathOptions): FastPath {
       protocolName: format.protocol === "grpc_web" ? "grpc-web" : format.protocol,
       target: plan,
       nodeHeaders: headers,
-      values: opt.contextValues(peer, headers["x-request-id"] as string | undefined),
+      values: opt.contextValues(peer, headers),
       timeoutMs: plan.timeoutMs,
       shutdown: inProgress,
       clientGone,

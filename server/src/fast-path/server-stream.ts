@@ -49,7 +49,7 @@ export interface ServerStreamOptions {
   readonly served: () => void;
   readonly contextValues: (
     peerAddress: string,
-    requestIdHeader: string | undefined,
+    headers: NodeRequestHeaders,
   ) => import("@connectrpc/connect").ContextValues;
 }
 
@@ -102,10 +102,7 @@ export function createServerStreams(
       protocolName: "grpc",
       target: plan,
       nodeHeaders: headers,
-      values: opt.contextValues(
-        stream.session?.socket?.remoteAddress ?? "",
-        headers["x-request-id"] as string | undefined,
-      ),
+      values: opt.contextValues(stream.session?.socket?.remoteAddress ?? "", headers),
       timeoutMs: plan.timeoutMs,
       shutdown: inProgress,
       clientGone: stream,

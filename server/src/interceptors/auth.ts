@@ -1,7 +1,9 @@
 /**
  * Authentication and authorisation of every RPC, from one table (auth/scopes.ts): public methods
  * pass; the others need `Authorization: Bearer <api key or session token>` whose scopes include
- * one the method needs. SpageExecution also lets in anonymous cores where the policy allows.
+ * one the method needs. The methods a Spage core calls also let in callers without credentials
+ * where the anonymous-execution policy allows (on the real client address, behind trusted proxies
+ * only); what such a caller may then touch is decided by task ownership (domain/task-owner.ts).
  * Failed authentications are limited per client address, so keys cannot be guessed at speed.
  */
 import type { ContextValues, Interceptor } from "@connectrpc/connect";
@@ -11,9 +13,10 @@ import type { Authenticator } from "../auth/authenticator.js";
 import { parseCredential } from "../auth/credentials.js";
 import type { Principal } from "../auth/principal.js";
 import type { RateLimiter } from "../auth/rate-limiter.js";
-import { allScopes, requirementOf, type Scope } from "../auth/scopes.js";
-import { kClaimedKeyId, kPeerAddress, kPrincipal } from "../context-keys.js";
+import { allScopes, type Needs, requirementOf, type Scope } from "../auth/scopes.js";
+import { kClaimedKeyId, kPeerAddress, kPrincipal, kViaUntrustedProxy } from "../context-keys.js";
 import { PermissionDeniedError, UnauthenticatedError } from "../domain/errors.js";
+import { anonymousRule } from "../domain/task-owner.js";
 import { rpcNameOf } from "./rpc-name.js";
 
 const openPrincipal: Principal = {
@@ -50,12 +53,14 @@ export function createAuthInterceptor(
       return next(req);
     }
     const address = req.contextValues.get(kPeerAddress);
+    const viaUntrustedProxy = req.contextValues.get(kViaUntrustedProxy);
     const header = req.header.get("authorization");
     let principal: Principal;
     if (
       header === null &&
-      req.service.typeName === "spage.core.SpageExecution" &&
-      anonymousAllowed(policy, address)
+      need.kind === "scope" &&
+      need.anonymousCore === true &&
+      anonymousAllowed(policy, address, viaUntrustedProxy)
     ) {
       principal = anonymousPrincipal;
     } else {
@@ -67,6 +72,15 @@ export function createAuthInterceptor(
         throw err;
       }
       try {
+        if (
+          header === null &&
+          need.kind === "scope" &&
+          req.service.typeName === "spage.core.SpageExecution"
+        ) {
+          throw new UnauthenticatedError(
+            noAnonymousCore(rpcNameOf(req.method), need, policy, viaUntrustedProxy),
+          );
+        }
         const got = authenticate(authn, header, bearer);
         principal = got instanceof Promise ? await got : got;
       } catch (err) {
@@ -85,6 +99,20 @@ export function createAuthInterceptor(
     }
     return next(req);
   };
+}
+
+/** Why a SpageExecution call without credentials is refused, and what to send instead. */
+function noAnonymousCore(rpc: string, need: Needs, policy: AccessPolicy, viaUntrustedProxy: boolean): string {
+  const scopes = need.scopes.map((s) => `"${s}"`).join(" or ");
+  const send = `send "Authorization: Bearer <key or token>" with scope ${scopes}`;
+  if (!need.anonymousCore) return `${rpc} needs credentials: ${anonymousRule}; ${send}`;
+  if (policy.anonymousExecution === "none") {
+    return `${rpc} needs credentials: this gateway lets no Spage core in without them (--anonymous-execution none); ${send}`;
+  }
+  if (viaUntrustedProxy) {
+    return `${rpc} needs credentials: the request came through a proxy this gateway does not trust (--trusted-proxies), so its client may be anywhere; ${send}`;
+  }
+  return `${rpc} needs credentials: Spage cores are let in without them only from loopback (--anonymous-execution loopback); ${send}`;
 }
 
 /**

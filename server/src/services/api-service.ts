@@ -7,6 +7,7 @@ import type { EventBus } from "../events/event-bus.js";
 import { Watch } from "../events/watch-events.js";
 import type { TaskStore } from "../store/task-store.js";
 import { type AccessServiceDeps, createAccessService } from "./access-service.js";
+import { actorOf } from "./actor.js";
 import { type DaemonChannelDeps, handleDaemonStream } from "./daemon-channel.js";
 import type { GatewayMetrics } from "./gateway-metrics.js";
 import type { HealthState } from "./health-state.js";
@@ -36,7 +37,7 @@ export function createApiService(deps: ApiServiceDeps): ServiceImpl<typeof Spage
   return {
     ...createAccessService(deps.access),
     async submitTask(req, ctx) {
-      const { task, created } = await tasks.submit(req, ctx.values.get(kAuditInWrite));
+      const { task, created } = await tasks.submit(req, ctx.values.get(kAuditInWrite), actorOf(ctx.values));
       if (created) metrics.count("tasks_submitted_total");
       return { success: true, taskId: task.id };
     },

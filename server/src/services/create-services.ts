@@ -97,6 +97,7 @@ export function createServices(
       heartbeatMs: config.heartbeatMs,
     },
     access: { store, authn, limiter, policy: config.access },
+    audit,
   };
   return {
     bus,

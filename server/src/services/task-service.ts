@@ -11,6 +11,7 @@ import { AlreadyExistsError, DomainError, FailedPreconditionError, NotFoundError
 import { failureSummary, recapResult } from "../domain/run-outcome.js";
 import { applyStep, classifyUpdate, overallProgress, runEndOf, runErrorOf } from "../domain/run-progress.js";
 import { newTaskId } from "../domain/task-id.js";
+import { type Actor, checkOwnerAccess } from "../domain/task-owner.js";
 import { statusName, terminalStates } from "../domain/task-state.js";
 import {
   checkLostPolicy,
@@ -93,7 +94,11 @@ export class TaskService {
   }
 
   /** Creates a task, or returns the existing one for an identical retry. */
-  async submit(input: SubmitInput, audit?: AuditInWrite): Promise<{ task: Task; created: boolean }> {
+  async submit(
+    input: SubmitInput,
+    audit?: AuditInWrite,
+    actor?: Actor,
+  ): Promise<{ task: Task; created: boolean }> {
     const v = new Violations();
     checkTaskId(v, "task_id", input.taskId, false);
     checkTaskType(v, "type", input.type);
@@ -133,6 +138,7 @@ export class TaskService {
         timeoutSeconds,
         onLost,
         maxAttempts,
+        owner: actor?.owner ?? "",
       },
       {
         type: "task.submitted",
@@ -166,6 +172,7 @@ export class TaskService {
       metadata: Readonly<Record<string, string>>;
     },
     audit?: AuditInWrite,
+    actor?: Actor,
   ): Promise<{ task: Task; created: boolean }> {
     const v = new Violations();
     if (input.playbook.trim() === "") v.add("playbook", "is required (path or name of the playbook)");
@@ -180,14 +187,18 @@ export class TaskService {
         metadata: input.metadata,
       },
       audit,
+      actor,
     );
   }
 
   /**
-   * Creates or updates the task of a core's run. Empty fields keep what is stored and maps are
-   * merged over it, so a core's second, thinner registration loses nothing.
+   * Creates or updates the task of a core's run. A later registration only fills what is empty:
+   * empty fields keep what is stored (a core's second registration carries only the playbook), and
+   * a playbook, inventory, engine or variable that differs from the stored one is refused
+   * (FailedPrecondition), whoever calls. A caller without credentials may only re-register runs
+   * an anonymous core registered.
    */
-  async register(input: RegisterInput): Promise<Task> {
+  async register(input: RegisterInput, actor?: Actor): Promise<Task> {
     const v = new Violations();
     checkTaskId(v, "task_id", input.taskId, true);
     checkStringMap(v, "variables", input.variables);
@@ -212,6 +223,7 @@ export class TaskService {
             status: TaskStatus.PENDING,
             timeoutSeconds: 0,
             origin: "core",
+            owner: actor?.owner ?? "",
           },
           { type: "task.registered", taskId: input.taskId, data: registeredData(input) },
         );
@@ -219,6 +231,7 @@ export class TaskService {
         this.bus.publish(events);
         return created.task;
       }
+      checkOwnerAccess(actor, record.task, "re-register");
       const res = await this.store.updateTask(
         input.taskId,
         expectedOf(record),
@@ -232,13 +245,17 @@ export class TaskService {
     throw new FailedPreconditionError(`task ${input.taskId} changed too often while registering; retry`);
   }
 
-  /** The task with this id and the event sequence the answer reflects. */
-  async get(taskId: string): Promise<{ task: Task; sequence: bigint }> {
+  /**
+   * The task with this id and the event sequence the answer reflects. A caller without
+   * credentials may only read runs an anonymous core registered.
+   */
+  async get(taskId: string, actor?: Actor): Promise<{ task: Task; sequence: bigint }> {
     const v = new Violations();
     checkTaskId(v, "task_id", taskId, true);
     v.throwIfAny();
     const { record, sequence } = await this.store.getTask(taskId);
     if (!record) throw new NotFoundError(`task ${taskId} not found`, { task_id: taskId });
+    checkOwnerAccess(actor, record.task, "read");
     return { task: record.task, sequence };
   }
 
@@ -298,9 +315,13 @@ export class TaskService {
    * Records one progress update: updates the per-host summary and overall progress, keeps the run's
    * own error (an error report), makes a waiting task RUNNING, ends the run when the update carries
    * `run_status`, and stores it as an event. An update of a run that has ended is stored as an event
-   * and changes nothing. Returns the stored events (the progress event among them) and the task.
+   * and changes nothing. A caller without credentials may only report on runs an anonymous core
+   * registered. Returns the stored events (the progress event among them) and the task.
    */
-  async recordProgress(input: ProgressInput): Promise<{ events: Event[]; record: TaskRecord }> {
+  async recordProgress(
+    input: ProgressInput,
+    actor?: Actor,
+  ): Promise<{ events: Event[]; record: TaskRecord }> {
     const v = new Violations();
     checkTaskId(v, "task_id", input.taskId, true);
     checkStringMap(v, "metadata", input.metadata);
@@ -331,6 +352,7 @@ export class TaskService {
     return this.writer.mutate(
       input.taskId,
       (rec) => {
+        checkOwnerAccess(actor, rec.task, "report progress on");
         if (terminalStates.has(rec.task.status)) {
           // A late update of an ended run is kept as history and changes nothing.
           return { patch: {}, events: [progressEvent] };
@@ -470,24 +492,47 @@ function registeredData(input: RegisterInput): Record<string, string> {
 
 /**
  * A later registration over what is stored: a field or map entry it leaves empty keeps its value
- * (a core's second registration carries only the playbook, and may carry empty metadata values).
+ * (a core's second registration carries only the playbook, and may carry empty metadata values);
+ * metadata only fills keys that are empty. A playbook, inventory, engine or variable that differs
+ * from the stored one is refused: a registration never rewrites a run.
  */
 function mergeRegistration(existing: TaskRecord, input: RegisterInput): TaskPatch {
   const payload = { ...existing.task.payload };
-  if (input.playbook) payload.playbook = input.playbook;
-  if (input.inventory) payload.inventory = input.inventory;
-  if (input.engine) payload.engine = input.engine;
+  const conflicts: string[] = [];
+  const fill = (key: "playbook" | "inventory" | "engine", value: string) => {
+    if (!value) return;
+    const stored = payload[key];
+    if (stored && stored !== value) conflicts.push(`${key} "${value}" (registered: "${stored}")`);
+    else payload[key] = value;
+  };
+  fill("playbook", input.playbook);
+  fill("inventory", input.inventory);
+  fill("engine", input.engine);
   const variables = nonEmpty(input.variables);
   if (Object.keys(variables).length > 0) {
-    let vars: Record<string, string> = {};
+    let vars: Record<string, unknown> = {};
     try {
-      vars = JSON.parse(payload.variables ?? "{}") as Record<string, string>;
+      vars = JSON.parse(payload.variables ?? "{}") as Record<string, unknown>;
     } catch {
       vars = {};
     }
-    payload.variables = JSON.stringify({ ...vars, ...variables });
+    for (const [k, value] of Object.entries(variables)) {
+      const stored = vars[k];
+      if (stored !== undefined && stored !== null && stored !== "" && String(stored) !== value) {
+        conflicts.push(`variables.${k} "${value}" (registered: "${String(stored)}")`);
+      } else vars[k] = value;
+    }
+    payload.variables = JSON.stringify(vars);
   }
-  return { payload, metadata: { ...existing.task.metadata, ...nonEmpty(input.metadata) } };
+  if (conflicts.length > 0) {
+    throw new FailedPreconditionError(
+      `task ${existing.task.id} is registered with other contents: ${conflicts.join(", ")}; a registration may only fill what is empty`,
+      { task_id: existing.task.id },
+    );
+  }
+  const metadata = { ...existing.task.metadata };
+  for (const [k, value] of Object.entries(nonEmpty(input.metadata))) if (!metadata[k]) metadata[k] = value;
+  return { payload, metadata };
 }
 
 /** The entries of a map whose value is not empty. */

@@ -42,11 +42,12 @@ const taskColumnNames = [
   "cancel_deadline",
   "output_seq",
   "origin",
+  "owner",
 ] as const;
 
 /**
  * The select list of a task read, its columns prefixed with `alias.` when given. Task reads run as
- * raw statements (rows as arrays in this order): a row object with 27 named properties costs the
+ * raw statements (rows as arrays in this order): a row object with 28 named properties costs the
  * driver more than the read itself.
  */
 export const taskColumns = (alias = ""): string =>
@@ -84,6 +85,7 @@ export type TaskRow = readonly [
   cancel_deadline: number | null,
   output_seq: number,
   origin: string,
+  owner: string,
   ...more: unknown[],
 ];
 
@@ -100,6 +102,7 @@ export interface NewTaskColumns {
   readonly on_lost: string;
   readonly max_attempts: number;
   readonly origin: string;
+  readonly owner: string;
   /** created_at and updated_at. */
   readonly now: number;
 }
@@ -137,6 +140,7 @@ export function newTaskRecord(
     onLost: c.on_lost,
     attempts: [],
     origin: c.origin,
+    owner: c.owner,
   };
   return { task, requestHash: c.request_hash, version: 1, position, outputSeq: 0 };
 }
@@ -212,6 +216,7 @@ export function rowToRecord(row: TaskRow): TaskRecord {
     cancelDeadline,
     outputSeq,
     origin,
+    owner,
   ] = row;
   const task: Task = {
     $typeName: "spage.core.Task",
@@ -234,6 +239,7 @@ export function rowToRecord(row: TaskRow): TaskRecord {
     onLost,
     attempts: attempts === "[]" ? [] : (JSON.parse(attempts) as StoredAttempt[]).map(attemptFromJson),
     origin,
+    owner,
   };
   // Unset message fields stay absent, as protobuf's create leaves them.
   if (startedAt !== null) task.startedAt = timestampFromMs(startedAt);

@@ -73,8 +73,8 @@ export function openSqliteStore(opts: SqliteStoreOptions): GatewayStore {
   const stmt = {
     insertTask: db.prepare(
       `INSERT INTO tasks (id, type, priority, status, payload, metadata, request_hash, timeout_seconds, on_lost,
-                          max_attempts, origin, created_at, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                          max_attempts, origin, owner, created_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (id) DO NOTHING`,
     ),
     taskById: db.prepare(`SELECT ${taskColumns()} FROM tasks WHERE id = ?`).raw(true),
@@ -202,6 +202,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): GatewayStore {
           on_lost: t.onLost ?? "fail",
           max_attempts: t.maxAttempts ?? 3,
           origin: t.origin ?? "api",
+          owner: t.owner ?? "",
           now,
         };
         const info = stmt.insertTask.run(
@@ -216,6 +217,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): GatewayStore {
           params.on_lost,
           params.max_attempts,
           params.origin,
+          params.owner,
           now,
           now,
         );

@@ -52,6 +52,8 @@ export interface NewTask {
    * runs it, never queued.
    */
   readonly origin?: TaskOrigin;
+  /** Who created it (Task.owner); "" when unknown. */
+  readonly owner?: string;
 }
 
 /** How a task came to be (Task.origin). */
