@@ -7,11 +7,20 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
-import { type Client, Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
+import {
+  type Client,
+  Code,
+  ConnectError,
+  createClient,
+  type Interceptor,
+  type Transport,
+} from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { SpageAPI } from "../../../gen/spage/api/tasks_pb.js";
 import { type Event, EventSchema } from "../../../gen/spage/core/common_pb.js";
+import { AsyncQueue } from "./async-queue.js";
 import { defaultSpageCommand, renderTemplate } from "./command-template.js";
+import { type CoreRelay, startCoreRelay } from "./core-relay.js";
 import { OutputBuffer } from "./output-buffer.js";
 import { startTaskProcess, type TaskProcess } from "./task-process.js";
 
@@ -30,6 +39,11 @@ export interface AgentOptions {
   readonly token?: string;
   /** Time between SIGTERM and SIGKILL when a task is stopped. */
   readonly killGraceMs: number;
+  /**
+   * Cores report through the agent's local relay (core-relay.ts), with the agent's credentials
+   * (default); false points them straight at the gateway, where they call without credentials.
+   */
+  readonly coreRelay?: boolean;
   /** How long output lines wait to be sent together. */
   readonly flushMs?: number;
   readonly log: (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
@@ -46,49 +60,18 @@ interface LocalTask {
   lastStderr: string;
 }
 
-/** A queue of events to send on the current stream. */
-class Outbox implements AsyncIterable<Event> {
-  private readonly items: Event[] = [];
-  private wake: (() => void) | undefined;
-  private closed = false;
-
-  push(ev: Event): void {
-    if (this.closed) return;
-    this.items.push(ev);
-    this.wake?.();
-  }
-
-  close(): void {
-    this.closed = true;
-    this.wake?.();
-  }
-
-  async *[Symbol.asyncIterator](): AsyncIterator<Event> {
-    for (;;) {
-      const ev = this.items.shift();
-      if (ev) {
-        yield ev;
-        continue;
-      }
-      if (this.closed) return;
-      await new Promise<void>((r) => {
-        this.wake = r;
-      });
-      this.wake = undefined;
-    }
-  }
-}
-
 /** A running agent. */
 export class Agent {
   private readonly tasks = new Map<string, LocalTask>();
   private readonly client: Client<typeof SpageAPI>;
   private readonly sessions: Http2SessionManager;
-  private outbox: Outbox | undefined;
+  private outbox: AsyncQueue<Event> | undefined;
   private stopping = false;
   private abort = new AbortController();
   private eventCounter = 0;
   private readonly endpointHostPort: string;
+  private readonly transport: Transport;
+  private relay: CoreRelay | undefined;
 
   constructor(private readonly opts: AgentOptions) {
     const url = new URL(opts.endpoint);
@@ -98,10 +81,17 @@ export class Agent {
       if (opts.token) req.header.set("authorization", `Bearer ${opts.token}`);
       return next(req);
     };
-    this.client = createClient(
-      SpageAPI,
-      createGrpcTransport({ baseUrl: opts.endpoint, sessionManager: this.sessions, interceptors: [auth] }),
-    );
+    this.transport = createGrpcTransport({
+      baseUrl: opts.endpoint,
+      sessionManager: this.sessions,
+      interceptors: [auth],
+    });
+    this.client = createClient(SpageAPI, this.transport);
+  }
+
+  /** Where the cores it starts report: the local relay, or the gateway itself. */
+  get coreEndpoint(): string {
+    return this.relay?.address ?? this.endpointHostPort;
   }
 
   /**
@@ -109,6 +99,14 @@ export class Agent {
    * (after stopping) when the gateway refuses the credentials: UNAUTHENTICATED or PERMISSION_DENIED.
    */
   async run(): Promise<void> {
+    if (this.opts.coreRelay !== false && !this.relay) {
+      this.relay = await startCoreRelay({
+        transport: this.transport,
+        isAssigned: (taskId) => this.tasks.has(taskId),
+        log: this.opts.log,
+      });
+      this.opts.log("info", "core relay listening", { address: this.relay.address });
+    }
     let delay = 200;
     while (!this.stopping) {
       const started = Date.now();
@@ -150,7 +148,8 @@ export class Agent {
     while ([...this.tasks.values()].some((t) => t.outcome) && Date.now() < deadline && this.outbox) {
       await new Promise((r) => setTimeout(r, 20));
     }
-    this.outbox?.close();
+    this.outbox?.end();
+    await this.relay?.close();
     this.abort.abort();
     this.sessions.abort();
   }
@@ -172,7 +171,7 @@ export class Agent {
   }
 
   private async session(): Promise<void> {
-    const outbox = new Outbox();
+    const outbox = new AsyncQueue<Event>();
     this.abort = new AbortController();
     // Nothing but the hello goes out before the welcome: the resends in welcomed() must come
     // first, in order, or the gateway would drop older output chunks as repeats.
@@ -208,7 +207,7 @@ export class Agent {
       }
     } finally {
       if (heartbeat) clearInterval(heartbeat);
-      outbox.close();
+      outbox.end();
       if (this.outbox === outbox) this.outbox = undefined;
     }
   }
@@ -299,7 +298,7 @@ export class Agent {
         playbook: d.playbook ?? "",
         inventory: d.inventory ?? "",
         variablesJson: d.variables || "{}",
-        endpoint: this.endpointHostPort,
+        endpoint: this.coreEndpoint,
       };
       command = this.opts.command ? renderTemplate(this.opts.command, values) : defaultSpageCommand(values);
     } catch (err) {

@@ -19,7 +19,12 @@ export async function agentCommand(
     labels: { type: "string" },
     "daemon-id": { type: "string" },
     "kill-grace-ms": { type: "string" },
+    "core-relay": { type: "string" },
   });
+  const relay = String(v["core-relay"] ?? process.env.SPAGE_AGENT_CORE_RELAY ?? "on");
+  if (relay !== "on" && relay !== "off") {
+    throw new UsageError(`invalid --core-relay "${relay}": expected on or off`);
+  }
   const command = (v.command as string | undefined) ?? process.env.SPAGE_AGENT_COMMAND;
   if (command) {
     try {
@@ -46,6 +51,7 @@ export async function agentCommand(
     labels,
     command,
     killGraceMs: intFlag("kill-grace-ms", v["kill-grace-ms"], 0, 600_000, 10_000),
+    coreRelay: relay === "on",
     log: (level, msg, fields) =>
       err(JSON.stringify({ level, time: new Date().toISOString(), msg, ...fields })),
   });

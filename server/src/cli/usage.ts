@@ -33,7 +33,7 @@ ${store}`;
 /** Usage of each command, by name. */
 export const commandUsage: Readonly<Record<string, string>> = {
   agent: `Usage: spage-gateway agent [--capacity N] [--labels k=v,...] [--daemon-id ID] [--command TEMPLATE]
-                           [--kill-grace-ms MS] [--endpoint URL] [--token TOKEN]
+                           [--kill-grace-ms MS] [--core-relay on|off] [--endpoint URL] [--token TOKEN]
 
 Runs a daemon until SIGTERM or SIGINT: it takes the tasks the gateway hands it and runs each as a
 process, streaming its output back and reporting its exit code.
@@ -46,6 +46,10 @@ process, streaming its output back and reporting its exit code.
                        --task-id <id>" (SPAGE_AGENT_COMMAND); {task_id}, {playbook}, {inventory},
                        {endpoint} and {variables_json} are replaced by shell-quoted values
   --kill-grace-ms MS   time from SIGTERM to SIGKILL when a task is canceled (default 10000)
+  --core-relay on|off  on (default): the cores it starts report to the agent's local relay
+                       ({endpoint} is its 127.0.0.1 address), which passes their calls on with the
+                       agent's credentials for the tasks it was given only; off: {endpoint} is the
+                       gateway, and cores call it without credentials (SPAGE_AGENT_CORE_RELAY)
   --endpoint, --token  as for the client commands; the token is also passed to the task's process
                        as SPAGE_TOKEN`,
   submit: `Usage: spage-gateway submit (--playbook PATH | --type TYPE) [options]

@@ -90,10 +90,23 @@ export interface RunningGateway {
 export async function startGateway(
   cleanup: Cleanup,
   dataDir: string,
-  opts: { port?: number; timings?: Partial<Record<keyof typeof fastTimings, number>> } = {},
+  opts: {
+    port?: number;
+    timings?: Partial<Record<keyof typeof fastTimings, number>>;
+    /** More `serve` flags, e.g. `["--auth", "on"]`. */
+    extraArgs?: readonly string[];
+  } = {},
 ): Promise<RunningGateway> {
   const timings = { ...fastTimings, ...opts.timings };
-  const args = ["--port", String(opts.port ?? 0), "--data-dir", dataDir, "--log-level", "info"];
+  const args = [
+    "--port",
+    String(opts.port ?? 0),
+    "--data-dir",
+    dataDir,
+    "--log-level",
+    "info",
+    ...(opts.extraArgs ?? []),
+  ];
   for (const [flag, value] of Object.entries(timings)) args.push(`--${flag}`, String(value));
   const gw = startGatewayProcess(args, { SPAGE_HOST: "127.0.0.1" });
   let stopped = false;

@@ -18,10 +18,24 @@ export interface GatewayClients {
   close(): void;
 }
 
-/** Opens gRPC clients of both services on `baseUrl` (e.g. `http://127.0.0.1:1234`). */
-export function gatewayClients(baseUrl: string): GatewayClients {
+/**
+ * Opens gRPC clients of both services on `baseUrl` (e.g. `http://127.0.0.1:1234`), sending
+ * `Authorization: Bearer <token>` when a token is given.
+ */
+export function gatewayClients(baseUrl: string, token?: string): GatewayClients {
   const sessionManager = new Http2SessionManager(baseUrl);
-  const transport = createGrpcTransport({ baseUrl, sessionManager });
+  const transport = createGrpcTransport({
+    baseUrl,
+    sessionManager,
+    interceptors: token
+      ? [
+          (next) => (req) => {
+            req.header.set("authorization", `Bearer ${token}`);
+            return next(req);
+          },
+        ]
+      : [],
+  });
   return {
     api: createClient(SpageAPI, transport),
     exec: createClient(SpageExecution, transport),
