@@ -17,6 +17,7 @@ import { createExecutionService } from "./services/execution-service.js";
 import type { GatewayMetrics } from "./services/gateway-metrics.js";
 import { createGrpcHealthService } from "./services/grpc-health-service.js";
 import type { HealthState } from "./services/health-state.js";
+import type { PlayService } from "./services/play-service.js";
 import { createReflectionServices, reflectionServices } from "./services/reflection-service.js";
 import type { TaskService } from "./services/task-service.js";
 import type { TaskStore } from "./store/task-store.js";
@@ -26,6 +27,7 @@ export interface ServiceDeps {
   readonly store: TaskStore;
   readonly bus: EventBus;
   readonly tasks: TaskService;
+  readonly plays: PlayService;
   readonly coreRuns: CoreRuns;
   readonly health: HealthState;
   readonly metrics: GatewayMetrics;
@@ -45,7 +47,7 @@ export const servedServices: readonly DescService[] = [...spageServices, Health,
 export function createRoutes(deps: ServiceDeps): (router: ConnectRouter) => void {
   const reflection = createReflectionServices([...spageServices, Health]);
   return (router) => {
-    router.service(SpageExecution, createExecutionService(deps));
+    router.service(SpageExecution, createExecutionService({ ...deps, registry: deps.daemons.registry }));
     router.service(SpageAPI, createApiService(deps));
     router.service(
       Health,

@@ -20,7 +20,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file spage/core/common.proto.
  */
 export const file_spage_core_common: GenFile = /*@__PURE__*/
-  fileDesc("ChdzcGFnZS9jb3JlL2NvbW1vbi5wcm90bxIKc3BhZ2UuY29yZSKzBwoEVGFzaxIKCgJpZBgBIAEoCRIMCgR0eXBlGAIgASgJEioKCHByaW9yaXR5GAMgASgOMhguc3BhZ2UuY29yZS5UYXNrUHJpb3JpdHkSLgoHcGF5bG9hZBgEIAMoCzIdLnNwYWdlLmNvcmUuVGFzay5QYXlsb2FkRW50cnkSJgoGc3RhdHVzGAUgASgOMhYuc3BhZ2UuY29yZS5UYXNrU3RhdHVzEhAKCHByb2dyZXNzGAYgASgBEiwKBnJlc3VsdBgHIAMoCzIcLnNwYWdlLmNvcmUuVGFzay5SZXN1bHRFbnRyeRINCgVlcnJvchgIIAEoCRIuCgpjcmVhdGVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydGVkX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxjb21wbGV0ZWRfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiYKBWhvc3RzGA0gAygLMhcuc3BhZ2UuY29yZS5Ib3N0U3VtbWFyeRIXCg90aW1lb3V0X3NlY29uZHMYDiABKAUSMAoIbWV0YWRhdGEYDyADKAsyHi5zcGFnZS5jb3JlLlRhc2suTWV0YWRhdGFFbnRyeRIvCgtkZWFkbGluZV9hdBgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJZGFlbW9uX2lkGBEgASgJEg8KB2F0dGVtcHQYEiABKAUSFAoMbWF4X2F0dGVtcHRzGBMgASgFEg8KB29uX2xvc3QYFCABKAkSKQoIYXR0ZW1wdHMYFSADKAsyFy5zcGFnZS5jb3JlLlRhc2tBdHRlbXB0EjMKD2NhbmNlbF9kZWFkbGluZRgWIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGb3JpZ2luGBcgASgJEg0KBW93bmVyGBggASgJGi4KDFBheWxvYWRFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGi0KC1Jlc3VsdEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIt8BCgtUYXNrQXR0ZW1wdBIOCgZudW1iZXIYASABKAUSEQoJZGFlbW9uX2lkGAIgASgJEi8KC2Fzc2lnbmVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHb3V0Y29tZRgGIAEoCRINCgVlcnJvchgHIAEoCSKuAgoGRGFlbW9uEgoKAmlkGAEgASgJEhAKCGhvc3RuYW1lGAIgASgJEg8KB3ZlcnNpb24YAyABKAkSEAoIY2FwYWNpdHkYBCABKAUSLgoGbGFiZWxzGAUgAygLMh4uc3BhZ2UuY29yZS5EYWVtb24uTGFiZWxzRW50cnkSEAoIdGFza19pZHMYBiADKAkSEQoJY29ubmVjdGVkGAcgASgIEjAKDGNvbm5lY3RlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoJbGFzdF9zZWVuGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIpgBCgtIb3N0U3VtbWFyeRIMCgRob3N0GAEgASgJEgoKAm9rGAIgASgFEg4KBmZhaWxlZBgDIAEoBRIPCgdza2lwcGVkGAQgASgFEg8KB3J1bm5pbmcYBSABKAUSEgoKbGFzdF9lcnJvchgGIAEoCRITCgtmYWlsZWRfdGFzaxgHIAEoCRIUCgxjdXJyZW50X3Rhc2sYCCABKAkizgIKClRhc2tSZXN1bHQSDwoHdGFza19pZBgBIAEoCRImCgZzdGF0dXMYAiABKA4yFi5zcGFnZS5jb3JlLlRhc2tTdGF0dXMSDgoGb3V0cHV0GAMgASgJEg0KBWVycm9yGAQgASgJEhEKCWV4aXRfY29kZRgFIAEoBRIQCghkdXJhdGlvbhgGIAEoARIyCgZyZXN1bHQYByADKAsyIi5zcGFnZS5jb3JlLlRhc2tSZXN1bHQuUmVzdWx0RW50cnkSLgoKc3RhcnRlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMY29tcGxldGVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBotCgtSZXN1bHRFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIuABCg5Qcm9ncmVzc1VwZGF0ZRIPCgd0YXNrX2lkGAEgASgJEhAKCHByb2dyZXNzGAIgASgBEg8KB21lc3NhZ2UYAyABKAkSOgoIbWV0YWRhdGEYBCADKAsyKC5zcGFnZS5jb3JlLlByb2dyZXNzVXBkYXRlLk1ldGFkYXRhRW50cnkSLQoJdGltZXN0YW1wGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiywEKBUV2ZW50EgoKAmlkGAEgASgJEgwKBHR5cGUYAiABKAkSKQoEZGF0YRgDIAMoCzIbLnNwYWdlLmNvcmUuRXZlbnQuRGF0YUVudHJ5Ei0KCXRpbWVzdGFtcBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIc2VxdWVuY2UYBSABKAQSDwoHdGFza19pZBgGIAEoCRorCglEYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKHAQoFRXJyb3ISDAoEY29kZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEi8KB2RldGFpbHMYAyADKAsyHi5zcGFnZS5jb3JlLkVycm9yLkRldGFpbHNFbnRyeRouCgxEZXRhaWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASLGAQoMSGVhbHRoU3RhdHVzEg4KBnN0YXR1cxgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEjYKB2RldGFpbHMYAyADKAsyJS5zcGFnZS5jb3JlLkhlYWx0aFN0YXR1cy5EZXRhaWxzRW50cnkSLQoJdGltZXN0YW1wGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBouCgxEZXRhaWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASLqAgoHTWV0cmljcxIzCghjb3VudGVycxgBIAMoCzIhLnNwYWdlLmNvcmUuTWV0cmljcy5Db3VudGVyc0VudHJ5Ei8KBmdhdWdlcxgCIAMoCzIfLnNwYWdlLmNvcmUuTWV0cmljcy5HYXVnZXNFbnRyeRI3CgpoaXN0b2dyYW1zGAMgAygLMiMuc3BhZ2UuY29yZS5NZXRyaWNzLkhpc3RvZ3JhbXNFbnRyeRItCgl0aW1lc3RhbXAYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wGi8KDUNvdW50ZXJzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgBOgI4ARotCgtHYXVnZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAE6AjgBGjEKD0hpc3RvZ3JhbXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAE6AjgBKqcCCgpUYXNrU3RhdHVzEhsKF1RBU0tfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFwoTVEFTS19TVEFUVVNfUEVORElORxABEhcKE1RBU0tfU1RBVFVTX1JVTk5JTkcQAhIZChVUQVNLX1NUQVRVU19DT01QTEVURUQQAxIWChJUQVNLX1NUQVRVU19GQUlMRUQQBBIYChRUQVNLX1NUQVRVU19DQU5DRUxFRBAFEhcKE1RBU0tfU1RBVFVTX1NLSVBQRUQQBhIYChRUQVNLX1NUQVRVU19BU1NJR05FRBAHEhkKFVRBU0tfU1RBVFVTX0NBTkNFTElORxAIEhkKFVRBU0tfU1RBVFVTX1RJTUVEX09VVBAJEhQKEFRBU0tfU1RBVFVTX0xPU1QQCiqSAQoMVGFza1ByaW9yaXR5Eh0KGVRBU0tfUFJJT1JJVFlfVU5TUEVDSUZJRUQQABIVChFUQVNLX1BSSU9SSVRZX0xPVxABEhgKFFRBU0tfUFJJT1JJVFlfTk9STUFMEAISFgoSVEFTS19QUklPUklUWV9ISUdIEAMSGgoWVEFTS19QUklPUklUWV9DUklUSUNBTBAEYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("ChdzcGFnZS9jb3JlL2NvbW1vbi5wcm90bxIKc3BhZ2UuY29yZSLlBwoEVGFzaxIKCgJpZBgBIAEoCRIMCgR0eXBlGAIgASgJEioKCHByaW9yaXR5GAMgASgOMhguc3BhZ2UuY29yZS5UYXNrUHJpb3JpdHkSLgoHcGF5bG9hZBgEIAMoCzIdLnNwYWdlLmNvcmUuVGFzay5QYXlsb2FkRW50cnkSJgoGc3RhdHVzGAUgASgOMhYuc3BhZ2UuY29yZS5UYXNrU3RhdHVzEhAKCHByb2dyZXNzGAYgASgBEiwKBnJlc3VsdBgHIAMoCzIcLnNwYWdlLmNvcmUuVGFzay5SZXN1bHRFbnRyeRINCgVlcnJvchgIIAEoCRIuCgpjcmVhdGVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdGFydGVkX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxjb21wbGV0ZWRfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiYKBWhvc3RzGA0gAygLMhcuc3BhZ2UuY29yZS5Ib3N0U3VtbWFyeRIXCg90aW1lb3V0X3NlY29uZHMYDiABKAUSMAoIbWV0YWRhdGEYDyADKAsyHi5zcGFnZS5jb3JlLlRhc2suTWV0YWRhdGFFbnRyeRIvCgtkZWFkbGluZV9hdBgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJZGFlbW9uX2lkGBEgASgJEg8KB2F0dGVtcHQYEiABKAUSFAoMbWF4X2F0dGVtcHRzGBMgASgFEg8KB29uX2xvc3QYFCABKAkSKQoIYXR0ZW1wdHMYFSADKAsyFy5zcGFnZS5jb3JlLlRhc2tBdHRlbXB0EjMKD2NhbmNlbF9kZWFkbGluZRgWIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGb3JpZ2luGBcgASgJEg0KBW93bmVyGBggASgJEiMKBXN0ZXBzGBkgAygLMhQuc3BhZ2UuY29yZS5UYXNrU3RlcBILCgNlcmEYGiABKAkaLgoMUGF5bG9hZEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaLQoLUmVzdWx0RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEivQIKCFRhc2tTdGVwEg4KBm51bWJlchgBIAEoBRIMCgRuYW1lGAIgASgJEiYKBnN0YXR1cxgDIAEoDjIWLnNwYWdlLmNvcmUuVGFza1N0YXR1cxIOCgZvdXRwdXQYBCABKAkSDQoFZXJyb3IYBSABKAkSEAoIZHVyYXRpb24YBiABKAESKAoHbWV0cmljcxgHIAEoCzIXLnNwYWdlLmNvcmUuVGFza01ldHJpY3MSLgoKc3RhcnRlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMY29tcGxldGVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKxAQoLVGFza01ldHJpY3MSEAoIZHVyYXRpb24YASABKAESFAoMbWVtb3J5X2FsbG9jGAIgASgBEhMKC21lbW9yeV9oZWFwGAMgASgBEhIKCm1lbW9yeV9zeXMYBCABKAESFwoPbWVtb3J5X2hlYXBfc3lzGAUgASgBEhEKCWdjX2N5Y2xlcxgGIAEoARISCgpnb3JvdXRpbmVzGAcgASgBEhEKCWNwdV9jb3VudBgIIAEoASLfAQoLVGFza0F0dGVtcHQSDgoGbnVtYmVyGAEgASgFEhEKCWRhZW1vbl9pZBgCIAEoCRIvCgthc3NpZ25lZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKc3RhcnRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB291dGNvbWUYBiABKAkSDQoFZXJyb3IYByABKAkirgIKBkRhZW1vbhIKCgJpZBgBIAEoCRIQCghob3N0bmFtZRgCIAEoCRIPCgd2ZXJzaW9uGAMgASgJEhAKCGNhcGFjaXR5GAQgASgFEi4KBmxhYmVscxgFIAMoCzIeLnNwYWdlLmNvcmUuRGFlbW9uLkxhYmVsc0VudHJ5EhAKCHRhc2tfaWRzGAYgAygJEhEKCWNvbm5lY3RlZBgHIAEoCBIwCgxjb25uZWN0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCWxhc3Rfc2VlbhgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKYAQoLSG9zdFN1bW1hcnkSDAoEaG9zdBgBIAEoCRIKCgJvaxgCIAEoBRIOCgZmYWlsZWQYAyABKAUSDwoHc2tpcHBlZBgEIAEoBRIPCgdydW5uaW5nGAUgASgFEhIKCmxhc3RfZXJyb3IYBiABKAkSEwoLZmFpbGVkX3Rhc2sYByABKAkSFAoMY3VycmVudF90YXNrGAggASgJIs4CCgpUYXNrUmVzdWx0Eg8KB3Rhc2tfaWQYASABKAkSJgoGc3RhdHVzGAIgASgOMhYuc3BhZ2UuY29yZS5UYXNrU3RhdHVzEg4KBm91dHB1dBgDIAEoCRINCgVlcnJvchgEIAEoCRIRCglleGl0X2NvZGUYBSABKAUSEAoIZHVyYXRpb24YBiABKAESMgoGcmVzdWx0GAcgAygLMiIuc3BhZ2UuY29yZS5UYXNrUmVzdWx0LlJlc3VsdEVudHJ5Ei4KCnN0YXJ0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGNvbXBsZXRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAaLQoLUmVzdWx0RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASLgAQoOUHJvZ3Jlc3NVcGRhdGUSDwoHdGFza19pZBgBIAEoCRIQCghwcm9ncmVzcxgCIAEoARIPCgdtZXNzYWdlGAMgASgJEjoKCG1ldGFkYXRhGAQgAygLMiguc3BhZ2UuY29yZS5Qcm9ncmVzc1VwZGF0ZS5NZXRhZGF0YUVudHJ5Ei0KCXRpbWVzdGFtcBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIssBCgVFdmVudBIKCgJpZBgBIAEoCRIMCgR0eXBlGAIgASgJEikKBGRhdGEYAyADKAsyGy5zcGFnZS5jb3JlLkV2ZW50LkRhdGFFbnRyeRItCgl0aW1lc3RhbXAYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHNlcXVlbmNlGAUgASgEEg8KB3Rhc2tfaWQYBiABKAkaKwoJRGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEihwEKBUVycm9yEgwKBGNvZGUYASABKAkSDwoHbWVzc2FnZRgCIAEoCRIvCgdkZXRhaWxzGAMgAygLMh4uc3BhZ2UuY29yZS5FcnJvci5EZXRhaWxzRW50cnkaLgoMRGV0YWlsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEixgEKDEhlYWx0aFN0YXR1cxIOCgZzdGF0dXMYASABKAkSDwoHbWVzc2FnZRgCIAEoCRI2CgdkZXRhaWxzGAMgAygLMiUuc3BhZ2UuY29yZS5IZWFsdGhTdGF0dXMuRGV0YWlsc0VudHJ5Ei0KCXRpbWVzdGFtcBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAaLgoMRGV0YWlsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEi6gIKB01ldHJpY3MSMwoIY291bnRlcnMYASADKAsyIS5zcGFnZS5jb3JlLk1ldHJpY3MuQ291bnRlcnNFbnRyeRIvCgZnYXVnZXMYAiADKAsyHy5zcGFnZS5jb3JlLk1ldHJpY3MuR2F1Z2VzRW50cnkSNwoKaGlzdG9ncmFtcxgDIAMoCzIjLnNwYWdlLmNvcmUuTWV0cmljcy5IaXN0b2dyYW1zRW50cnkSLQoJdGltZXN0YW1wGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBovCg1Db3VudGVyc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoAToCOAEaLQoLR2F1Z2VzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgBOgI4ARoxCg9IaXN0b2dyYW1zRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgBOgI4ASqnAgoKVGFza1N0YXR1cxIbChdUQVNLX1NUQVRVU19VTlNQRUNJRklFRBAAEhcKE1RBU0tfU1RBVFVTX1BFTkRJTkcQARIXChNUQVNLX1NUQVRVU19SVU5OSU5HEAISGQoVVEFTS19TVEFUVVNfQ09NUExFVEVEEAMSFgoSVEFTS19TVEFUVVNfRkFJTEVEEAQSGAoUVEFTS19TVEFUVVNfQ0FOQ0VMRUQQBRIXChNUQVNLX1NUQVRVU19TS0lQUEVEEAYSGAoUVEFTS19TVEFUVVNfQVNTSUdORUQQBxIZChVUQVNLX1NUQVRVU19DQU5DRUxJTkcQCBIZChVUQVNLX1NUQVRVU19USU1FRF9PVVQQCRIUChBUQVNLX1NUQVRVU19MT1NUEAoqkgEKDFRhc2tQcmlvcml0eRIdChlUQVNLX1BSSU9SSVRZX1VOU1BFQ0lGSUVEEAASFQoRVEFTS19QUklPUklUWV9MT1cQARIYChRUQVNLX1BSSU9SSVRZX05PUk1BTBACEhYKElRBU0tfUFJJT1JJVFlfSElHSBADEhoKFlRBU0tfUFJJT1JJVFlfQ1JJVElDQUwQBGIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * A unit of work tracked by the gateway: a playbook run or any other typed job.
@@ -204,6 +204,22 @@ export type Task = Message<"spage.core.Task"> & {
    * @generated from field: string owner = 24;
    */
   owner: string;
+
+  /**
+   * The Ansible tasks of a play (a run reported through the play-era methods of SpageExecution), by
+   * number; empty for task-era runs, whose steps are summed per host in `hosts`.
+   *
+   * @generated from field: repeated spage.core.TaskStep steps = 25;
+   */
+  steps: TaskStep[];
+
+  /**
+   * Which methods of SpageExecution report this run: "play" for the play era (ExecutePlay,
+   * RegisterPlay, StreamPlayProgress, StreamTaskProgress), empty for the task era.
+   *
+   * @generated from field: string era = 26;
+   */
+  era: string;
 };
 
 /**
@@ -212,6 +228,160 @@ export type Task = Message<"spage.core.Task"> & {
  */
 export const TaskSchema: GenMessage<Task> = /*@__PURE__*/
   messageDesc(file_spage_core_common, 0);
+
+/**
+ * One Ansible task of a play, as the play's core reported it.
+ *
+ * @generated from message spage.core.TaskStep
+ */
+export type TaskStep = Message<"spage.core.TaskStep"> & {
+  /**
+   * Number of the Ansible task within the play (the play era's task_id).
+   *
+   * @generated from field: int32 number = 1;
+   */
+  number: number;
+
+  /**
+   * Name of the Ansible task.
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * RUNNING, COMPLETED, FAILED or SKIPPED. A step that has ended never goes back to RUNNING.
+   *
+   * @generated from field: spage.core.TaskStatus status = 3;
+   */
+  status: TaskStatus;
+
+  /**
+   * What the task printed, at most 4096 bytes here (the step's events keep up to 65536).
+   *
+   * @generated from field: string output = 4;
+   */
+  output: string;
+
+  /**
+   * What went wrong, with FAILED.
+   *
+   * @generated from field: string error = 5;
+   */
+  error: string;
+
+  /**
+   * Run time in seconds (metrics.duration, or the time between start and end).
+   *
+   * @generated from field: double duration = 6;
+   */
+  duration: number;
+
+  /**
+   * Figures the core measured when the step ended.
+   *
+   * @generated from field: spage.core.TaskMetrics metrics = 7;
+   */
+  metrics?: TaskMetrics | undefined;
+
+  /**
+   * When the step started.
+   *
+   * @generated from field: google.protobuf.Timestamp started_at = 8;
+   */
+  startedAt?: Timestamp | undefined;
+
+  /**
+   * When the step ended.
+   *
+   * @generated from field: google.protobuf.Timestamp completed_at = 9;
+   */
+  completedAt?: Timestamp | undefined;
+
+  /**
+   * When the gateway last changed the step.
+   *
+   * @generated from field: google.protobuf.Timestamp updated_at = 10;
+   */
+  updatedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message spage.core.TaskStep.
+ * Use `create(TaskStepSchema)` to create a new message.
+ */
+export const TaskStepSchema: GenMessage<TaskStep> = /*@__PURE__*/
+  messageDesc(file_spage_core_common, 1);
+
+/**
+ * Figures of one finished Ansible task, as a Spage core measures them (play era).
+ *
+ * @generated from message spage.core.TaskMetrics
+ */
+export type TaskMetrics = Message<"spage.core.TaskMetrics"> & {
+  /**
+   * Run time in seconds.
+   *
+   * @generated from field: double duration = 1;
+   */
+  duration: number;
+
+  /**
+   * Bytes allocated on the core's heap.
+   *
+   * @generated from field: double memory_alloc = 2;
+   */
+  memoryAlloc: number;
+
+  /**
+   * Bytes of the core's heap in use.
+   *
+   * @generated from field: double memory_heap = 3;
+   */
+  memoryHeap: number;
+
+  /**
+   * Bytes the core got from the operating system.
+   *
+   * @generated from field: double memory_sys = 4;
+   */
+  memorySys: number;
+
+  /**
+   * Bytes of heap the core got from the operating system.
+   *
+   * @generated from field: double memory_heap_sys = 5;
+   */
+  memoryHeapSys: number;
+
+  /**
+   * Garbage collections so far.
+   *
+   * @generated from field: double gc_cycles = 6;
+   */
+  gcCycles: number;
+
+  /**
+   * Goroutines running.
+   *
+   * @generated from field: double goroutines = 7;
+   */
+  goroutines: number;
+
+  /**
+   * CPUs available to the core.
+   *
+   * @generated from field: double cpu_count = 8;
+   */
+  cpuCount: number;
+};
+
+/**
+ * Describes the message spage.core.TaskMetrics.
+ * Use `create(TaskMetricsSchema)` to create a new message.
+ */
+export const TaskMetricsSchema: GenMessage<TaskMetrics> = /*@__PURE__*/
+  messageDesc(file_spage_core_common, 2);
 
 /**
  * One attempt at running a task on a daemon.
@@ -275,7 +445,7 @@ export type TaskAttempt = Message<"spage.core.TaskAttempt"> & {
  * Use `create(TaskAttemptSchema)` to create a new message.
  */
 export const TaskAttemptSchema: GenMessage<TaskAttempt> = /*@__PURE__*/
-  messageDesc(file_spage_core_common, 1);
+  messageDesc(file_spage_core_common, 3);
 
 /**
  * A daemon: a process on a target machine that runs tasks the gateway hands it.
@@ -352,7 +522,7 @@ export type Daemon = Message<"spage.core.Daemon"> & {
  * Use `create(DaemonSchema)` to create a new message.
  */
 export const DaemonSchema: GenMessage<Daemon> = /*@__PURE__*/
-  messageDesc(file_spage_core_common, 2);
+  messageDesc(file_spage_core_common, 4);
 
 /**
  * What one host did during a run, counted from the runner's per-task progress updates.
@@ -423,7 +593,7 @@ export type HostSummary = Message<"spage.core.HostSummary"> & {
  * Use `create(HostSummarySchema)` to create a new message.
  */
 export const HostSummarySchema: GenMessage<HostSummary> = /*@__PURE__*/
-  messageDesc(file_spage_core_common, 3);
+  messageDesc(file_spage_core_common, 5);
 
 /**
  * The final outcome of a task as reported by its runner.
@@ -500,7 +670,7 @@ export type TaskResult = Message<"spage.core.TaskResult"> & {
  * Use `create(TaskResultSchema)` to create a new message.
  */
 export const TaskResultSchema: GenMessage<TaskResult> = /*@__PURE__*/
-  messageDesc(file_spage_core_common, 4);
+  messageDesc(file_spage_core_common, 6);
 
 /**
  * One progress report from a runner. Spage cores send one per Ansible task and host (and loop item):
@@ -571,7 +741,7 @@ export type ProgressUpdate = Message<"spage.core.ProgressUpdate"> & {
  * Use `create(ProgressUpdateSchema)` to create a new message.
  */
 export const ProgressUpdateSchema: GenMessage<ProgressUpdate> = /*@__PURE__*/
-  messageDesc(file_spage_core_common, 5);
+  messageDesc(file_spage_core_common, 7);
 
 /**
  * Something that happened, as stored in the gateway's event log or exchanged on an event stream.
@@ -632,7 +802,7 @@ export type Event = Message<"spage.core.Event"> & {
  * Use `create(EventSchema)` to create a new message.
  */
 export const EventSchema: GenMessage<Event> = /*@__PURE__*/
-  messageDesc(file_spage_core_common, 6);
+  messageDesc(file_spage_core_common, 8);
 
 /**
  * The uniform error carried inside responses that have an `error` field. The RPC status code is
@@ -669,7 +839,7 @@ export type Error = Message<"spage.core.Error"> & {
  * Use `create(ErrorSchema)` to create a new message.
  */
 export const ErrorSchema: GenMessage<Error> = /*@__PURE__*/
-  messageDesc(file_spage_core_common, 7);
+  messageDesc(file_spage_core_common, 9);
 
 /**
  * Health of the gateway and its dependencies.
@@ -711,7 +881,7 @@ export type HealthStatus = Message<"spage.core.HealthStatus"> & {
  * Use `create(HealthStatusSchema)` to create a new message.
  */
 export const HealthStatusSchema: GenMessage<HealthStatus> = /*@__PURE__*/
-  messageDesc(file_spage_core_common, 8);
+  messageDesc(file_spage_core_common, 10);
 
 /**
  * A snapshot of the gateway's metrics.
@@ -753,7 +923,7 @@ export type Metrics = Message<"spage.core.Metrics"> & {
  * Use `create(MetricsSchema)` to create a new message.
  */
 export const MetricsSchema: GenMessage<Metrics> = /*@__PURE__*/
-  messageDesc(file_spage_core_common, 9);
+  messageDesc(file_spage_core_common, 11);
 
 /**
  * The lifecycle state of a task. The gateway enforces which state may follow which (see the table

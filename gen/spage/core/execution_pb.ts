@@ -11,13 +11,15 @@ import type { EmptySchema } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_empty } from "@bufbuild/protobuf/wkt";
 import type { Error, HealthStatusSchema, MetricsSchema, ProgressUpdateSchema, Task, TaskPriority } from "./common_pb.js";
 import { file_spage_core_common } from "./common_pb.js";
+import type { CancelPlayRequestSchema, CancelPlayResponseSchema, ExecutePlayRequestSchema, ExecutePlayResponseSchema, GetPlayStatusRequestSchema, GetPlayStatusResponseSchema, PlayProgressUpdateSchema, RegisterPlayCompletionRequestSchema, RegisterPlayCompletionResponseSchema, RegisterPlayRequestSchema, RegisterPlayResponseSchema, TaskProgressUpdateSchema } from "./play_pb.js";
+import { file_spage_core_play } from "./play_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file spage/core/execution.proto.
  */
 export const file_spage_core_execution: GenFile = /*@__PURE__*/
-  fileDesc("ChpzcGFnZS9jb3JlL2V4ZWN1dGlvbi5wcm90bxIKc3BhZ2UuY29yZSLrAgoSRXhlY3V0ZVRhc2tSZXF1ZXN0Eg8KB3Rhc2tfaWQYASABKAkSEAoIcGxheWJvb2sYAiABKAkSEQoJaW52ZW50b3J5GAMgASgJEkAKCXZhcmlhYmxlcxgEIAMoCzItLnNwYWdlLmNvcmUuRXhlY3V0ZVRhc2tSZXF1ZXN0LlZhcmlhYmxlc0VudHJ5Eg4KBmVuZ2luZRgFIAEoCRIqCghwcmlvcml0eRgGIAEoDjIYLnNwYWdlLmNvcmUuVGFza1ByaW9yaXR5Ej4KCG1ldGFkYXRhGAcgAygLMiwuc3BhZ2UuY29yZS5FeGVjdXRlVGFza1JlcXVlc3QuTWV0YWRhdGFFbnRyeRowCg5WYXJpYWJsZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJZChNFeGVjdXRlVGFza1Jlc3BvbnNlEg8KB3N1Y2Nlc3MYASABKAgSDwoHdGFza19pZBgCIAEoCRIgCgVlcnJvchgDIAEoCzIRLnNwYWdlLmNvcmUuRXJyb3IiNAoRQ2FuY2VsVGFza1JlcXVlc3QSDwoHdGFza19pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiRwoSQ2FuY2VsVGFza1Jlc3BvbnNlEg8KB3N1Y2Nlc3MYASABKAgSIAoFZXJyb3IYAiABKAsyES5zcGFnZS5jb3JlLkVycm9yIicKFEdldFRhc2tTdGF0dXNSZXF1ZXN0Eg8KB3Rhc2tfaWQYASABKAkiawoVR2V0VGFza1N0YXR1c1Jlc3BvbnNlEh4KBHRhc2sYASABKAsyEC5zcGFnZS5jb3JlLlRhc2sSIAoFZXJyb3IYAiABKAsyES5zcGFnZS5jb3JlLkVycm9yEhAKCHNlcXVlbmNlGAMgASgEIsICChNSZWdpc3RlclRhc2tSZXF1ZXN0Eg8KB3Rhc2tfaWQYASABKAkSEAoIcGxheWJvb2sYAiABKAkSEQoJaW52ZW50b3J5GAMgASgJEkEKCXZhcmlhYmxlcxgEIAMoCzIuLnNwYWdlLmNvcmUuUmVnaXN0ZXJUYXNrUmVxdWVzdC5WYXJpYWJsZXNFbnRyeRIOCgZlbmdpbmUYBSABKAkSPwoIbWV0YWRhdGEYBiADKAsyLS5zcGFnZS5jb3JlLlJlZ2lzdGVyVGFza1JlcXVlc3QuTWV0YWRhdGFFbnRyeRowCg5WYXJpYWJsZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJaChRSZWdpc3RlclRhc2tSZXNwb25zZRIPCgdzdWNjZXNzGAEgASgIEg8KB3Rhc2tfaWQYAiABKAkSIAoFZXJyb3IYAyABKAsyES5zcGFnZS5jb3JlLkVycm9yMqAECg5TcGFnZUV4ZWN1dGlvbhJOCgtFeGVjdXRlVGFzaxIeLnNwYWdlLmNvcmUuRXhlY3V0ZVRhc2tSZXF1ZXN0Gh8uc3BhZ2UuY29yZS5FeGVjdXRlVGFza1Jlc3BvbnNlEksKCkNhbmNlbFRhc2sSHS5zcGFnZS5jb3JlLkNhbmNlbFRhc2tSZXF1ZXN0Gh4uc3BhZ2UuY29yZS5DYW5jZWxUYXNrUmVzcG9uc2USVAoNR2V0VGFza1N0YXR1cxIgLnNwYWdlLmNvcmUuR2V0VGFza1N0YXR1c1JlcXVlc3QaIS5zcGFnZS5jb3JlLkdldFRhc2tTdGF0dXNSZXNwb25zZRJRCgxSZWdpc3RlclRhc2sSHy5zcGFnZS5jb3JlLlJlZ2lzdGVyVGFza1JlcXVlc3QaIC5zcGFnZS5jb3JlLlJlZ2lzdGVyVGFza1Jlc3BvbnNlEkwKDlN0cmVhbVByb2dyZXNzEhouc3BhZ2UuY29yZS5Qcm9ncmVzc1VwZGF0ZRoaLnNwYWdlLmNvcmUuUHJvZ3Jlc3NVcGRhdGUoATABEj8KC0hlYWx0aENoZWNrEhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5Ghguc3BhZ2UuY29yZS5IZWFsdGhTdGF0dXMSOQoKR2V0TWV0cmljcxIWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eRoTLnNwYWdlLmNvcmUuTWV0cmljc2IGcHJvdG8z", [file_google_protobuf_empty, file_spage_core_common]);
+  fileDesc("ChpzcGFnZS9jb3JlL2V4ZWN1dGlvbi5wcm90bxIKc3BhZ2UuY29yZSLrAgoSRXhlY3V0ZVRhc2tSZXF1ZXN0Eg8KB3Rhc2tfaWQYASABKAkSEAoIcGxheWJvb2sYAiABKAkSEQoJaW52ZW50b3J5GAMgASgJEkAKCXZhcmlhYmxlcxgEIAMoCzItLnNwYWdlLmNvcmUuRXhlY3V0ZVRhc2tSZXF1ZXN0LlZhcmlhYmxlc0VudHJ5Eg4KBmVuZ2luZRgFIAEoCRIqCghwcmlvcml0eRgGIAEoDjIYLnNwYWdlLmNvcmUuVGFza1ByaW9yaXR5Ej4KCG1ldGFkYXRhGAcgAygLMiwuc3BhZ2UuY29yZS5FeGVjdXRlVGFza1JlcXVlc3QuTWV0YWRhdGFFbnRyeRowCg5WYXJpYWJsZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJZChNFeGVjdXRlVGFza1Jlc3BvbnNlEg8KB3N1Y2Nlc3MYASABKAgSDwoHdGFza19pZBgCIAEoCRIgCgVlcnJvchgDIAEoCzIRLnNwYWdlLmNvcmUuRXJyb3IiNAoRQ2FuY2VsVGFza1JlcXVlc3QSDwoHdGFza19pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiRwoSQ2FuY2VsVGFza1Jlc3BvbnNlEg8KB3N1Y2Nlc3MYASABKAgSIAoFZXJyb3IYAiABKAsyES5zcGFnZS5jb3JlLkVycm9yIicKFEdldFRhc2tTdGF0dXNSZXF1ZXN0Eg8KB3Rhc2tfaWQYASABKAkiawoVR2V0VGFza1N0YXR1c1Jlc3BvbnNlEh4KBHRhc2sYASABKAsyEC5zcGFnZS5jb3JlLlRhc2sSIAoFZXJyb3IYAiABKAsyES5zcGFnZS5jb3JlLkVycm9yEhAKCHNlcXVlbmNlGAMgASgEIsICChNSZWdpc3RlclRhc2tSZXF1ZXN0Eg8KB3Rhc2tfaWQYASABKAkSEAoIcGxheWJvb2sYAiABKAkSEQoJaW52ZW50b3J5GAMgASgJEkEKCXZhcmlhYmxlcxgEIAMoCzIuLnNwYWdlLmNvcmUuUmVnaXN0ZXJUYXNrUmVxdWVzdC5WYXJpYWJsZXNFbnRyeRIOCgZlbmdpbmUYBSABKAkSPwoIbWV0YWRhdGEYBiADKAsyLS5zcGFnZS5jb3JlLlJlZ2lzdGVyVGFza1JlcXVlc3QuTWV0YWRhdGFFbnRyeRowCg5WYXJpYWJsZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJaChRSZWdpc3RlclRhc2tSZXNwb25zZRIPCgdzdWNjZXNzGAEgASgIEg8KB3Rhc2tfaWQYAiABKAkSIAoFZXJyb3IYAyABKAsyES5zcGFnZS5jb3JlLkVycm9yMosJCg5TcGFnZUV4ZWN1dGlvbhJOCgtFeGVjdXRlVGFzaxIeLnNwYWdlLmNvcmUuRXhlY3V0ZVRhc2tSZXF1ZXN0Gh8uc3BhZ2UuY29yZS5FeGVjdXRlVGFza1Jlc3BvbnNlEksKCkNhbmNlbFRhc2sSHS5zcGFnZS5jb3JlLkNhbmNlbFRhc2tSZXF1ZXN0Gh4uc3BhZ2UuY29yZS5DYW5jZWxUYXNrUmVzcG9uc2USVAoNR2V0VGFza1N0YXR1cxIgLnNwYWdlLmNvcmUuR2V0VGFza1N0YXR1c1JlcXVlc3QaIS5zcGFnZS5jb3JlLkdldFRhc2tTdGF0dXNSZXNwb25zZRJRCgxSZWdpc3RlclRhc2sSHy5zcGFnZS5jb3JlLlJlZ2lzdGVyVGFza1JlcXVlc3QaIC5zcGFnZS5jb3JlLlJlZ2lzdGVyVGFza1Jlc3BvbnNlEkwKDlN0cmVhbVByb2dyZXNzEhouc3BhZ2UuY29yZS5Qcm9ncmVzc1VwZGF0ZRoaLnNwYWdlLmNvcmUuUHJvZ3Jlc3NVcGRhdGUoATABEj8KC0hlYWx0aENoZWNrEhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5Ghguc3BhZ2UuY29yZS5IZWFsdGhTdGF0dXMSOQoKR2V0TWV0cmljcxIWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eRoTLnNwYWdlLmNvcmUuTWV0cmljcxJOCgtFeGVjdXRlUGxheRIeLnNwYWdlLmNvcmUuRXhlY3V0ZVBsYXlSZXF1ZXN0Gh8uc3BhZ2UuY29yZS5FeGVjdXRlUGxheVJlc3BvbnNlEksKCkNhbmNlbFBsYXkSHS5zcGFnZS5jb3JlLkNhbmNlbFBsYXlSZXF1ZXN0Gh4uc3BhZ2UuY29yZS5DYW5jZWxQbGF5UmVzcG9uc2USVAoNR2V0UGxheVN0YXR1cxIgLnNwYWdlLmNvcmUuR2V0UGxheVN0YXR1c1JlcXVlc3QaIS5zcGFnZS5jb3JlLkdldFBsYXlTdGF0dXNSZXNwb25zZRJRCgxSZWdpc3RlclBsYXkSHy5zcGFnZS5jb3JlLlJlZ2lzdGVyUGxheVJlcXVlc3QaIC5zcGFnZS5jb3JlLlJlZ2lzdGVyUGxheVJlc3BvbnNlEm8KFlJlZ2lzdGVyUGxheUNvbXBsZXRpb24SKS5zcGFnZS5jb3JlLlJlZ2lzdGVyUGxheUNvbXBsZXRpb25SZXF1ZXN0Giouc3BhZ2UuY29yZS5SZWdpc3RlclBsYXlDb21wbGV0aW9uUmVzcG9uc2USWAoSU3RyZWFtVGFza1Byb2dyZXNzEh4uc3BhZ2UuY29yZS5UYXNrUHJvZ3Jlc3NVcGRhdGUaHi5zcGFnZS5jb3JlLlRhc2tQcm9ncmVzc1VwZGF0ZSgBMAESWAoSU3RyZWFtUGxheVByb2dyZXNzEh4uc3BhZ2UuY29yZS5QbGF5UHJvZ3Jlc3NVcGRhdGUaHi5zcGFnZS5jb3JlLlBsYXlQcm9ncmVzc1VwZGF0ZSgBMAFiBnByb3RvMw", [file_google_protobuf_empty, file_spage_core_common, file_spage_core_play]);
 
 /**
  * Asks the gateway to run a playbook.
@@ -412,6 +414,85 @@ export const SpageExecution: GenService<{
     methodKind: "unary";
     input: typeof EmptySchema;
     output: typeof MetricsSchema;
+  },
+  /**
+   * Creates a play and queues it for a daemon, like ExecuteTask. Idempotent on play_id. Needs scope
+   * "execution". Errors: INVALID_ARGUMENT (names the field), ALREADY_EXISTS (the id is taken by a
+   * different task).
+   *
+   * @generated from rpc spage.core.SpageExecution.ExecutePlay
+   */
+  executePlay: {
+    methodKind: "unary";
+    input: typeof ExecutePlayRequestSchema;
+    output: typeof ExecutePlayResponseSchema;
+  },
+  /**
+   * Cancels a play, like CancelTask (CANCELING until its runner confirms). Needs scope "execution"
+   * or "tasks:cancel". Errors: NOT_FOUND, FAILED_PRECONDITION (already ended).
+   *
+   * @generated from rpc spage.core.SpageExecution.CancelPlay
+   */
+  cancelPlay: {
+    methodKind: "unary";
+    input: typeof CancelPlayRequestSchema;
+    output: typeof CancelPlayResponseSchema;
+  },
+  /**
+   * Returns a play with its Ansible tasks. Errors: NOT_FOUND.
+   *
+   * @generated from rpc spage.core.SpageExecution.GetPlayStatus
+   */
+  getPlayStatus: {
+    methodKind: "unary";
+    input: typeof GetPlayStatusRequestSchema;
+    output: typeof GetPlayStatusResponseSchema;
+  },
+  /**
+   * Creates or fills the task of a play a core runs itself (origin "core", never queued), like
+   * RegisterTask: a registration never overwrites (FAILED_PRECONDITION).
+   *
+   * @generated from rpc spage.core.SpageExecution.RegisterPlay
+   */
+  registerPlay: {
+    methodKind: "unary";
+    input: typeof RegisterPlayRequestSchema;
+    output: typeof RegisterPlayResponseSchema;
+  },
+  /**
+   * Ends a play: COMPLETED, FAILED (with its error) or CANCELED. Errors: INVALID_ARGUMENT (any
+   * other status), NOT_FOUND, FAILED_PRECONDITION (the play already ended otherwise).
+   *
+   * @generated from rpc spage.core.SpageExecution.RegisterPlayCompletion
+   */
+  registerPlayCompletion: {
+    methodKind: "unary";
+    input: typeof RegisterPlayCompletionRequestSchema;
+    output: typeof RegisterPlayCompletionResponseSchema;
+  },
+  /**
+   * Progress of a play's Ansible tasks (the task's steps). A play the gateway does not know yet is
+   * created by its first update, as by RegisterPlay.
+   *
+   * @generated from rpc spage.core.SpageExecution.StreamTaskProgress
+   */
+  streamTaskProgress: {
+    methodKind: "bidi_streaming";
+    input: typeof TaskProgressUpdateSchema;
+    output: typeof TaskProgressUpdateSchema;
+  },
+  /**
+   * A play's own progress: its start and its end (COMPLETED or FAILED). For a play with no daemon,
+   * the streams are its liveness: when the last of them ends without the play having ended and the
+   * core does not continue within the gateway's grace, the play ends FAILED ("core exited without
+   * reporting completion"), or LOST when the connection dropped while a step was running.
+   *
+   * @generated from rpc spage.core.SpageExecution.StreamPlayProgress
+   */
+  streamPlayProgress: {
+    methodKind: "bidi_streaming";
+    input: typeof PlayProgressUpdateSchema;
+    output: typeof PlayProgressUpdateSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_spage_core_execution, 0);

@@ -10,7 +10,9 @@ import {
   HostSummarySchema,
   type Task,
   TaskStatus,
+  type TaskStep,
 } from "../../../gen/spage/core/common_pb.js";
+import { failedStepsSummary, runningStepLabel, settleSteps, stepRecap } from "./play-steps.js";
 
 /** Longest error a run's summary keeps; the events hold every report in full. */
 const maxErrorLength = 4096;
@@ -78,6 +80,32 @@ export interface CoreRunOutcome {
   readonly error: string;
   readonly hosts: HostSummary[];
   readonly result: Record<string, string>;
+  /** A play's steps, none left running. */
+  readonly steps?: TaskStep[];
+}
+
+/** The step in flight of a run of either era, named; "" when none is. */
+export function midStep(task: Task): string {
+  return task.era === "play" ? runningStepLabel(task.steps) : runningStepOf(task.hosts);
+}
+
+/** Why a play whose core's streams ended without completing it failed. */
+export const noCompletion = "core exited without reporting completion";
+
+/**
+ * How a play ends when its core's streams ended without RegisterPlayCompletion or a final
+ * StreamPlayProgress update: CANCELED when a cancel was pending, FAILED otherwise (a play must say
+ * it completed), its failed steps named after the cause and steps still running failed with it.
+ */
+export function playWithoutCompletion(task: Task, why: string): CoreRunOutcome {
+  const steps = settleSteps(task.steps, `interrupted: ${why}`);
+  const result = stepRecap(steps);
+  if (task.status === TaskStatus.CANCELING) {
+    return { status: TaskStatus.CANCELED, error: task.error || "canceled", hosts: [], result, steps };
+  }
+  const failed = failedStepsSummary(task.steps);
+  const error = [noCompletion, task.error, failed].filter((x) => x !== "").join("; ");
+  return { status: TaskStatus.FAILED, error, hosts: [], result, steps };
 }
 
 /**

@@ -42,13 +42,21 @@ export const auditedMethods: ReadonlySet<string> = new Set([
   "spage.core.SpageExecution/CancelTask",
   "spage.core.SpageExecution/RegisterTask",
   "spage.core.SpageExecution/StreamProgress",
+  "spage.core.SpageExecution/ExecutePlay",
+  "spage.core.SpageExecution/CancelPlay",
+  "spage.core.SpageExecution/RegisterPlay",
+  "spage.core.SpageExecution/RegisterPlayCompletion",
+  "spage.core.SpageExecution/StreamTaskProgress",
+  "spage.core.SpageExecution/StreamPlayProgress",
 ]);
 
 /** Outcomes recorded for every method: refused credentials, scopes and brute force. */
 const authOutcomes = new Set(["unauthenticated", "permission_denied"]);
 
+/** The task a message names: its task_id, or a play's play_id (the same id space). */
 const taskIdOf = (msg: unknown): string => {
-  const id = (msg as { taskId?: unknown } | undefined)?.taskId;
+  const m = msg as { taskId?: unknown; playId?: unknown } | undefined;
+  const id = typeof m?.taskId === "string" && m.taskId !== "" ? m.taskId : m?.playId;
   return typeof id === "string" ? id : "";
 };
 

@@ -14,7 +14,7 @@
 import type { FastifyBaseLogger } from "fastify";
 import { TaskStatus } from "../../../gen/spage/core/common_pb.js";
 import { DomainError } from "../domain/errors.js";
-import { coreRunOutcome, hasRunningSteps, runningStepOf } from "../domain/run-outcome.js";
+import { coreRunOutcome, midStep, playWithoutCompletion } from "../domain/run-outcome.js";
 import type { CoreStreamEnd, TaskRecord } from "../store/task-store.js";
 import { gatewayStartedAt, lostThenPolicy } from "./daemon-tasks.js";
 import { statusChange } from "./status-change.js";
@@ -120,7 +120,7 @@ export class CoreRuns {
       const id = record.task.id;
       if (this.open.has(id)) continue; // a stream of it is open here; its record is being renewed
       const dropped = end === "dropped" || end === "stale";
-      const lost = dropped && hasRunningSteps(record.task.hosts);
+      const lost = dropped && midStep(record.task) !== "";
       // A stale record's gateway stopped renewing it a lease ago at most, and a core cannot
       // reconnect to a gateway that was down: the grace starts no earlier than a lease after start.
       const from =
@@ -162,21 +162,25 @@ export class CoreRuns {
   }
 }
 
-/** The run's end from what its core reported. */
+/** The run's end from what its core reported (a play must have reported its completion). */
 function endedRun(rec: TaskRecord, why: string): Decision {
-  const step = runningStepOf(rec.task.hosts);
-  const outcome = coreRunOutcome(rec.task, `interrupted: ${why} while it was running`);
+  const step = midStep(rec.task);
+  const outcome =
+    rec.task.era === "play"
+      ? playWithoutCompletion(rec.task, why)
+      : coreRunOutcome(rec.task, `interrupted: ${why} while it was running`);
   const reason = step ? `${why} while ${step} was running` : why;
   return statusChange(rec, outcome.status, outcome.error ? { reason, error: outcome.error } : { reason }, {
     error: outcome.error,
     hosts: outcome.hosts,
     result: outcome.result,
+    ...(outcome.steps ? { steps: outcome.steps } : {}),
   });
 }
 
 function lostReason(rec: TaskRecord, end: CoreStreamEnd | "stale", graceMs: number): string {
   const how = end === "stale" ? "the gateway holding its stream stopped answering" : "its connection dropped";
-  return `the core vanished: ${how} while ${runningStepOf(rec.task.hosts)} was running, and it did not reconnect within ${Math.round(graceMs / 1000)}s; the outcome is unknown`;
+  return `the core vanished: ${how} while ${midStep(rec.task)} was running, and it did not reconnect within ${Math.round(graceMs / 1000)}s; the outcome is unknown`;
 }
 
 function endText(end: CoreStreamEnd | "stale"): string {

@@ -16,6 +16,7 @@ import { DaemonTasks } from "./daemon-tasks.js";
 import { Dispatcher } from "./dispatcher.js";
 import { createGatewayMetrics, type GatewayMetrics } from "./gateway-metrics.js";
 import { createHealthState, type HealthState } from "./health-state.js";
+import { PlayService } from "./play-service.js";
 import { TaskService } from "./task-service.js";
 import { startTaskSweeper, type TaskSweeper } from "./task-sweeper.js";
 import { TaskWriter } from "./task-writer.js";
@@ -57,6 +58,7 @@ export function createServices(
   const bus = createEventBus();
   const writer = new TaskWriter(store, bus);
   const tasks = new TaskService(writer, { cancelGraceMs: config.cancelGraceMs });
+  const plays = new PlayService(tasks, writer);
   const health = createHealthState(store, version);
   const metrics = createGatewayMetrics(store, bus);
   const registry = new DaemonRegistry();
@@ -81,6 +83,7 @@ export function createServices(
     store,
     bus,
     tasks,
+    plays,
     coreRuns,
     health,
     metrics,

@@ -3,12 +3,20 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
-import type { ContextValues, ServiceImpl } from "@connectrpc/connect";
+import { Code, type ContextValues, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { type ProgressUpdate, ProgressUpdateSchema, TaskStatus } from "../../../gen/spage/core/common_pb.js";
 import type { SpageExecution } from "../../../gen/spage/core/execution_pb.js";
+import {
+  type PlayProgressUpdate,
+  PlayProgressUpdateSchema,
+  PlayTaskResultSchema,
+  type TaskProgressUpdate,
+  TaskProgressUpdateSchema,
+} from "../../../gen/spage/core/play_pb.js";
 import { kAuditInWrite, kLog, kNodeRequest, kPeerAddress, kPrincipal, kRequestId } from "../context-keys.js";
 import { PermissionDeniedError } from "../domain/errors.js";
+import { playStatusOf } from "../domain/play-steps.js";
 import type { Actor } from "../domain/task-owner.js";
 import { statusName, terminalStates } from "../domain/task-state.js";
 import { clip } from "../domain/task-validation.js";
@@ -18,14 +26,19 @@ import { toConnectError } from "../interceptors/error-mapping.js";
 import { actorOf } from "./actor.js";
 import type { AuditLog } from "./audit-log.js";
 import { type CoreRuns, type CoreStreamLink, isLiveCoreRun } from "./core-runs.js";
+import type { DaemonRegistry } from "./daemon-registry.js";
 import type { GatewayMetrics } from "./gateway-metrics.js";
 import type { HealthState } from "./health-state.js";
+import type { PlayService, Recorded } from "./play-service.js";
 import type { TaskService } from "./task-service.js";
 
 /** What SpageExecution needs. */
 export interface ExecutionServiceDeps {
   readonly tasks: TaskService;
+  readonly plays: PlayService;
   readonly coreRuns: CoreRuns;
+  /** The connected daemons, for a play's hostname. */
+  readonly registry: DaemonRegistry;
   readonly health: HealthState;
   readonly metrics: GatewayMetrics;
   /** Where refused attempts on someone else's run are recorded. */
@@ -34,7 +47,8 @@ export interface ExecutionServiceDeps {
 
 /** Creates the SpageExecution implementation. */
 export function createExecutionService(deps: ExecutionServiceDeps): ServiceImpl<typeof SpageExecution> {
-  const { tasks, coreRuns, health, metrics, audit } = deps;
+  const { tasks, plays, health, metrics } = deps;
+  const hostname = (daemonId: string) => (daemonId ? (deps.registry.get(daemonId)?.hostname ?? "") : "");
   return {
     async executeTask(req, ctx) {
       const { task } = await tasks.execute(req, ctx.values.get(kAuditInWrite), actorOf(ctx.values));
@@ -52,29 +66,7 @@ export function createExecutionService(deps: ExecutionServiceDeps): ServiceImpl<
       return { success: true, taskId: task.id };
     },
     streamProgress(updates, ctx) {
-      // The gauge counts the stream until its last received update is stored, which may be after
-      // the call itself was cancelled; only then does a core-only run learn that its stream ended.
-      const closeGauge = metrics.streamOpened("progress_streams");
-      const peerEnd = watchPeerEnd(ctx.values.get(kNodeRequest));
-      const link = coreRuns.link();
-      const stream: ProgressStream = {
-        tasks,
-        metrics,
-        audit,
-        link,
-        actor: actorOf(ctx.values),
-        values: ctx.values,
-        refused: undefined,
-      };
-      return drainThenAnswer(
-        updates,
-        ctx.signal,
-        (u) => acknowledge(stream, u),
-        () => {
-          closeGauge();
-          void peerEnd.then((how) => link.end(how));
-        },
-      );
+      return progressCall(deps, ctx, updates, "progress_streams", acknowledge);
     },
     async healthCheck() {
       return health.check();
@@ -82,17 +74,83 @@ export function createExecutionService(deps: ExecutionServiceDeps): ServiceImpl<
     async getMetrics() {
       return metrics.snapshot();
     },
+
+    async executePlay(req, ctx) {
+      const { task } = await plays.execute(req, ctx.values.get(kAuditInWrite), actorOf(ctx.values));
+      return { success: true, playId: task.id };
+    },
+    async cancelPlay(req) {
+      await plays.cancel(req.playId, req.reason);
+      return { success: true };
+    },
+    async getPlayStatus(req, ctx) {
+      return { play: await plays.get(req.playId, hostname, actorOf(ctx.values)) };
+    },
+    async registerPlay(req, ctx) {
+      const task = await plays.register(req, actorOf(ctx.values));
+      return { success: true, playId: task.id };
+    },
+    async registerPlayCompletion(req, ctx) {
+      await plays.complete(req, actorOf(ctx.values));
+      return { success: true };
+    },
+    streamTaskProgress(updates, ctx) {
+      return progressCall(deps, ctx, updates, "step_streams", acknowledgeStep);
+    },
+    streamPlayProgress(updates, ctx) {
+      return progressCall(deps, ctx, updates, "play_streams", acknowledgePlay);
+    },
   };
+}
+
+/**
+ * One progress stream of any era: each update is handled in order, even after the core cancelled
+ * the call (drainThenAnswer), and the core-only runs it carried learn how it ended once its last
+ * update is stored. The gauge `<kind>_open` counts it until then.
+ */
+function progressCall<I, O>(
+  deps: ExecutionServiceDeps,
+  ctx: HandlerContext,
+  updates: AsyncIterable<I>,
+  kind: string,
+  answer: (stream: ProgressStream, update: I) => Promise<O>,
+): AsyncIterable<O> {
+  const closeGauge = deps.metrics.streamOpened(kind);
+  const peerEnd = watchPeerEnd(ctx.values.get(kNodeRequest));
+  const link = deps.coreRuns.link();
+  const stream: ProgressStream = {
+    tasks: deps.tasks,
+    plays: deps.plays,
+    metrics: deps.metrics,
+    audit: deps.audit,
+    link,
+    actor: actorOf(ctx.values),
+    values: ctx.values,
+    method: ctx.method.name,
+    refused: undefined,
+  };
+  return drainThenAnswer(
+    updates,
+    ctx.signal,
+    (u) => answer(stream, u),
+    () => {
+      closeGauge();
+      void peerEnd.then((how) => link.end(how));
+    },
+  );
 }
 
 /** One StreamProgress call: who sends it, and the runs it carried. */
 interface ProgressStream {
   readonly tasks: TaskService;
+  readonly plays: PlayService;
   readonly metrics: GatewayMetrics;
   readonly audit: AuditLog;
   readonly link: CoreStreamLink;
   readonly actor: Actor;
   readonly values: ContextValues;
+  /** The method's name, e.g. StreamProgress. */
+  readonly method: string;
   /** Runs whose updates on this stream were refused for ownership (each audited once). */
   refused: Set<string> | undefined;
 }
@@ -131,6 +189,8 @@ async function acknowledge(stream: ProgressStream, update: ProgressUpdate): Prom
     });
   } catch (err) {
     const ce = toConnectError(err);
+    if (ce.code === Code.Internal)
+      stream.values.get(kLog).error({ err, task: update.taskId }, "progress update failed");
     metrics.count("progress_updates_rejected_total");
     if (err instanceof PermissionDeniedError) await auditRefusal(stream, update.taskId, ce.rawMessage);
     return create(ProgressUpdateSchema, {
@@ -153,7 +213,7 @@ async function auditRefusal(stream: ProgressStream, taskId: string, message: str
       principal: principal?.name ?? "unknown",
       keyId: principal?.keyId ?? "",
       clientAddress: stream.values.get(kPeerAddress),
-      method: "spage.core.SpageExecution/StreamProgress",
+      method: `spage.core.SpageExecution/${stream.method}`,
       taskId,
       code: "permission_denied",
       requestId: stream.values.get(kRequestId),
@@ -162,4 +222,90 @@ async function auditRefusal(stream: ProgressStream, taskId: string, message: str
   } catch (err) {
     stream.values.get(kLog).error({ err, task: taskId }, "audit record not written");
   }
+}
+
+/**
+ * Stores a play's own update and answers with the play's stored state (output "ack", or why the
+ * play was already over), or, for an update that cannot be stored, with the error.
+ */
+async function acknowledgePlay(
+  stream: ProgressStream,
+  update: PlayProgressUpdate,
+): Promise<PlayProgressUpdate> {
+  const reply = (status: number, output: string, error = "") =>
+    create(PlayProgressUpdateSchema, {
+      playId: update.playId,
+      status,
+      output,
+      error,
+      timestamp: timestampNow(),
+    });
+  const res = await recordOrRefuse(stream, update.playId, "play_updates", () =>
+    stream.plays.recordPlay(update, stream.actor),
+  );
+  if ("refused" in res) return reply(0, "refused", res.refused);
+  return reply(playStatusOf(res.record.task.status), ackText(res));
+}
+
+/**
+ * Stores one step update of a play and answers with the step as stored (its kept status), or, for
+ * an update that cannot be stored, with the error in result.error.
+ */
+async function acknowledgeStep(
+  stream: ProgressStream,
+  update: TaskProgressUpdate,
+): Promise<TaskProgressUpdate> {
+  const number = update.taskId || update.result?.taskId || 0;
+  const reply = (status: number, output: string, error = "") =>
+    create(TaskProgressUpdateSchema, {
+      playId: update.playId,
+      taskId: number,
+      taskName: update.taskName,
+      result: create(PlayTaskResultSchema, {
+        taskId: number,
+        taskName: update.result?.taskName ?? "",
+        status,
+        output,
+        error,
+      }),
+      timestamp: timestampNow(),
+    });
+  const res = await recordOrRefuse(stream, update.playId, "step_updates", () =>
+    stream.plays.recordStep(update, stream.actor),
+  );
+  if ("refused" in res) return reply(0, "refused", res.refused);
+  const step = res.record.task.steps.find((s) => s.number === number);
+  return reply(step?.status ?? 0, ackText(res));
+}
+
+/** Runs `record`, counting it; a refusal comes back as its message (audited when for ownership). */
+async function recordOrRefuse(
+  stream: ProgressStream,
+  taskId: string,
+  counter: string,
+  record: () => Promise<Recorded>,
+): Promise<Recorded | { refused: string }> {
+  try {
+    const res = await record();
+    stream.metrics.count(`${counter}_total`);
+    if (isLiveCoreRun(res.record)) stream.link.attach(res.record.task.id);
+    return res;
+  } catch (err) {
+    const ce = toConnectError(err);
+    if (ce.code === Code.Internal)
+      stream.values.get(kLog).error({ err, task: taskId }, "progress update failed");
+    stream.metrics.count(`${counter}_rejected_total`);
+    if (err instanceof PermissionDeniedError) await auditRefusal(stream, taskId, ce.rawMessage);
+    return { refused: `${codeToString(ce.code)}: ${ce.rawMessage}` };
+  }
+}
+
+/** The output of an acknowledgement: "ack", or why the update changed nothing. */
+function ackText(res: Recorded): string {
+  if (res.note) return res.note;
+  const t = res.record.task;
+  if (terminalStates.has(t.status)) return `ack; play ${t.id} has ended as ${statusName(t.status)}`;
+  if (t.status === TaskStatus.CANCELING)
+    return `ack; play ${t.id} is being canceled (${t.error || "canceled"}); stop the play`;
+  return "ack";
 }

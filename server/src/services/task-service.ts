@@ -49,6 +49,8 @@ export interface SubmitInput {
   readonly onLost?: string;
   /** Most attempts under the requeue policy; 0 for the default. */
   readonly maxAttempts?: number;
+  /** "play" for a play (ExecutePlay); "" for a task-era task. */
+  readonly era?: string;
 }
 
 /** A Spage core's registration of a run. */
@@ -59,6 +61,8 @@ export interface RegisterInput {
   readonly variables: Readonly<Record<string, string>>;
   readonly engine: string;
   readonly metadata: Readonly<Record<string, string>>;
+  /** "play" for a play (RegisterPlay, or a play's first update); "" for a task-era run. */
+  readonly era?: string;
 }
 
 /** One progress report of a runner. */
@@ -139,6 +143,7 @@ export class TaskService {
         onLost,
         maxAttempts,
         owner: actor?.owner ?? "",
+        era: input.era ?? "",
       },
       {
         type: "task.submitted",
@@ -208,28 +213,9 @@ export class TaskService {
     for (let attempt = 0; attempt < maxRaceRetries; attempt++) {
       const { record } = await this.store.getTask(input.taskId);
       if (!record) {
-        const {
-          record: created,
-          created: isNew,
-          events,
-        } = await this.store.createTask(
-          {
-            id: input.taskId,
-            type: "playbook",
-            priority: TaskPriority.NORMAL,
-            payload: playbookPayload(input),
-            metadata: input.metadata,
-            requestHash: requestFingerprint({ registered: input.taskId }),
-            status: TaskStatus.PENDING,
-            timeoutSeconds: 0,
-            origin: "core",
-            owner: actor?.owner ?? "",
-          },
-          { type: "task.registered", taskId: input.taskId, data: registeredData(input) },
-        );
-        if (!isNew) continue; // registered concurrently: merge into it
-        this.bus.publish(events);
-        return created.task;
+        const created = await this.registerNew(input, actor);
+        if (!created) continue; // registered concurrently: merge into it
+        return created;
       }
       checkOwnerAccess(actor, record.task, "re-register");
       const res = await this.store.updateTask(
@@ -243,6 +229,32 @@ export class TaskService {
       return res.record.task;
     }
     throw new FailedPreconditionError(`task ${input.taskId} changed too often while registering; retry`);
+  }
+
+  /**
+   * Creates the task of a core's run unless one with its id exists; returns it when created here.
+   * The input is not validated again (callers have).
+   */
+  async registerNew(input: RegisterInput, actor?: Actor): Promise<Task | undefined> {
+    const { record, created, events } = await this.store.createTask(
+      {
+        id: input.taskId,
+        type: "playbook",
+        priority: TaskPriority.NORMAL,
+        payload: playbookPayload(input),
+        metadata: input.metadata,
+        requestHash: requestFingerprint({ registered: input.taskId }),
+        status: TaskStatus.PENDING,
+        timeoutSeconds: 0,
+        origin: "core",
+        owner: actor?.owner ?? "",
+        era: input.era ?? "",
+      },
+      { type: "task.registered", taskId: input.taskId, data: registeredData(input) },
+    );
+    if (!created) return undefined;
+    this.bus.publish(events);
+    return record.task;
   }
 
   /**
@@ -469,7 +481,8 @@ function storedFingerprint(record: TaskRecord): string {
   return record.requestHash || submitFingerprint(record.task);
 }
 
-function playbookPayload(input: {
+/** The payload of a playbook task: playbook, inventory, engine and variables (as JSON). */
+export function playbookPayload(input: {
   playbook: string;
   inventory: string;
   variables: Readonly<Record<string, string>>;

@@ -10,6 +10,9 @@ import {
   type Task,
   type TaskAttempt,
   TaskAttemptSchema,
+  TaskMetricsSchema,
+  type TaskStep,
+  TaskStepSchema,
 } from "../../../gen/spage/core/common_pb.js";
 import type { DaemonRecord, NewEvent, TaskRecord } from "./task-store.js";
 
@@ -43,15 +46,20 @@ const taskColumnNames = [
   "output_seq",
   "origin",
   "owner",
+  "era",
+  "steps",
 ] as const;
 
 /**
  * The select list of a task read, its columns prefixed with `alias.` when given. Task reads run as
  * raw statements (rows as arrays in this order): a row object with 28 named properties costs the
- * driver more than the read itself.
+ * driver more than the read itself. Listings leave a play's steps out (`steps` false): they are
+ * read with the one task.
  */
-export const taskColumns = (alias = ""): string =>
-  taskColumnNames.map((c) => (alias ? `${alias}.${c}` : c)).join(", ");
+export const taskColumns = (alias = "", steps = true): string =>
+  taskColumnNames
+    .map((c) => (c === "steps" && !steps ? "'[]' AS steps" : alias ? `${alias}.${c}` : c))
+    .join(", ");
 
 /** Number of columns of a task row; columns a read selects after them start at this index. */
 export const taskColumnCount = taskColumnNames.length;
@@ -86,6 +94,8 @@ export type TaskRow = readonly [
   output_seq: number,
   origin: string,
   owner: string,
+  era: string,
+  steps: string,
   ...more: unknown[],
 ];
 
@@ -103,6 +113,7 @@ export interface NewTaskColumns {
   readonly max_attempts: number;
   readonly origin: string;
   readonly owner: string;
+  readonly era: string;
   /** created_at and updated_at. */
   readonly now: number;
 }
@@ -141,6 +152,8 @@ export function newTaskRecord(
     attempts: [],
     origin: c.origin,
     owner: c.owner,
+    steps: [],
+    era: c.era,
   };
   return { task, requestHash: c.request_hash, version: 1, position, outputSeq: 0 };
 }
@@ -217,6 +230,8 @@ export function rowToRecord(row: TaskRow): TaskRecord {
     outputSeq,
     origin,
     owner,
+    era,
+    steps,
   ] = row;
   const task: Task = {
     $typeName: "spage.core.Task",
@@ -240,6 +255,8 @@ export function rowToRecord(row: TaskRow): TaskRecord {
     attempts: attempts === "[]" ? [] : (JSON.parse(attempts) as StoredAttempt[]).map(attemptFromJson),
     origin,
     owner,
+    steps: steps === "[]" ? [] : stepsFromJson(steps),
+    era,
   };
   // Unset message fields stay absent, as protobuf's create leaves them.
   if (startedAt !== null) task.startedAt = timestampFromMs(startedAt);
@@ -321,4 +338,66 @@ export function newEvent(sequence: number, e: NewEvent, now: number): Event {
 export function rowToEvent(row: EventRow): Event {
   const data = JSON.parse(row.data) as Record<string, string>;
   return newEvent(row.sequence, { type: row.type, taskId: row.task_id, data }, row.created_at);
+}
+
+/** A step as stored: times in milliseconds, metrics as a plain object. */
+interface StoredStep {
+  number: number;
+  name: string;
+  status: number;
+  output: string;
+  error: string;
+  duration: number;
+  metrics?: Record<string, number>;
+  startedAt?: number;
+  completedAt?: number;
+  updatedAt?: number;
+}
+
+/** Serialises a play's steps for the steps column. */
+export function stepsToJson(steps: readonly TaskStep[]): string {
+  return JSON.stringify(
+    steps.map(
+      (s): StoredStep => ({
+        number: s.number,
+        name: s.name,
+        status: s.status,
+        output: s.output,
+        error: s.error,
+        duration: s.duration,
+        metrics: s.metrics
+          ? {
+              duration: s.metrics.duration,
+              memoryAlloc: s.metrics.memoryAlloc,
+              memoryHeap: s.metrics.memoryHeap,
+              memorySys: s.metrics.memorySys,
+              memoryHeapSys: s.metrics.memoryHeapSys,
+              gcCycles: s.metrics.gcCycles,
+              goroutines: s.metrics.goroutines,
+              cpuCount: s.metrics.cpuCount,
+            }
+          : undefined,
+        startedAt: s.startedAt ? timestampMs(s.startedAt) : undefined,
+        completedAt: s.completedAt ? timestampMs(s.completedAt) : undefined,
+        updatedAt: s.updatedAt ? timestampMs(s.updatedAt) : undefined,
+      }),
+    ),
+  );
+}
+
+function stepsFromJson(json: string): TaskStep[] {
+  return (JSON.parse(json) as StoredStep[]).map((s) =>
+    create(TaskStepSchema, {
+      number: s.number,
+      name: s.name,
+      status: s.status,
+      output: s.output,
+      error: s.error,
+      duration: s.duration,
+      metrics: s.metrics ? create(TaskMetricsSchema, s.metrics) : undefined,
+      startedAt: s.startedAt === undefined ? undefined : timestampFromMs(s.startedAt),
+      completedAt: s.completedAt === undefined ? undefined : timestampFromMs(s.completedAt),
+      updatedAt: s.updatedAt === undefined ? undefined : timestampFromMs(s.updatedAt),
+    }),
+  );
 }

@@ -24,6 +24,7 @@ import {
   rowToDaemon,
   rowToEvent,
   rowToRecord,
+  stepsToJson,
   type TaskRow,
   taskColumnCount,
   taskColumns,
@@ -73,8 +74,8 @@ export function openSqliteStore(opts: SqliteStoreOptions): GatewayStore {
   const stmt = {
     insertTask: db.prepare(
       `INSERT INTO tasks (id, type, priority, status, payload, metadata, request_hash, timeout_seconds, on_lost,
-                          max_attempts, origin, owner, created_at, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                          max_attempts, origin, owner, era, created_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (id) DO NOTHING`,
     ),
     taskById: db.prepare(`SELECT ${taskColumns()} FROM tasks WHERE id = ?`).raw(true),
@@ -203,6 +204,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): GatewayStore {
           max_attempts: t.maxAttempts ?? 3,
           origin: t.origin ?? "api",
           owner: t.owner ?? "",
+          era: t.era ?? "",
           now,
         };
         const info = stmt.insertTask.run(
@@ -218,6 +220,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): GatewayStore {
           params.max_attempts,
           params.origin,
           params.owner,
+          params.era,
           now,
           now,
         );
@@ -262,6 +265,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): GatewayStore {
         if (patch.result) set("result", JSON.stringify(patch.result));
         if (patch.error !== undefined) set("error", patch.error);
         if (patch.hosts) set("hosts", hostsToJson(patch.hosts));
+        if (patch.steps) set("steps", stepsToJson(patch.steps));
         if (patch.startedAt !== undefined) set("started_at", patch.startedAt?.getTime() ?? null);
         if (patch.completedAt !== undefined) set("completed_at", patch.completedAt?.getTime() ?? null);
         if (patch.deadlineAt !== undefined) set("deadline_at", patch.deadlineAt?.getTime() ?? null);
@@ -324,7 +328,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): GatewayStore {
       const pageFilter = pageWhere.length > 0 ? `WHERE ${pageWhere.join(" AND ")}` : "";
       const offset = q.afterPosition === undefined ? q.offset : 0;
       const rows = prepared(
-        `SELECT ${taskColumns()} FROM tasks ${pageFilter} ORDER BY position ${q.order === "newest" ? "DESC" : "ASC"} LIMIT ? OFFSET ?`,
+        `SELECT ${taskColumns("", false)} FROM tasks ${pageFilter} ORDER BY position ${q.order === "newest" ? "DESC" : "ASC"} LIMIT ? OFFSET ?`,
       )
         .raw(true)
         .all(...pageParams, q.limit + 1, offset) as TaskRow[];

@@ -11,6 +11,7 @@ import type {
   TaskAttempt,
   TaskPriority,
   TaskStatus,
+  TaskStep,
 } from "../../../gen/spage/core/common_pb.js";
 import type { AuditFields } from "../domain/audit-chain.js";
 
@@ -54,6 +55,8 @@ export interface NewTask {
   readonly origin?: TaskOrigin;
   /** Who created it (Task.owner); "" when unknown. */
   readonly owner?: string;
+  /** "play" for a play (Task.era); "" for a task-era run. */
+  readonly era?: string;
 }
 
 /** How a task came to be (Task.origin). */
@@ -75,6 +78,7 @@ export interface TaskPatch {
   readonly result?: Readonly<Record<string, string>>;
   readonly error?: string;
   readonly hosts?: readonly HostSummary[];
+  readonly steps?: readonly TaskStep[];
   readonly startedAt?: Date | null;
   readonly completedAt?: Date | null;
   readonly deadlineAt?: Date | null;
