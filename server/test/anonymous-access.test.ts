@@ -126,6 +126,58 @@ describe("callers without credentials may only report their own runs", () => {
     assert.deepEqual(await snapshot(adminApi(), victim), before);
   });
 
+  it("the play era holds the same rule: a play id is a task id", async () => {
+    const before = await snapshot(adminApi(), victim);
+    const anon = h.client(undefined, "grpc-js h2");
+    await refused(
+      anon.unary(SpageExecution, "CancelPlay", { playId: victim, reason: "mine now" }),
+      "unauthenticated",
+      /CancelPlay needs credentials/,
+    );
+    await refused(
+      anon.unary(SpageExecution, "ExecutePlay", { playId: "new-anon-play", playbook: "x.yml" }),
+      "unauthenticated",
+      /ExecutePlay needs credentials/,
+    );
+    await refused(
+      anon.unary(SpageExecution, "RegisterPlay", { playId: victim, playbook: "evil.yml" }),
+      "permission_denied",
+      /cannot re-register task victim-1 without credentials/,
+    );
+    await refused(
+      anon.unary(SpageExecution, "RegisterPlayCompletion", { playId: victim, status: "PLAY_STATUS_FAILED" }),
+      "permission_denied",
+      /cannot complete task victim-1 without credentials/,
+    );
+    await refused(
+      anon.unary(SpageExecution, "GetPlayStatus", { playId: victim }),
+      "permission_denied",
+      /cannot read task victim-1 without credentials/,
+    );
+    const plays = await anon.bidiStream(SpageExecution, "StreamPlayProgress", [
+      { playId: victim, status: "PLAY_STATUS_COMPLETED" },
+    ]);
+    assert.match(str(plays[0]?.error), /permission_denied: cannot report progress on task victim-1/);
+    const steps = await anon.bidiStream(SpageExecution, "StreamTaskProgress", [
+      { playId: victim, taskId: 1, result: { taskId: 1, status: "TASK_STATUS_FAILED" } },
+    ]);
+    assert.match(str((steps[0]?.result as JsonObject | undefined)?.error), /permission_denied/);
+    assert.deepEqual(await snapshot(adminApi(), victim), before, "the victim is untouched");
+    await refused(
+      h.admin.unary(SpageAPI, "GetTaskStatus", { taskId: "new-anon-play" }),
+      "not_found",
+      /not found/,
+    );
+    // Its own play, an anonymous core may run.
+    const own = await anon.bidiStream(SpageExecution, "StreamPlayProgress", [
+      { playId: "anon-own-play", status: "PLAY_STATUS_PENDING", output: "Play started" },
+      { playId: "anon-own-play", status: "PLAY_STATUS_COMPLETED", output: "Play completed" },
+    ]);
+    assert.equal(own[1]?.status, "PLAY_STATUS_COMPLETED");
+    const status = await anon.unary(SpageExecution, "GetPlayStatus", { playId: "anon-own-play" });
+    assert.equal((status.play as JsonObject).status, "PLAY_STATUS_COMPLETED");
+  });
+
   it("progress on someone else's task is answered with the refusal on the stream, audited once", async () => {
     const before = await snapshot(adminApi(), victim);
     const core = new CoreSimulator({

@@ -10,6 +10,8 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
 import { type Task, TaskStatus } from "../../gen/spage/core/common_pb.js";
+import { runCli } from "./helpers/cli-run.js";
+import { CoreSimulator } from "./helpers/core-simulator.js";
 import { type GatewayClients, gatewayClients, watchUntil } from "./helpers/event-watch.js";
 import { PlayCore, runPlay, type StepPlan, stepUpdates } from "./helpers/play-core.js";
 import { storedEvents, waitForTask } from "./helpers/test-daemon.js";
@@ -93,6 +95,7 @@ describe("play era: a core of today reporting plays", () => {
     assert.match(task.error, /task install nginx failed/);
     assert.match(task.error, /task 2 "install nginx": No package matching 'nginx'/);
     assert.equal(task.result.steps, "4");
+    assert.equal(task.progress, 100, "every step ended");
     assert.equal(task.result.steps_failed, "1");
     assert.equal(task.result.steps_ok, "2");
     assert.equal(task.result.steps_skipped, "1");
@@ -129,6 +132,33 @@ describe("play era: a core of today reporting plays", () => {
       events.filter((e) => e.type === "task.status").map((e) => `${e.data.from}>${e.data.to}`),
       ["PENDING>RUNNING", "RUNNING>FAILED"],
     );
+
+    // The CLI shows the play like any task: its steps, result and error; watch replays its events.
+    const get = await runCli(["get", id, "--endpoint", server.url]);
+    assert.equal(get.code, 0, get.stderr);
+    assert.match(get.stdout, /status\s+FAILED/);
+    assert.match(get.stdout, /type\s+playbook \(play\)/);
+    assert.match(
+      get.stdout,
+      /step\s+2\s+FAILED\s+install nginx \d+\.\d+s\s+error: No package matching 'nginx'/,
+    );
+    assert.match(get.stdout, /step\s+4\s+COMPLETED\s+ping/);
+    assert.match(get.stdout, /result .*steps_failed=1/);
+    const listed1 = await runCli(["list", "--endpoint", server.url]);
+    assert.match(listed1.stdout, new RegExp(`${id}\\s+FAILED\\s+playbook`));
+    const watched = await runCli([
+      "watch",
+      "--task",
+      id,
+      "--after",
+      "1",
+      "--endpoint",
+      server.url,
+      "--until-end",
+    ]);
+    assert.equal(watched.code, 1, "watch --until-end exits 1 for a failed run");
+    assert.match(watched.stdout, /task\.step .*name="install nginx" status=FAILED/);
+    assert.match(watched.stdout, /play\.progress .*status=FAILED/);
 
     const list = await clients.api.listTasks({ limit: 10 });
     const listed = list.tasks.find((t) => t.id === id);
@@ -286,6 +316,51 @@ describe("play era: a core of today reporting plays", () => {
       c.unary("getPlayStatus", { playId: "nope-play" }),
       (err: grpc.ServiceError) => err.code === grpc.status.NOT_FOUND,
     );
+  });
+
+  it("both eras at once: a task-era core and a play-era core report to one gateway together", async () => {
+    const old = new CoreSimulator({
+      target,
+      run: {
+        taskId: "era-task-1",
+        playbook: "site.yml",
+        inventory: "hosts.ini",
+        variables: {},
+        engine: "local",
+      },
+    });
+    const today = core();
+    try {
+      await old.register();
+      const playRun = runPlay(today, "era-play-1", plan, "failed", { duplicates: true });
+      old.runPlan([
+        { name: "Gathering Facts", hosts: { web1: "ok", web2: "ok" } },
+        { name: "Install nginx", hosts: { web1: "ok", web2: { failed: "No package nginx" } } },
+      ]);
+      await Promise.all([playRun, old.waitForReplies(old.sent.length)]);
+      await old.exit();
+      const [taskEra, playEra] = await Promise.all([
+        waitForTask(clients.api, "era-task-1", TaskStatus.FAILED, 5000),
+        waitForTask(clients.api, "era-play-1", TaskStatus.FAILED, 5000),
+      ]);
+      assert.equal(taskEra.era, "");
+      assert.equal(taskEra.steps.length, 0);
+      assert.deepEqual(
+        taskEra.hosts.map((h) => `${h.host} ${h.ok}/${h.failed}`),
+        ["web1 2/0", "web2 1/1"],
+      );
+      assert.match(taskEra.error, /web2: Install nginx: No package nginx/);
+      assert.equal(playEra.era, "play");
+      assert.equal(playEra.hosts.length, 0, "the play era sends no host");
+      assert.equal(steps(playEra).length, 4);
+      // Each era's reads work on the other's runs too: a play id is a task id.
+      const asPlay = await today.unary("getPlayStatus", { playId: "era-task-1" });
+      assert.equal(asPlay.play.status, "PLAY_STATUS_FAILED");
+      const asTask = (await clients.exec.getTaskStatus({ taskId: "era-play-1" })).task;
+      assert.equal(asTask?.status, TaskStatus.FAILED);
+    } finally {
+      await old.exit();
+    }
   });
 
   it("WatchEvents follows a play live, steps and end included", async () => {

@@ -49,6 +49,7 @@ import {
   HealthStatusSchema,
   MetricsSchema,
   ProgressUpdateSchema,
+  TaskMetricsSchema,
   TaskPrioritySchema,
   TaskResultSchema,
   TaskSchema,
@@ -65,6 +66,24 @@ import {
   RegisterTaskResponseSchema,
   SpageExecution,
 } from "../../gen/spage/core/execution_pb.js";
+import {
+  CancelPlayRequestSchema,
+  CancelPlayResponseSchema,
+  ExecutePlayRequestSchema,
+  ExecutePlayResponseSchema,
+  GetPlayStatusRequestSchema,
+  GetPlayStatusResponseSchema,
+  PlayProgressUpdateSchema,
+  PlayStatusSchema,
+  PlayTaskResultSchema,
+  RegisterPlayCompletionRequestSchema,
+  RegisterPlayCompletionResponseSchema,
+  RegisterPlayRequestSchema,
+  RegisterPlayResponseSchema,
+  SpagePlaySchema,
+  SpageTaskSchema,
+  TaskProgressUpdateSchema,
+} from "../../gen/spage/core/play_pb.js";
 
 // ---------------------------------------------------------------------------------------------
 // Contract tables (hand-transcribed from the doc)
@@ -100,6 +119,45 @@ const STATUS = "enum spage.core.TaskStatus";
 const PRIORITY = "enum spage.core.TaskPriority";
 const SMAP = "map<string,string>";
 const DMAP = "map<string,double>";
+const PLAY = "spage/core/play.proto";
+const PLAY_STATUS = "enum spage.core.PlayStatus";
+
+/** ExecutePlayRequest and RegisterPlayRequest have the same fields. */
+function playRequest(typeName: string, schema: DescMessage): MessageRow[] {
+  return [
+    {
+      typeName,
+      file: PLAY,
+      schema,
+      fields: [
+        ["play_id", 1, "string"],
+        ["playbook", 2, "string"],
+        ["inventory", 3, "string"],
+        ["variables", 4, SMAP],
+        ["executor", 5, "string"],
+        ["metadata", 6, SMAP],
+        ["bundle_id", 7, "string"],
+        ["bundle_root_path", 8, "string"],
+      ],
+    },
+  ];
+}
+
+/** ExecutePlayResponse and RegisterPlayResponse have the same fields. */
+function playResponse(typeName: string, schema: DescMessage): MessageRow[] {
+  return [
+    {
+      typeName,
+      file: PLAY,
+      schema,
+      fields: [
+        ["success", 1, "bool"],
+        ["play_id", 2, "string"],
+        ["error", 3, ERROR],
+      ],
+    },
+  ];
+}
 
 const MESSAGES: readonly MessageRow[] = [
   // common.proto (package spage.core)
@@ -277,6 +335,155 @@ const MESSAGES: readonly MessageRow[] = [
     ],
   },
 
+  // The play era (doc: "The current upstream contract"), package spage.core. Upstream's play-era
+  // TaskResult clashes by name with the task era's; ours is PlayTaskResult, identical on the wire.
+  ...playRequest("spage.core.ExecutePlayRequest", ExecutePlayRequestSchema),
+  ...playResponse("spage.core.ExecutePlayResponse", ExecutePlayResponseSchema),
+  ...playRequest("spage.core.RegisterPlayRequest", RegisterPlayRequestSchema),
+  ...playResponse("spage.core.RegisterPlayResponse", RegisterPlayResponseSchema),
+  {
+    typeName: "spage.core.CancelPlayRequest",
+    file: PLAY,
+    schema: CancelPlayRequestSchema,
+    fields: [
+      ["play_id", 1, "string"],
+      ["reason", 2, "string"],
+    ],
+  },
+  {
+    typeName: "spage.core.CancelPlayResponse",
+    file: PLAY,
+    schema: CancelPlayResponseSchema,
+    fields: [
+      ["success", 1, "bool"],
+      ["error", 2, ERROR],
+    ],
+  },
+  {
+    typeName: "spage.core.GetPlayStatusRequest",
+    file: PLAY,
+    schema: GetPlayStatusRequestSchema,
+    fields: [["play_id", 1, "string"]],
+  },
+  {
+    typeName: "spage.core.GetPlayStatusResponse",
+    file: PLAY,
+    schema: GetPlayStatusResponseSchema,
+    fields: [
+      ["play", 1, "message spage.core.SpagePlay"],
+      ["error", 2, ERROR],
+    ],
+  },
+  {
+    typeName: "spage.core.RegisterPlayCompletionRequest",
+    file: PLAY,
+    schema: RegisterPlayCompletionRequestSchema,
+    fields: [
+      ["play_id", 1, "string"],
+      ["status", 2, PLAY_STATUS],
+      ["error", 3, "string"],
+    ],
+  },
+  {
+    typeName: "spage.core.RegisterPlayCompletionResponse",
+    file: PLAY,
+    schema: RegisterPlayCompletionResponseSchema,
+    fields: [
+      ["success", 1, "bool"],
+      ["error", 2, ERROR],
+    ],
+  },
+  {
+    typeName: "spage.core.PlayProgressUpdate",
+    file: PLAY,
+    schema: PlayProgressUpdateSchema,
+    fields: [
+      ["play_id", 1, "string"],
+      ["status", 2, PLAY_STATUS],
+      ["error", 3, "string"],
+      ["output", 4, "string"],
+      ["timestamp", 5, TIMESTAMP],
+    ],
+  },
+  {
+    typeName: "spage.core.TaskProgressUpdate",
+    file: PLAY,
+    schema: TaskProgressUpdateSchema,
+    fields: [
+      ["play_id", 1, "string"],
+      ["task_id", 2, "int32"],
+      ["task_name", 3, "string"],
+      ["result", 4, "message spage.core.PlayTaskResult"],
+      ["timestamp", 5, TIMESTAMP],
+    ],
+  },
+  {
+    // Upstream: TaskResult (play era).
+    typeName: "spage.core.PlayTaskResult",
+    file: PLAY,
+    schema: PlayTaskResultSchema,
+    fields: [
+      ["task_id", 1, "int32"],
+      ["task_name", 2, "string"],
+      ["status", 3, STATUS],
+      ["output", 4, "string"],
+      ["error", 5, "string"],
+      ["metrics", 6, "message spage.core.TaskMetrics"],
+      ["started_at", 7, TIMESTAMP],
+      ["completed_at", 8, TIMESTAMP],
+    ],
+  },
+  {
+    typeName: "spage.core.TaskMetrics",
+    file: COMMON,
+    schema: TaskMetricsSchema,
+    fields: [
+      ["duration", 1, "double"],
+      ["memory_alloc", 2, "double"],
+      ["memory_heap", 3, "double"],
+      ["memory_sys", 4, "double"],
+      ["memory_heap_sys", 5, "double"],
+      ["gc_cycles", 6, "double"],
+      ["goroutines", 7, "double"],
+      ["cpu_count", 8, "double"],
+    ],
+  },
+  {
+    typeName: "spage.core.SpagePlay",
+    file: PLAY,
+    schema: SpagePlaySchema,
+    fields: [
+      ["id", 1, "string"],
+      ["playbook", 2, "string"],
+      ["inventory", 3, "string"],
+      ["hostname", 4, "string"],
+      ["variables", 5, SMAP],
+      ["status", 6, PLAY_STATUS],
+      ["tasks", 7, "repeated message spage.core.SpageTask"],
+      ["created_at", 8, TIMESTAMP],
+      ["updated_at", 9, TIMESTAMP],
+      ["started_at", 10, TIMESTAMP],
+      ["completed_at", 11, TIMESTAMP],
+      ["error", 12, "string"],
+    ],
+  },
+  {
+    typeName: "spage.core.SpageTask",
+    file: PLAY,
+    schema: SpageTaskSchema,
+    fields: [
+      ["id", 1, "int32"],
+      ["name", 2, "string"],
+      ["status", 3, STATUS],
+      ["created_at", 4, TIMESTAMP],
+      ["updated_at", 5, TIMESTAMP],
+      ["started_at", 6, TIMESTAMP],
+      ["completed_at", 7, TIMESTAMP],
+      ["output", 8, "string"],
+      ["error", 9, "string"],
+    ],
+  },
+
   // tasks.proto (package spage.api)
   {
     typeName: "spage.api.SubmitTaskRequest",
@@ -398,6 +605,7 @@ const MESSAGES: readonly MessageRow[] = [
 
 interface EnumRow {
   readonly typeName: string;
+  readonly file: string;
   readonly schema: DescEnum;
   readonly prefix: string;
   /** [suffix, number] */
@@ -409,6 +617,7 @@ interface EnumRow {
 const ENUMS: readonly EnumRow[] = [
   {
     typeName: "spage.core.TaskStatus",
+    file: COMMON,
     schema: TaskStatusSchema,
     prefix: "TASK_STATUS_",
     values: [
@@ -424,6 +633,7 @@ const ENUMS: readonly EnumRow[] = [
   },
   {
     typeName: "spage.core.TaskPriority",
+    file: COMMON,
     schema: TaskPrioritySchema,
     prefix: "TASK_PRIORITY_",
     values: [
@@ -434,6 +644,21 @@ const ENUMS: readonly EnumRow[] = [
       ["CRITICAL", 4],
     ],
     minNewNumber: 5,
+  },
+  {
+    typeName: "spage.core.PlayStatus",
+    file: PLAY,
+    schema: PlayStatusSchema,
+    prefix: "PLAY_STATUS_",
+    values: [
+      ["UNSPECIFIED", 0],
+      ["PENDING", 1],
+      ["RUNNING", 2],
+      ["COMPLETED", 3],
+      ["FAILED", 4],
+      ["CANCELED", 5],
+    ],
+    minNewNumber: 6,
   },
 ];
 
@@ -465,6 +690,29 @@ const SERVICES: readonly ServiceRow[] = [
       ["StreamProgress", "spage.core.ProgressUpdate", "spage.core.ProgressUpdate", "bidi_streaming"],
       ["HealthCheck", EMPTY, "spage.core.HealthStatus", "unary"],
       ["GetMetrics", EMPTY, "spage.core.Metrics", "unary"],
+      // The play era, on the same service.
+      ["ExecutePlay", "spage.core.ExecutePlayRequest", "spage.core.ExecutePlayResponse", "unary"],
+      ["CancelPlay", "spage.core.CancelPlayRequest", "spage.core.CancelPlayResponse", "unary"],
+      ["GetPlayStatus", "spage.core.GetPlayStatusRequest", "spage.core.GetPlayStatusResponse", "unary"],
+      ["RegisterPlay", "spage.core.RegisterPlayRequest", "spage.core.RegisterPlayResponse", "unary"],
+      [
+        "RegisterPlayCompletion",
+        "spage.core.RegisterPlayCompletionRequest",
+        "spage.core.RegisterPlayCompletionResponse",
+        "unary",
+      ],
+      [
+        "StreamTaskProgress",
+        "spage.core.TaskProgressUpdate",
+        "spage.core.TaskProgressUpdate",
+        "bidi_streaming",
+      ],
+      [
+        "StreamPlayProgress",
+        "spage.core.PlayProgressUpdate",
+        "spage.core.PlayProgressUpdate",
+        "bidi_streaming",
+      ],
     ],
   },
   {
@@ -679,7 +927,7 @@ describe("contract tables are complete", () => {
   test("every message named in the doc has a row, distinct types stay distinct", () => {
     const names = MESSAGES.map((m) => m.typeName);
     assert.equal(new Set(names).size, names.length, "duplicate message rows");
-    assert.equal(names.length, 27);
+    assert.equal(names.length, 43);
     assert.notEqual(
       CoreGetTaskStatusRequestSchema,
       ApiGetTaskStatusRequestSchema,
@@ -747,7 +995,7 @@ describe("enums match the contract", () => {
   for (const e of ENUMS) {
     test(e.typeName, () => {
       assert.equal(e.schema.typeName, e.typeName, `${e.typeName}: generated type name differs`);
-      assert.equal(e.schema.file.proto.name, COMMON, `${e.typeName}: declared in the wrong file`);
+      assert.equal(e.schema.file.proto.name, e.file, `${e.typeName}: declared in the wrong file`);
       for (const [suffix, number] of e.values) {
         const full = `${e.prefix}${suffix}`;
         const byNumber = e.schema.values.filter((v) => v.number === number);
@@ -826,6 +1074,7 @@ describe("files and packages match the contract", () => {
     const files = [
       [TaskSchema.file, COMMON, "spage.core"],
       [SpageExecution.file, EXECUTION, "spage.core"],
+      [SpagePlaySchema.file, PLAY, "spage.core"],
       [SpageAPI.file, TASKS, "spage.api"],
     ] as const;
     for (const [file, name, pkg] of files) {

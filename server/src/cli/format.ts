@@ -23,7 +23,7 @@ export function formatTask(t: Task): string {
   const lines = [
     `id         ${t.id}`,
     `status     ${statusText(t.status)}${t.daemonId ? ` on daemon ${t.daemonId}` : ""}${t.attempt > 0 ? ` (attempt ${t.attempt})` : ""}`,
-    `type       ${t.type}    priority ${TaskPriority[t.priority] ?? t.priority}`,
+    `type       ${t.type}${t.era ? ` (${t.era})` : ""}    priority ${TaskPriority[t.priority] ?? t.priority}`,
     `progress   ${t.progress}%`,
     `created    ${time(t.createdAt)}    started ${time(t.startedAt)}    ended ${time(t.completedAt)}`,
   ];
@@ -37,6 +37,12 @@ export function formatTask(t: Task): string {
   for (const h of t.hosts) {
     lines.push(
       `host       ${h.host}  ok=${h.ok} failed=${h.failed} skipped=${h.skipped} running=${h.running}${h.lastError ? `  last error: ${h.lastError}` : ""}`,
+    );
+  }
+  for (const st of t.steps) {
+    const took = st.duration > 0 ? ` ${st.duration.toFixed(2)}s` : "";
+    lines.push(
+      `step ${String(st.number).padStart(3)}   ${statusText(st.status).padEnd(9)} ${st.name}${took}${st.error ? `  error: ${st.error}` : ""}`,
     );
   }
   if (Object.keys(t.result).length > 0) {

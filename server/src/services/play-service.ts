@@ -5,7 +5,13 @@
  * play's own updates start and end it, its step updates fill its step table.
  */
 import { create } from "@bufbuild/protobuf";
-import { type Event, type Task, TaskPriority, TaskStatus } from "../../../gen/spage/core/common_pb.js";
+import {
+  type Event,
+  type Task,
+  TaskPriority,
+  TaskStatus,
+  type TaskStep,
+} from "../../../gen/spage/core/common_pb.js";
 import {
   type PlayProgressUpdate,
   PlayStatus,
@@ -20,6 +26,7 @@ import {
   clipBytes,
   failedStepsSummary,
   finalTaskStatusOf,
+  isFinalStep,
   maxEventOutput,
   maxSteps,
   playStatusOf,
@@ -152,7 +159,8 @@ export class PlayService {
       checkOwnerAccess(actor, rec.task, "report progress on");
       if (terminalStates.has(rec.task.status)) return { patch: {}, events: [event] };
       const first = begin(rec);
-      if (end === undefined) return merge(first, { patch: {}, events: [event] });
+      // The play's own update comes first in the log, then the state changes it caused.
+      if (end === undefined) return merge({ patch: {}, events: [event] }, first ?? { patch: {}, events: [] });
       const now = first ? advanced(rec, first) : rec;
       const steps = now.task.steps;
       let error = "";
@@ -161,8 +169,8 @@ export class PlayService {
       } else if (end === TaskStatus.CANCELED) {
         error = u.error || now.task.error || "canceled";
       }
-      const change = statusChange(now, end, error ? { error } : {}, { error, result: stepRecap(steps) });
-      return merge(first, { patch: change.patch, events: [event, ...change.events] });
+      const change = statusChange(now, end, error ? { error } : {}, endPatch(end, steps, error));
+      return merge({ patch: {}, events: [event] }, merge(first, change));
     });
     return { ...res, note: "" };
   }
@@ -254,10 +262,7 @@ export class PlayService {
           [input.error, failedStepsSummary(now.task.steps)].filter((x) => x !== "").join("; ") ||
           "the play failed";
       } else if (end === TaskStatus.CANCELED) error = input.error || now.task.error || "canceled";
-      const change = statusChange(now, end, error ? { error } : {}, {
-        error,
-        result: stepRecap(now.task.steps),
-      });
+      const change = statusChange(now, end, error ? { error } : {}, endPatch(end, now.task.steps, error));
       return merge(first, change);
     });
     return record.task;
@@ -293,6 +298,15 @@ function advanced(rec: TaskRecord, first: NonNullable<Decision>): TaskRecord {
       daemonId: p.daemonId ?? rec.task.daemonId,
     },
   };
+}
+
+/** What an explicit end sets besides the state: the error, the step counts, and progress. */
+function endPatch(end: TaskStatus, steps: readonly TaskStep[], error: string): TaskPatch {
+  // COMPLETED is 100 (statusChange); any other end shows how far the play got.
+  if (end === TaskStatus.COMPLETED) return { error, result: stepRecap(steps) };
+  const done = steps.filter((s) => isFinalStep(s.status)).length;
+  const progress = steps.length === 0 ? 0 : Math.round((1000 * done) / steps.length) / 10;
+  return { error, result: stepRecap(steps), ...(progress > 0 ? { progress } : {}) };
 }
 
 /** Two decisions in one write: `first`'s patch and events, then `second`'s. */
