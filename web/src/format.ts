@@ -35,6 +35,11 @@ export function span(ms: number): string {
   return `${Math.round(s / 86400)} d`;
 }
 
+/** A run time given in seconds: "0.26 s" below 10 s, then as `span` says ("12 s", "4 min"). */
+export function seconds(s: number): string {
+  return s < 10 ? `${s.toFixed(2)} s` : span(s * 1000);
+}
+
 /** Local time of day, with seconds. */
 export function clock(d: Date | undefined): string {
   return d ? d.toLocaleTimeString(undefined, { hour12: false }) : "-";

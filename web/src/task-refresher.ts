@@ -1,7 +1,8 @@
 /**
  * Keeps a set of tasks fresh from live events: every event about a watched task schedules one
  * GetTaskStatus for it, coalesced (one call per task per burst), so a view shows exactly what the
- * gateway stores without reloading.
+ * gateway stores without reloading. Each task comes with the event log position its answer reflects,
+ * so a view can drop an answer that was overtaken by a newer one.
  */
 import type { Task } from "../../gen/spage/core/common_pb.js";
 import { api } from "./api.js";
@@ -12,7 +13,7 @@ export class TaskRefresher {
   private timer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
-    private readonly onTask: (task: Task) => void,
+    private readonly onTask: (task: Task, sequence: bigint) => void,
     private readonly delayMs = 100,
   ) {}
 
@@ -34,7 +35,7 @@ export class TaskRefresher {
     this.pending.clear();
     for (const id of ids) {
       api.getTaskStatus({ taskId: id }).then(
-        (r) => r.task && this.onTask(r.task),
+        (r) => r.task && this.onTask(r.task, r.sequence),
         () => {},
       );
     }

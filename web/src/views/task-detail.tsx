@@ -1,7 +1,9 @@
 /**
  * One task: its state and times, a timeline of state changes, per-host results like Ansible's
- * recap, the live output log (follows new lines; can be paused), the result map and error, and
- * Cancel with confirmation. Replays the task's events from the start, then follows them live.
+ * recap, a play's steps, the live output log (follows new lines; can be paused), the result map
+ * and error, and Cancel with confirmation. Replays the task's events from the start, then follows
+ * them live; every event of the task refreshes it (TaskRefresher), which is how the hosts and
+ * steps tables follow a run.
  */
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import type { Event, Task } from "../../../gen/spage/core/common_pb.js";
@@ -11,8 +13,11 @@ import { clock, dateOf, endedStates, priorityName, span, statusName } from "../f
 import { useTick } from "../hooks.js";
 import { LiveEvents } from "../live-events.js";
 import { TaskRefresher } from "../task-refresher.js";
+import { StepTable } from "./step-table.js";
 
 const maxOutputLines = 5000;
+/** Events the timeline leaves out: output lines, progress and step updates show elsewhere. */
+const notInTimeline: ReadonlySet<string> = new Set(["task.output", "task.progress", "task.step"]);
 
 interface OutputLine {
   readonly key: string;
@@ -27,6 +32,10 @@ export function TaskDetail({ taskId }: { taskId: string }) {
   const [history, setHistory] = useState<Event[]>([]);
   const [lines, setLines] = useState<OutputLine[]>([]);
   const seen = useRef(0n);
+  // Which task is shown, and the event log position its shown state reflects: answers about
+  // another task (one navigated away from) or older than what is shown are dropped.
+  const current = useRef(taskId);
+  const shownSequence = useRef(-1n);
   useTick(1000);
 
   const add = useCallback(
@@ -34,7 +43,7 @@ export function TaskDetail({ taskId }: { taskId: string }) {
       const mine = events.filter((e) => e.taskId === taskId && e.sequence > seen.current);
       if (mine.length === 0) return;
       seen.current = mine[mine.length - 1]?.sequence ?? seen.current;
-      const statusEvents = mine.filter((e) => e.type !== "task.output" && e.type !== "task.progress");
+      const statusEvents = mine.filter((e) => !notInTimeline.has(e.type));
       if (statusEvents.length > 0) setHistory((h) => [...h, ...statusEvents]);
       const out: OutputLine[] = [];
       for (const e of mine) {
@@ -49,19 +58,26 @@ export function TaskDetail({ taskId }: { taskId: string }) {
     [taskId],
   );
 
-  const refresher = useMemo(() => new TaskRefresher(setTask, 50), []);
+  const show = useCallback((t: Task, sequence: bigint) => {
+    if (t.id !== current.current || sequence < shownSequence.current) return;
+    shownSequence.current = sequence;
+    setTask(t);
+  }, []);
+  const refresher = useMemo(() => new TaskRefresher(show, 50), [show]);
   useEffect(() => () => refresher.dispose(), [refresher]);
 
   // The task, then its events from the first one on, live (replayed, then followed).
   useEffect(() => {
     seen.current = 0n;
+    current.current = taskId;
+    shownSequence.current = -1n;
     setHistory([]);
     setLines([]);
     setTask(undefined);
     setError("");
     const abort = new AbortController();
     api.getTaskStatus({ taskId }, { signal: abort.signal }).then(
-      (r) => setTask(r.task),
+      (r) => r.task && show(r.task, r.sequence),
       (err: unknown) => {
         if (!abort.signal.aborted) setError(describeError(err).message);
       },
@@ -77,7 +93,7 @@ export function TaskDetail({ taskId }: { taskId: string }) {
       off();
       stream.stop();
     };
-  }, [taskId, refresher, add]);
+  }, [taskId, refresher, add, show]);
 
   if (error) {
     return (
@@ -101,8 +117,10 @@ export function TaskDetail({ taskId }: { taskId: string }) {
       <Summary task={task} />
       <CancelButton task={task} />
       <Hosts task={task} />
+      <StepTable steps={task.steps} />
       <Timeline events={history} />
-      <OutputLog lines={lines} />
+      {/* A play's output is per step, in the step table; its core sends no output lines. */}
+      {(task.era !== "play" || lines.length > 0) && <OutputLog lines={lines} />}
       <Result task={task} />
     </section>
   );
@@ -122,7 +140,9 @@ function Summary({ task: t }: { task: Task }) {
         </span>
       </dd>
       <dt>Type</dt>
-      <dd>{t.type}</dd>
+      <dd>
+        {t.type} {t.era === "play" && <span className="chip">play</span>}
+      </dd>
       <dt>Priority</dt>
       <dd>{priorityName(t.priority)}</dd>
       <dt>Daemon</dt>

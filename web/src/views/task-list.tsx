@@ -1,7 +1,9 @@
 /**
  * The task list: filters (status, type, priority, id prefix), paging, and live updates. Rows of
  * tasks the page shows are refreshed from their events; a new task appears on the first page
- * (newest first) as soon as it is submitted.
+ * (newest first) as soon as it is submitted or a core registers a run of its own. A play (a run
+ * of a Spage core of today) carries a "play" marker; listings do not carry its steps, and its
+ * progress is the share of the steps seen so far that have ended.
  */
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import type { Task } from "../../../gen/spage/core/common_pb.js";
@@ -115,7 +117,11 @@ export function TaskList() {
       let fresh = false;
       for (const ev of events) {
         if (!ev.taskId) continue;
-        if (ev.type === "task.submitted" || (ev.type === "task.status" && filter.status !== "")) fresh = true;
+        // A new task: submitted, or registered by a core reporting a run of its own (the same
+        // event type also marks a re-registration, of a task that may be shown already).
+        const created =
+          ev.type === "task.submitted" || (ev.type === "task.registered" && !shown.has(ev.taskId));
+        if (created || (ev.type === "task.status" && filter.status !== "")) fresh = true;
         else if (shown.has(ev.taskId)) refresher.touch(ev.taskId);
       }
       if (fresh && tokens.length === 1 && reload.current === undefined) {
@@ -227,7 +233,9 @@ function TaskRow({ task: t }: { task: Task }) {
       <td>
         <span className={`badge st-${TaskStatus[t.status]?.toLowerCase()}`}>{status}</span>
       </td>
-      <td>{t.type}</td>
+      <td>
+        {t.type} {t.era === "play" && <span className="chip">play</span>}
+      </td>
       <td>{priorityName(t.priority)}</td>
       <td>{t.daemonId || t.attempts[t.attempts.length - 1]?.daemonId || "-"}</td>
       <td>
