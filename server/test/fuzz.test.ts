@@ -94,6 +94,8 @@ const creatingMethods = new Set([
   "/spage.api.SpageAPI/SubmitTask",
   "/spage.core.SpageExecution/ExecuteTask",
   "/spage.core.SpageExecution/RegisterTask",
+  "/spage.core.SpageExecution/ExecutePlay",
+  "/spage.core.SpageExecution/RegisterPlay",
 ]);
 
 /** Timestamp seconds of any int64, in and out of the range JSON can carry (years 1 to 9999). */
@@ -173,11 +175,13 @@ describe("fuzz: every RPC over Connect JSON and binary", () => {
           : (checked.error?.code ?? "ok");
     const byMethod = outcomes.get(outcome) ?? new Map<string, number>();
     outcomes.set(outcome, byMethod.set(target.method.name, (byMethod.get(target.method.name) ?? 0) + 1));
-    const first = checked.messages[0] as (Message & { taskId?: unknown }) | undefined;
+    const first = checked.messages[0] as (Message & { taskId?: unknown; playId?: unknown }) | undefined;
     if (!checked.error && creatingMethods.has(target.path) && first) {
-      assert.equal(typeof first.taskId, "string");
-      assert.notEqual(first.taskId, "", `${target.path} succeeded without a task id`);
-      reportedTasks.add(first.taskId as string);
+      // A play's id is its task's id.
+      const id = first.taskId ?? first.playId;
+      assert.equal(typeof id, "string");
+      assert.notEqual(id, "", `${target.path} succeeded without a task id`);
+      reportedTasks.add(id as string);
     }
     return checked;
   }
@@ -187,9 +191,10 @@ describe("fuzz: every RPC over Connect JSON and binary", () => {
     return target.streaming ? envelope(payload) : payload;
   }
 
-  /** Generator settings for `target`: RegisterTask never gets the known ids (it would rewrite them). */
+  /** Generator settings for `target`: registrations never get the known ids (they would fill them). */
   function genContext(target: Rpc, jsonSafe: boolean, wellFormed = false): Omit<GenContext, "plausible"> {
-    const known = target.method.name === "RegisterTask" ? [] : knownIds;
+    const registers = target.method.name === "RegisterTask" || target.method.name === "RegisterPlay";
+    const known = registers ? [] : knownIds;
     return {
       taskIds: [...fuzzTaskIds, ...known],
       apiKey: server.adminKey,

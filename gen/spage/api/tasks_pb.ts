@@ -718,10 +718,12 @@ export const ListOrderSchema: GenEnum<ListOrder> = /*@__PURE__*/
  * | ---------------- | ------------------------------------------------------------------- |
  * | daemon.welcome   | daemon_id, heartbeat_ms, lease_ms, reattached (ids), cancel (ids)   |
  * | task.assigned    | task_id, type, attempt, timeout_seconds, payload (JSON), playbook,  |
- * |                  | inventory, variables (JSON)                                         |
+ * |                  | inventory, variables (JSON), era ("play" for a play, else absent)   |
  * | task.cancel      | task_id, reason, deadline (RFC 3339)                                |
  * | ack              | ref (id of the event acknowledged), of (its type), task_id, seq     |
- * | error            | code, message, ref (id of the offending event)                      |
+ * | error            | code, message, ref (id of the offending event); about a task's      |
+ * |                  | event also task_id, of (its type) and, when the refusal is about    |
+ * |                  | the task's state, status (e.g. COMPLETED: the run already ended)    |
  *
  * Events with a non-zero `sequence` come from the stored event log; the daemon channel's own
  * replies carry sequence 0.
@@ -763,7 +765,8 @@ export const SpageAPI: GenService<{
     output: typeof CancelTaskResponseSchema;
   },
   /**
-   * Lists tasks, newest first by default, with filters and paging.
+   * Lists tasks, newest first by default, with filters and paging. A play's steps are left out
+   * (GetTaskStatus has them); its progress and result count them.
    *
    * @generated from rpc spage.api.SpageAPI.ListTasks
    */

@@ -4,6 +4,12 @@
  * output back in numbered chunks, reports the exit code, and stops a process on cancel (SIGTERM,
  * then SIGKILL). It reconnects with backoff and re-attaches the tasks it still runs; output and
  * outcomes are kept until the gateway acknowledges them, so nothing is lost across a reconnect.
+ *
+ * A task's core is started in the era its task was made for: a play (ExecutePlay, era "play") gets
+ * the play-era invocation (`--play-id`, and SPAGE_DAEMON_PLAY_ID in its environment), any other
+ * task the task era's. A run ends by its core's
+ * own end or by the process's exit code, whichever reaches the gateway first; a report refused
+ * because the run had already ended is the normal end of such a run.
  */
 import { create } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
@@ -18,11 +24,15 @@ import {
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { SpageAPI } from "../../../gen/spage/api/tasks_pb.js";
 import { type Event, EventSchema } from "../../../gen/spage/core/common_pb.js";
+import { statusName, terminalStates } from "../domain/task-state.js";
 import { AsyncQueue } from "./async-queue.js";
 import { defaultSpageCommand, renderTemplate } from "./command-template.js";
 import { type CoreRelay, startCoreRelay } from "./core-relay.js";
 import { OutputBuffer } from "./output-buffer.js";
 import { startTaskProcess, type TaskProcess } from "./task-process.js";
+
+/** Which SpageExecution methods a core speaks: the task era's, or today's play era's. */
+export type CoreEra = "task" | "play";
 
 /** How an agent runs. */
 export interface AgentOptions {
@@ -44,21 +54,34 @@ export interface AgentOptions {
    * (default); false points them straight at the gateway, where they call without credentials.
    */
   readonly coreRelay?: boolean;
+  /**
+   * Which SpageExecution era the cores it starts speak: "auto" (default) by each task's era (a
+   * play gets the play era), or "task" / "play" for every task.
+   */
+  readonly coreEra?: "auto" | CoreEra;
   /** How long output lines wait to be sent together. */
   readonly flushMs?: number;
   readonly log: (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
 }
 
+/** How long, after its process exited, a task's report waits for the relay to pass its core's last calls on. */
+const relayQuietMs = 2000;
+
 interface LocalTask {
   readonly id: string;
   readonly output: OutputBuffer;
   proc?: TaskProcess;
+  /** Resolves once the process exited and its outcome was handed to the gateway stream. */
+  reported?: Promise<void>;
   /** The final report, kept until acknowledged. */
   outcome?: { type: string; data: Record<string, string> };
   stopRequested: boolean;
   flushTimer?: NodeJS.Timeout;
   lastStderr: string;
 }
+
+/** The gateway's names of the states a run ends in, as an `error` event's `status` carries them. */
+const endedStates: ReadonlySet<string> = new Set([...terminalStates].map(statusName));
 
 /** A running agent. */
 export class Agent {
@@ -142,7 +165,7 @@ export class Agent {
       t.stopRequested = true;
       t.proc?.stop(this.opts.killGraceMs);
     }
-    await Promise.all([...this.tasks.values()].map((t) => t.proc?.exited));
+    await Promise.all([...this.tasks.values()].map((t) => t.reported));
     // Give the last reports a moment to be acknowledged before the stream goes.
     const deadline = Date.now() + 2000;
     while ([...this.tasks.values()].some((t) => t.outcome) && Date.now() < deadline && this.outbox) {
@@ -257,8 +280,22 @@ export class Agent {
         return;
       }
       case "error": {
-        this.opts.log("warn", "the gateway refused an event", { ...ev.data });
         const t = this.tasks.get(taskId);
+        if (t?.outcome && ev.data.of === t.outcome.type && ev.data.code === "failed_precondition") {
+          if (ev.data.status && endedStates.has(ev.data.status)) {
+            // The run ended before the process did (its core ended it, e.g. a play's own
+            // COMPLETED): the first end stands, and this task is done here.
+            this.opts.log("info", "the run had already ended; the gateway keeps that end", {
+              task: t.id,
+              status: ev.data.status,
+              reported: t.outcome.type,
+              message: ev.data.message,
+            });
+            this.drop(t);
+            return;
+          }
+        }
+        this.opts.log("warn", "the gateway refused an event", { ...ev.data });
         // A report the gateway will never take (the task is not ours any more): forget the task.
         // A refused output chunk alone is no reason to stop a process.
         if (
@@ -291,6 +328,8 @@ export class Agent {
     const t: LocalTask = { id, output: new OutputBuffer(), stopRequested: false, lastStderr: "" };
     this.tasks.set(id, t);
     this.send("task.accepted", { task_id: id });
+    const forced = this.opts.coreEra ?? "auto";
+    const era: CoreEra = forced !== "auto" ? forced : d.era === "play" ? "play" : "task";
     let command: string;
     try {
       const values = {
@@ -300,7 +339,9 @@ export class Agent {
         variablesJson: d.variables || "{}",
         endpoint: this.coreEndpoint,
       };
-      command = this.opts.command ? renderTemplate(this.opts.command, values) : defaultSpageCommand(values);
+      command = this.opts.command
+        ? renderTemplate(this.opts.command, values)
+        : defaultSpageCommand(values, era);
     } catch (err) {
       this.finish(t, {
         type: "task.failed",
@@ -315,12 +356,21 @@ export class Agent {
       SPAGE_GATEWAY_URL: this.opts.endpoint,
       ...(this.opts.token ? { SPAGE_TOKEN: this.opts.token } : {}),
     };
+    // Also in the environment, for templates and configurations that read the play id from there
+    // (Spage's own config key is daemon.play_id); its --play-id and --daemon-grpc flags win.
+    if (era === "play") {
+      env.SPAGE_DAEMON_PLAY_ID = id;
+      env.SPAGE_DAEMON_ENDPOINT = this.coreEndpoint;
+    }
     const proc = startTaskProcess(command, env, (stream, line) => this.line(t, stream, line));
     t.proc = proc;
     this.send("task.started", { task_id: id, pid: String(proc.pid) });
-    this.opts.log("info", "task started", { task: id, pid: proc.pid, command });
-    void proc.exited.then((exit) => {
+    this.opts.log("info", "task started", { task: id, pid: proc.pid, era, command });
+    t.reported = proc.exited.then(async (exit) => {
       this.flushOutput(t);
+      // What the core sent before it exited goes first: its own end of the run, if it sent one,
+      // reaches the gateway before the exit code.
+      await this.relay?.quiet(id, relayQuietMs);
       if (exit.stopped || t.stopRequested) {
         this.finish(t, { type: "task.canceled", data: { task_id: id, exit_code: String(exit.exitCode) } });
       } else if (exit.exitCode === 0) {

@@ -1,11 +1,13 @@
 /**
  * The command line an agent runs for a task: by default Spage's own `spage run`, pointed back at the
  * gateway with --daemon-grpc and --task-id; or an operator's template run by the shell, with
- * placeholders replaced by shell-quoted values.
+ * placeholders replaced by shell-quoted values. A play (the play era) gets its play id with
+ * `--play-id` (a template passes it with {play_id}); the agent also sets SPAGE_DAEMON_PLAY_ID.
  */
 
 /** Values a template may use. */
 export interface TaskCommandValues {
+  /** The task's id; for a play, also its play id. */
   readonly taskId: string;
   readonly playbook: string;
   readonly inventory: string;
@@ -16,7 +18,14 @@ export interface TaskCommandValues {
 }
 
 /** Placeholders understood in `--command` templates. */
-export const placeholders = ["task_id", "playbook", "inventory", "endpoint", "variables_json"] as const;
+export const placeholders = [
+  "task_id",
+  "play_id",
+  "playbook",
+  "inventory",
+  "endpoint",
+  "variables_json",
+] as const;
 
 /** Quotes a value for POSIX sh: single quotes, with embedded single quotes closed and escaped. */
 export function shellQuote(value: string): string {
@@ -24,12 +33,21 @@ export function shellQuote(value: string): string {
   return `'${value.replace(/'/g, `'"'"'`)}'`;
 }
 
-/** The default: `spage run <playbook> [-i <inventory>] [-e <variables>] --daemon-grpc ... --task-id ...`. */
-export function defaultSpageCommand(v: TaskCommandValues): string {
+/**
+ * The default, as Spage's own `run` takes it: `spage run <playbook> [-i <inventory>] [-e
+ * <variables>] --daemon-grpc <endpoint>`, then `--task-id <id>` for a task-era core or
+ * `--play-id <id>` for a core of today (the play era).
+ */
+export function defaultSpageCommand(v: TaskCommandValues, era: "task" | "play" = "task"): string {
   const parts = ["spage", "run", shellQuote(v.playbook)];
   if (v.inventory) parts.push("-i", shellQuote(v.inventory));
   if (v.variablesJson && v.variablesJson !== "{}") parts.push("-e", shellQuote(v.variablesJson));
-  parts.push("--daemon-grpc", shellQuote(v.endpoint), "--task-id", shellQuote(v.taskId));
+  parts.push(
+    "--daemon-grpc",
+    shellQuote(v.endpoint),
+    era === "play" ? "--play-id" : "--task-id",
+    shellQuote(v.taskId),
+  );
   return parts.join(" ");
 }
 
@@ -37,6 +55,7 @@ export function defaultSpageCommand(v: TaskCommandValues): string {
 export function renderTemplate(template: string, v: TaskCommandValues): string {
   const values: Record<(typeof placeholders)[number], string> = {
     task_id: v.taskId,
+    play_id: v.taskId,
     playbook: v.playbook,
     inventory: v.inventory,
     endpoint: v.endpoint,

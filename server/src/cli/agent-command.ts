@@ -20,10 +20,15 @@ export async function agentCommand(
     "daemon-id": { type: "string" },
     "kill-grace-ms": { type: "string" },
     "core-relay": { type: "string" },
+    "core-era": { type: "string" },
   });
   const relay = String(v["core-relay"] ?? process.env.SPAGE_AGENT_CORE_RELAY ?? "on");
   if (relay !== "on" && relay !== "off") {
     throw new UsageError(`invalid --core-relay "${relay}": expected on or off`);
+  }
+  const coreEra = String(v["core-era"] ?? process.env.SPAGE_AGENT_CORE_ERA ?? "auto");
+  if (coreEra !== "auto" && coreEra !== "task" && coreEra !== "play") {
+    throw new UsageError(`invalid --core-era "${coreEra}": expected auto, task or play`);
   }
   const command = (v.command as string | undefined) ?? process.env.SPAGE_AGENT_COMMAND;
   if (command) {
@@ -52,6 +57,7 @@ export async function agentCommand(
     command,
     killGraceMs: intFlag("kill-grace-ms", v["kill-grace-ms"], 0, 600_000, 10_000),
     coreRelay: relay === "on",
+    coreEra,
     log: (level, msg, fields) =>
       err(JSON.stringify({ level, time: new Date().toISOString(), msg, ...fields })),
   });

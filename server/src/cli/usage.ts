@@ -33,7 +33,8 @@ ${store}`;
 /** Usage of each command, by name. */
 export const commandUsage: Readonly<Record<string, string>> = {
   agent: `Usage: spage-gateway agent [--capacity N] [--labels k=v,...] [--daemon-id ID] [--command TEMPLATE]
-                           [--kill-grace-ms MS] [--core-relay on|off] [--endpoint URL] [--token TOKEN]
+                           [--kill-grace-ms MS] [--core-relay on|off] [--core-era auto|task|play]
+                           [--endpoint URL] [--token TOKEN]
 
 Runs a daemon until SIGTERM or SIGINT: it takes the tasks the gateway hands it and runs each as a
 process, streaming its output back and reporting its exit code.
@@ -43,13 +44,20 @@ process, streaming its output back and reporting its exit code.
   --daemon-id ID       stable id of this daemon (default <hostname>-<pid>)
   --command TEMPLATE   shell command run for each task instead of Spage's own
                        "spage run <playbook> -i <inventory> -e <variables> --daemon-grpc <endpoint>
-                       --task-id <id>" (SPAGE_AGENT_COMMAND); {task_id}, {playbook}, {inventory},
-                       {endpoint} and {variables_json} are replaced by shell-quoted values
+                       --task-id <id>" (SPAGE_AGENT_COMMAND); {task_id}, {play_id} (the same id),
+                       {playbook}, {inventory}, {endpoint} and {variables_json} are replaced by
+                       shell-quoted values
   --kill-grace-ms MS   time from SIGTERM to SIGKILL when a task is canceled (default 10000)
   --core-relay on|off  on (default): the cores it starts report to the agent's local relay
                        ({endpoint} is its 127.0.0.1 address), which passes their calls on with the
                        agent's credentials for the tasks it was given only; off: {endpoint} is the
                        gateway, and cores call it without credentials (SPAGE_AGENT_CORE_RELAY)
+  --core-era E         which SpageExecution methods the cores speak (SPAGE_AGENT_CORE_ERA): auto
+                       (default) by the task, a play (ExecutePlay) in the play era of today's Spage
+                       and anything else in the task era; task or play for every task. A play-era
+                       core is run as 'spage run PLAYBOOK ... --daemon-grpc {endpoint} --play-id ID'
+                       (also SPAGE_DAEMON_PLAY_ID and SPAGE_DAEMON_ENDPOINT in its environment); a
+                       --command template passes the id with {play_id}
   --endpoint, --token  as for the client commands; the token is also passed to the task's process
                        as SPAGE_TOKEN`,
   submit: `Usage: spage-gateway submit (--playbook PATH | --type TYPE) [options]
@@ -71,7 +79,7 @@ Submits a task and prints its id.
 ${client}`,
   get: `Usage: spage-gateway get TASK_ID
 
-Shows one task: its state, per-host recap, result and error.
+Shows one task: its state, per-host recap (task era) or steps (a play), result and error.
 ${client}`,
   list: `Usage: spage-gateway list [--status S] [--type T] [--prefix P] [--limit N] [--oldest] [--page-token T]
 

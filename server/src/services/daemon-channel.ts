@@ -114,6 +114,8 @@ export async function* handleDaemonStream(
           const ce = toConnectError(err);
           const e = errorReply(ev, err instanceof DomainError ? err.kind : "internal", ce.rawMessage);
           if (ev.data.task_id) e.data.task_id = ev.data.task_id;
+          // The task's state, when the refusal is about it (e.g. a report on a run that already ended).
+          if (err instanceof DomainError && err.details.status) e.data.status = err.details.status;
           e.data.of = ev.type;
           send(e);
         }

@@ -111,11 +111,6 @@ export class DaemonTasks {
     if (!Number.isSafeInteger(seq) || seq < 1)
       throw InvalidArgumentError.field("seq", "must be a whole number from 1");
     let stored = false;
-    // Output may trail the end of the run (a core's run_status can arrive first): the daemon of the
-    // last attempt may still add it, as history.
-    const lastRanHere = (rec: TaskRecord) =>
-      terminalStates.has(rec.task.status) &&
-      rec.task.attempts[rec.task.attempts.length - 1]?.daemonId === daemonId;
     await this.owned(
       taskId,
       daemonId,
@@ -130,12 +125,18 @@ export class DaemonTasks {
         };
       },
       undefined,
-      lastRanHere,
+      // Output may trail the end of the run (a core's own end can arrive first): the daemon of the
+      // last attempt may still add it, as history.
+      lastRanOn(daemonId),
     );
     return stored;
   }
 
-  /** The daemon reports the run's outcome. A repeat of the recorded outcome is accepted. */
+  /**
+   * The daemon reports the run's outcome. A repeat of the recorded outcome is accepted; a different
+   * one for a run that already ended (its core ended it first, e.g. a play's own COMPLETED) is
+   * refused saying so, with the state it ended in: the first end stands.
+   */
   async finished(taskId: string, daemonId: string, outcome: DaemonOutcome): Promise<void> {
     const result = { ...outcome.result, exit_code: String(outcome.exitCode) };
     await this.owned(
@@ -143,6 +144,12 @@ export class DaemonTasks {
       daemonId,
       (rec) => {
         const from = rec.task.status;
+        if (terminalStates.has(from)) {
+          throw new FailedPreconditionError(
+            `task ${taskId} already ended as ${statusName(from)}; cannot report ${statusName(outcome.status)}`,
+            { task_id: taskId, status: statusName(from) },
+          );
+        }
         if (from === TaskStatus.ASSIGNED) {
           return chainChanges(
             rec,
@@ -160,6 +167,7 @@ export class DaemonTasks {
         });
       },
       (rec) => rec.task.status === outcome.status,
+      lastRanOn(daemonId),
     );
   }
 
@@ -312,6 +320,13 @@ export class DaemonTasks {
       return decide(rec);
     });
   }
+}
+
+/** Whether a task has ended and its last attempt ran on `daemonId`. */
+function lastRanOn(daemonId: string): (rec: TaskRecord) => boolean {
+  return (rec) =>
+    terminalStates.has(rec.task.status) &&
+    rec.task.attempts[rec.task.attempts.length - 1]?.daemonId === daemonId;
 }
 
 /** Who runs a task, for messages: its daemon, or the Spage core reporting it on its own. */

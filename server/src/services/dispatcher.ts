@@ -45,6 +45,8 @@ export function assignedEvent(rec: TaskRecord): Event {
       playbook: t.payload.playbook ?? "",
       inventory: t.payload.inventory ?? "",
       variables: t.payload.variables ?? "{}",
+      // Which SpageExecution methods the task's core reports through: "play" for a play.
+      ...(t.era ? { era: t.era } : {}),
     },
   });
 }

@@ -25,6 +25,8 @@ export interface AgentProcessOptions {
   /** --kill-grace-ms (default: the agent's own, 10 s). */
   readonly killGraceMs?: number;
   readonly labels?: string;
+  /** More `agent` flags, e.g. `["--core-era", "play"]`. */
+  readonly extraArgs?: readonly string[];
   readonly env?: NodeJS.ProcessEnv;
 }
 
@@ -89,6 +91,7 @@ export function startAgentProcess(opts: AgentProcessOptions): AgentProcess {
   ];
   if (opts.killGraceMs !== undefined) args.push("--kill-grace-ms", String(opts.killGraceMs));
   if (opts.labels !== undefined) args.push("--labels", opts.labels);
+  args.push(...(opts.extraArgs ?? []));
   const child = spawn(process.execPath, args, {
     cwd: root,
     env: { ...process.env, ...opts.env },

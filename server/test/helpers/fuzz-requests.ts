@@ -502,6 +502,7 @@ function hintedString(field: DescField, ctx: GenContext): fc.Arbitrary<string> |
   let meaningful: fc.Arbitrary<string>;
   switch (field.localName) {
     case "taskId":
+    case "playId":
     case "idPrefix":
       meaningful = fc.oneof(
         { weight: 4, arbitrary: fc.constantFrom(...ctx.taskIds) },
