@@ -69,6 +69,12 @@ describe("play era: a fake core of today as a real process, no daemon", { concur
       );
       const events = await storedEvents(clients.api, id);
       assert.deepEqual(statusPath(events), ["RUNNING", "LOST", "FAILED"]);
+      assert.deepEqual(
+        steps(task),
+        ["1 Gathering Facts FAILED", "2 install nginx FAILED"],
+        "no step left running",
+      );
+      assert.match(task.steps[0]?.error ?? "", /the core vanished/);
     } finally {
       await core.cleanup();
     }

@@ -6,8 +6,9 @@
  */
 import { TaskStatus } from "../../../gen/spage/core/common_pb.js";
 import { attemptOutcome, closeAttempt, markStarted } from "../domain/attempts.js";
+import { runningStepLabel, settleSteps } from "../domain/play-steps.js";
 import { hasRunningSteps, settleHosts } from "../domain/run-outcome.js";
-import { activeStates, terminalStates, transition } from "../domain/task-state.js";
+import { activeStates, statusName, terminalStates, transition } from "../domain/task-state.js";
 import type { NewEvent, TaskPatch, TaskRecord } from "../store/task-store.js";
 
 type MutablePatch = { -readonly [K in keyof TaskPatch]: TaskPatch[K] };
@@ -48,6 +49,11 @@ export function statusChange(
     if (to === TaskStatus.COMPLETED) patch.progress = 100;
     // An ended run never shows a host as running; `more.hosts` may say how its steps ended instead.
     if (hasRunningSteps(t.hosts)) patch.hosts = settleHosts(t.hosts, "", false);
+    // A play whose core is gone (lost, or out of time) will not finish its steps: they fail with
+    // the run. A play its core ended keeps them, for late step updates to complete.
+    if ((from === TaskStatus.LOST || to === TaskStatus.TIMED_OUT) && runningStepLabel(t.steps) !== "") {
+      patch.steps = settleSteps(t.steps, error || statusName(to).toLowerCase());
+    }
   }
   return { patch: { ...patch, ...more }, events: [{ type: "task.status", taskId: t.id, data: change.data }] };
 }
