@@ -1,6 +1,7 @@
 /**
  * The AccessStore contract: API keys, session tokens and the hash-chained audit log, as one suite
- * every backend runs (access-sqlite.test.ts today). A backend is opened fresh and empty for each test.
+ * every backend runs (access-sqlite.test.ts, access-postgres.test.ts). A backend is opened fresh and
+ * empty for each test.
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
