@@ -7,7 +7,7 @@ import { create } from "@bufbuild/protobuf";
 import { type GetTaskStatusResponse, GetTaskStatusResponseSchema } from "../../gen/spage/api/tasks_pb.js";
 import { checkTaskId, Violations } from "../../server/src/domain/task-validation.js";
 import type { GatewayStore } from "../../server/src/store/gateway-store.js";
-import { openSqliteStore } from "../../server/src/store/sqlite-store.js";
+import { openSqliteStore } from "../../server/src/store/sqlite/sqlite-store.js";
 
 /** The gateway's store on the file in SPAGE_BENCH_DB. */
 export function openBenchStore(): GatewayStore {

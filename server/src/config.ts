@@ -28,6 +28,8 @@ export interface GatewayConfig {
   readonly shutdownTimeoutMs: number;
   readonly watchBuffer: number;
   readonly dataDir: string;
+  /** The store: SQLite under dataDir, or PostgreSQL when `url` is set. */
+  readonly database: { readonly url: string; readonly schema: string; readonly poolSize: number };
   readonly sweepIntervalMs: number;
   readonly leaseMs: number;
   readonly heartbeatMs: number;
@@ -79,7 +81,30 @@ export const serveOptions: readonly Option[] = [
     env: "SPAGE_DATA_DIR",
     kind: "string",
     def: "./data",
-    help: "directory of the SQLite database (spage.db)",
+    help: "directory of the SQLite database (spage.db); unused with --database-url",
+  },
+  {
+    flag: "database-url",
+    env: "SPAGE_DATABASE_URL",
+    kind: "string",
+    def: "",
+    help: "postgres://user@host:port/db: keep everything in PostgreSQL instead of SQLite",
+  },
+  {
+    flag: "database-schema",
+    env: "SPAGE_DATABASE_SCHEMA",
+    kind: "string",
+    def: "public",
+    help: "PostgreSQL schema of the gateway's tables (several gateways can share a server)",
+  },
+  {
+    flag: "database-pool-size",
+    env: "SPAGE_DATABASE_POOL_SIZE",
+    kind: "int",
+    def: "10",
+    min: 1,
+    max: 200,
+    help: "PostgreSQL connections the gateway keeps at most",
   },
   { flag: "host", env: "SPAGE_HOST", kind: "string", def: "127.0.0.1", help: "address to listen on" },
   {
@@ -442,6 +467,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pr
     shutdownTimeoutMs: int("shutdown-timeout-ms"),
     watchBuffer: int("watch-buffer"),
     dataDir: str("data-dir"),
+    database: Object.freeze(databaseOf(str, int)),
     sweepIntervalMs: int("sweep-interval-ms"),
     heartbeatMs: int("heartbeat-ms"),
     leaseMs: int("lease-ms"),
@@ -453,6 +479,22 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pr
     fastPath: onOff("fast-path"),
     access: Object.freeze(accessPolicy(str, int, list)),
   });
+}
+
+function databaseOf(str: (flag: string) => string, int: (flag: string) => number): GatewayConfig["database"] {
+  const url = str("database-url");
+  if (url !== "" && !/^postgres(ql)?:\/\//.test(url)) {
+    throw new ConfigError(
+      "invalid --database-url (env SPAGE_DATABASE_URL): expected postgres://user@host:port/database",
+    );
+  }
+  const schema = str("database-schema");
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
+    throw new ConfigError(
+      `invalid --database-schema "${schema}" (env SPAGE_DATABASE_SCHEMA): lower-case letters, digits and _, starting with a letter or _`,
+    );
+  }
+  return { url, schema, poolSize: int("database-pool-size") };
 }
 
 function accessPolicy(

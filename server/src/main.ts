@@ -6,7 +6,8 @@ import { join } from "node:path";
 import { buildApp } from "./app.js";
 import { bootstrapAdminKey, bootstrapNotice } from "./auth/bootstrap.js";
 import { ConfigError, parseConfig, serveHelp } from "./config.js";
-import { openSqliteStore } from "./store/sqlite-store.js";
+import type { GatewayStore } from "./store/gateway-store.js";
+import { openStore, redactUrl } from "./store/open-store.js";
 import { gatewayVersion } from "./version.js";
 
 /** Runs the gateway until SIGTERM or SIGINT; resolves with the process exit code. */
@@ -26,12 +27,13 @@ export async function serve(argv: readonly string[]): Promise<number> {
     throw err;
   }
 
-  let store: ReturnType<typeof openSqliteStore>;
-  const dbPath = join(config.dataDir, "spage.db");
+  let store: GatewayStore;
+  let dbPath: string;
   try {
-    store = openSqliteStore({ path: dbPath });
+    ({ store, where: dbPath } = await openStore(config));
   } catch (err) {
-    process.stderr.write(`spage-gateway: cannot open the database ${dbPath}: ${(err as Error).message}\n`);
+    const where = config.database.url ? redactUrl(config.database.url) : join(config.dataDir, "spage.db");
+    process.stderr.write(`spage-gateway: cannot open the database ${where}: ${(err as Error).message}\n`);
     return 1;
   }
   const gateway = await buildApp({ config, store, version: gatewayVersion });

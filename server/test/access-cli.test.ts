@@ -432,7 +432,10 @@ describe("access control from the command line", { concurrency: true }, () => {
 
       for (const r of [noTokenKeys, noTokenAudit]) {
         assert.equal(r.code, 2, show(r));
-        assert.match(r.stderr, /give --data-dir DIR to work on the store directly, or --token/);
+        assert.match(
+          r.stderr,
+          /give --data-dir DIR or --database-url URL to work on the store directly, or --token/,
+        );
       }
 
       const revoke = await runCli(["keys", "revoke", via.id, ...asAdmin]);

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { ChainVerifier } from "../src/domain/audit-chain.js";
-import { openSqliteStore } from "../src/store/sqlite-store.js";
+import { openSqliteStore } from "../src/store/sqlite/sqlite-store.js";
 import { accessStoreContract, auditFields, keyRecord, sessionRecord } from "./access-contract.js";
 
 function tempDb(): { path: string; cleanup: () => void } {

@@ -15,7 +15,7 @@ import { newApiKey } from "../src/auth/credentials.js";
 import type { Principal } from "../src/auth/principal.js";
 import type { AccessStore } from "../src/store/access-store.js";
 import type { GatewayStore } from "../src/store/gateway-store.js";
-import { openSqliteStore } from "../src/store/sqlite-store.js";
+import { openSqliteStore } from "../src/store/sqlite/sqlite-store.js";
 
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 

@@ -1,9 +1,12 @@
 /**
- * Runs the behaviour suite once per real client against a real gateway on port 0, twice: with the
- * unary fast path (the default) and with Connect's handler serving every call.
+ * Runs the behaviour suite once per real client against a real gateway on port 0, three times:
+ * with the unary fast path (the default) and with Connect's handler serving every call on SQLite,
+ * and on PostgreSQL (a fresh schema of the local server).
  */
 import { after, before, describe } from "node:test";
+import { openPostgresStore } from "../src/store/postgres/postgres-store.js";
 import { behaviourSuite } from "./behaviour-suite.js";
+import { dropSchema, freshSchemaName, testDatabaseUrl } from "./helpers/postgres.js";
 import {
   bufCurlClient,
   connectNodeClients,
@@ -27,15 +30,23 @@ const names = [
 ];
 
 /** The whole suite for every client against one gateway started with `flags`. */
-function behaviourOfEveryClient(label: string, flags: readonly string[]): void {
+function behaviourOfEveryClient(label: string, flags: readonly string[], onPostgres = false): void {
   describe(label, () => {
     let server: TestServer;
+    let schema = "";
     const clients = new Map<string, SuiteClient>();
 
     before(async () => {
       // With authentication on, as in production: grpc-js sends the API key itself, the others a
       // session token from Authenticate.
-      server = await startTestServer(["--auth", "on", "--auth-failures-per-minute", "1000", ...flags]);
+      const args = ["--auth", "on", "--auth-failures-per-minute", "1000", ...flags];
+      if (onPostgres) {
+        schema = freshSchemaName();
+        const store = await openPostgresStore({ url: testDatabaseUrl, schema });
+        server = await startTestServer(args, { store });
+      } else {
+        server = await startTestServer(args);
+      }
       const auth = await fetch(`${server.url}/spage.api.SpageAPI/Authenticate`, {
         method: "POST",
         headers: { "content-type": "application/json" },
@@ -56,6 +67,7 @@ function behaviourOfEveryClient(label: string, flags: readonly string[]): void {
     after(async () => {
       for (const c of clients.values()) await c.close();
       await server.close();
+      if (schema) await dropSchema(schema);
     });
 
     for (const name of names) {
@@ -72,3 +84,4 @@ function behaviourOfEveryClient(label: string, flags: readonly string[]): void {
 
 behaviourOfEveryClient("unary fast path (default)", []);
 behaviourOfEveryClient("Connect's handler only (--no-fast-path)", ["--no-fast-path"]);
+behaviourOfEveryClient("PostgreSQL store", [], true);

@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
 import { type Event, type Task, TaskStatus } from "../../gen/spage/core/common_pb.js";
-import { openSqliteStore } from "../src/store/sqlite-store.js";
+import { openSqliteStore } from "../src/store/sqlite/sqlite-store.js";
 import { statusPath } from "./helpers/agent-harness.js";
 import { startCoreProcess } from "./helpers/core-process.js";
 import {

@@ -10,9 +10,10 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, it } from "node:test";
 import Database from "better-sqlite3";
 import { type AuditFields, ChainVerifier } from "../src/domain/audit-chain.js";
+import { type AuditRow, rowToAudit } from "../src/store/access-rows.js";
 import { GroupCommit } from "../src/store/group-commit.js";
-import { type AuditRow, createAuditAppender, rowToAudit } from "../src/store/sqlite-access.js";
-import { migrate } from "../src/store/sqlite-migrate.js";
+import { createAuditAppender } from "../src/store/sqlite/sqlite-access.js";
+import { migrate } from "../src/store/sqlite/sqlite-migrate.js";
 
 const record = (taskId: string): AuditFields => ({
   time: new Date(),

@@ -10,8 +10,8 @@ import { describe, it } from "node:test";
 import Database from "better-sqlite3";
 import { TaskPriority, TaskStatus } from "../../gen/spage/core/common_pb.js";
 import { ChainVerifier } from "../src/domain/audit-chain.js";
-import { loadMigrations } from "../src/store/sqlite-migrate.js";
-import { openSqliteStore } from "../src/store/sqlite-store.js";
+import { loadMigrations } from "../src/store/sqlite/sqlite-migrate.js";
+import { openSqliteStore } from "../src/store/sqlite/sqlite-store.js";
 import { storeContract } from "./store-contract.js";
 
 function tempDb(): { path: string; cleanup: () => void } {

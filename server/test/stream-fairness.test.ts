@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fromBinary } from "@bufbuild/protobuf";
 import { EventSchema } from "../../gen/spage/core/common_pb.js";
-import { openSqliteStore } from "../src/store/sqlite-store.js";
+import { openSqliteStore } from "../src/store/sqlite/sqlite-store.js";
 import { startTestServer, type TestServer } from "./helpers/test-server.js";
 
 const watchers = 100;

@@ -1,6 +1,6 @@
 /**
- * Where the `keys` and `audit` commands act: directly on the store under --data-dir (for
- * bootstrapping and recovery, with the gateway running or not), or through a running gateway at
+ * Where the `keys` and `audit` commands act: directly on the store, under --data-dir or at
+ * --database-url (for bootstrapping and recovery, with the gateway running or not), or through a running gateway at
  * --endpoint with an admin --token. Both give the same wire messages back.
  */
 import { existsSync } from "node:fs";
@@ -15,7 +15,9 @@ import {
 import { auditToWire, keyToWire } from "../services/access-wire.js";
 import { createApiKey, revokeApiKey } from "../services/api-keys.js";
 import { createAuditLog } from "../services/audit-log.js";
-import { openSqliteStore } from "../store/sqlite-store.js";
+import type { GatewayStore } from "../store/gateway-store.js";
+import { openPostgresStore } from "../store/postgres/postgres-store.js";
+import { openSqliteStore } from "../store/sqlite/sqlite-store.js";
 import { type CommonFlags, UsageError } from "./cli-args.js";
 import { openClient } from "./gateway-client.js";
 
@@ -35,30 +37,67 @@ export interface AccessBackend {
   close(): Promise<void>;
 }
 
-/** Opens the backend the flags ask for: --data-dir (store) or --endpoint with --token (gateway). */
-export function openAccessBackend(
-  dataDir: string | undefined,
+/** Where the store is, as the `keys` and `audit` flags give it. */
+export interface StoreFlags {
+  readonly dataDir?: string;
+  readonly databaseUrl?: string;
+  readonly databaseSchema?: string;
+}
+
+/** The store flags of the `keys` and `audit` commands, for parseCommand. */
+export const storeFlagOptions = {
+  "data-dir": { type: "string" },
+  "database-url": { type: "string" },
+  "database-schema": { type: "string" },
+} as const;
+
+/** The store flags from parsed values (SPAGE_DATABASE_URL / SPAGE_DATABASE_SCHEMA as defaults). */
+export function storeFlagsOf(v: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): StoreFlags {
+  const url = (v["database-url"] as string | undefined) ?? env.SPAGE_DATABASE_URL;
+  return {
+    ...(v["data-dir"] !== undefined ? { dataDir: v["data-dir"] as string } : {}),
+    ...(url ? { databaseUrl: url } : {}),
+    databaseSchema: (v["database-schema"] as string | undefined) ?? env.SPAGE_DATABASE_SCHEMA ?? "public",
+  };
+}
+
+/**
+ * Opens the backend the flags ask for: the store (--database-url, or --data-dir) or a gateway
+ * (--endpoint with --token).
+ */
+export async function openAccessBackend(
+  at: StoreFlags,
   common: CommonFlags,
   action: string,
-): AccessBackend {
-  if (dataDir !== undefined) return storeBackend(dataDir, action);
+): Promise<AccessBackend> {
+  if (at.databaseUrl !== undefined || at.dataDir !== undefined) return storeBackend(at, action);
   if (common.token === "") {
     throw new UsageError(
-      "give --data-dir DIR to work on the store directly, or --token with an admin key or token (SPAGE_TOKEN) to go through the gateway at --endpoint",
+      "give --data-dir DIR or --database-url URL to work on the store directly, or --token with an admin key or token (SPAGE_TOKEN) to go through the gateway at --endpoint",
     );
   }
   return gatewayBackend(common);
 }
 
-function storeBackend(dataDir: string, action: string): AccessBackend {
-  const path = join(dataDir, "spage.db");
+async function openFlaggedStore(at: StoreFlags): Promise<GatewayStore> {
+  if (at.databaseUrl !== undefined) {
+    if (!/^postgres(ql)?:\/\//.test(at.databaseUrl)) {
+      throw new UsageError("--database-url must be postgres://user@host:port/database");
+    }
+    return openPostgresStore({ url: at.databaseUrl, schema: at.databaseSchema ?? "public", poolSize: 2 });
+  }
+  const path = join(at.dataDir ?? "", "spage.db");
   // A mistyped directory would otherwise get a new, empty database no gateway reads.
   if (!existsSync(path)) {
     throw new UsageError(
       `no gateway database at ${path}: give the --data-dir the gateway runs with (it creates spage.db at its first start)`,
     );
   }
-  const store = openSqliteStore({ path });
+  return openSqliteStore({ path });
+}
+
+async function storeBackend(at: StoreFlags, action: string): Promise<AccessBackend> {
+  const store = await openFlaggedStore(at);
   const audit = createAuditLog(store);
   const record = (detail: string, keyId = "") =>
     audit.record({

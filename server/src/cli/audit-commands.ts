@@ -5,7 +5,7 @@
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { type AuditEvent, AuditEventSchema } from "../../../gen/spage/api/access_pb.js";
 import { verifyChain } from "../domain/audit-chain.js";
-import { openAccessBackend } from "./access-backend.js";
+import { openAccessBackend, storeFlagOptions, storeFlagsOf } from "./access-backend.js";
 import { intFlag, parseCommand, UsageError } from "./cli-args.js";
 import { json } from "./format.js";
 import { auditUsage } from "./usage.js";
@@ -35,17 +35,17 @@ export async function auditCommand(argv: readonly string[], out: Out, err: Out):
     return sub === undefined ? 2 : 0;
   }
   const { values: v, common } = parseCommand(rest, {
-    "data-dir": { type: "string" },
+    ...storeFlagOptions,
     after: { type: "string" },
     limit: { type: "string" },
     principal: { type: "string" },
     task: { type: "string" },
   });
-  const dataDir = v["data-dir"] as string | undefined;
+  const at = storeFlagsOf(v);
   if (sub !== "list" && sub !== "verify") {
     throw new UsageError(`unknown audit subcommand "${sub}": use list or verify`);
   }
-  const backend = openAccessBackend(dataDir, common, `audit ${sub}`);
+  const backend = await openAccessBackend(at, common, `audit ${sub}`);
   try {
     if (sub === "list") {
       const after = BigInt(intFlag("after", v.after, 0, Number.MAX_SAFE_INTEGER, 0));

@@ -6,7 +6,7 @@ import { create } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { type ApiKey, ApiKeySchema, CreateApiKeyResponseSchema } from "../../../gen/spage/api/access_pb.js";
 import { allScopes } from "../auth/scopes.js";
-import { openAccessBackend } from "./access-backend.js";
+import { openAccessBackend, storeFlagOptions, storeFlagsOf } from "./access-backend.js";
 import { parseCommand, UsageError } from "./cli-args.js";
 import { json } from "./format.js";
 import { keysUsage } from "./usage.js";
@@ -55,7 +55,7 @@ export async function keysCommand(argv: readonly string[], out: Out): Promise<nu
     positionals,
     common,
   } = parseCommand(rest, {
-    "data-dir": { type: "string" },
+    ...storeFlagOptions,
     name: { type: "string" },
     scopes: { type: "string" },
     quiet: { type: "boolean", short: "q" },
@@ -65,7 +65,7 @@ export async function keysCommand(argv: readonly string[], out: Out): Promise<nu
     out(keysUsage);
     return 0;
   }
-  const dataDir = v["data-dir"] as string | undefined;
+  const at = storeFlagsOf(v);
   switch (sub) {
     case "create": {
       if (!v.name) throw new UsageError("keys create needs --name NAME");
@@ -74,7 +74,7 @@ export async function keysCommand(argv: readonly string[], out: Out): Promise<nu
         .split(",")
         .map((s) => s.trim())
         .filter((s) => s !== "");
-      const backend = openAccessBackend(dataDir, common, "keys create");
+      const backend = await openAccessBackend(at, common, "keys create");
       try {
         const { key, apiKey } = await backend.createKey(String(v.name), scopes);
         if (v.quiet) out(apiKey);
@@ -91,7 +91,7 @@ export async function keysCommand(argv: readonly string[], out: Out): Promise<nu
       return 0;
     }
     case "list": {
-      const backend = openAccessBackend(dataDir, common, "keys list");
+      const backend = await openAccessBackend(at, common, "keys list");
       try {
         const keys = await backend.listKeys(v.all === true);
         out(common.json ? keys.map((k) => json(ApiKeySchema, k)).join("\n") : keyTable(keys));
@@ -103,7 +103,7 @@ export async function keysCommand(argv: readonly string[], out: Out): Promise<nu
     case "revoke": {
       const id = positionals[0];
       if (!id) throw new UsageError("keys revoke needs the key id (see keys list)");
-      const backend = openAccessBackend(dataDir, common, "keys revoke");
+      const backend = await openAccessBackend(at, common, "keys revoke");
       try {
         const key = await backend.revokeKey(id);
         out(

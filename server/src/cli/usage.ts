@@ -10,8 +10,9 @@ const client = `Client options:
   --json           print the answer as JSON, for scripts
   --help, -h       show this help`;
 
-const store = `Where: --data-dir DIR works on the store directly (with the gateway running or not); otherwise the
-gateway at --endpoint is called with --token (an admin key or token; SPAGE_TOKEN).`;
+const store = `Where: --data-dir DIR (SQLite) or --database-url postgres://... [--database-schema S]
+(SPAGE_DATABASE_URL, SPAGE_DATABASE_SCHEMA) works on the store directly, with the gateway running or
+not; otherwise the gateway at --endpoint is called with --token (an admin key or token; SPAGE_TOKEN).`;
 
 /** `keys`: API key administration. */
 export const keysUsage = `Usage: spage-gateway keys create --name NAME --scopes SCOPE[,SCOPE...] [--quiet]
@@ -123,7 +124,8 @@ Commands:
   watch     follow events live: [--task ID] [--type T ...] [--after SEQ] [--until-end]
   keys      API keys: create --name N --scopes a,b [--quiet] | list [--all] | revoke ID
   audit     the audit log: list [--after SEQ] [--principal P] [--task ID] | verify
-            (keys and audit work on the store with --data-dir DIR, or through the gateway)
+            (keys and audit work on the store with --data-dir DIR or --database-url URL,
+            or through the gateway)
 
 Every command prints its own options with --help.
 Client options: --endpoint URL (SPAGE_ENDPOINT), --token TOKEN (SPAGE_TOKEN), --json`;

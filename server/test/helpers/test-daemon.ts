@@ -18,7 +18,7 @@ import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-no
 import { SpageAPI, type SubmitTaskRequestSchema } from "../../../gen/spage/api/tasks_pb.js";
 import { type Event, EventSchema, type Task, TaskStatus } from "../../../gen/spage/core/common_pb.js";
 import type { GatewayStore } from "../../src/store/gateway-store.js";
-import { openSqliteStore } from "../../src/store/sqlite-store.js";
+import { openSqliteStore } from "../../src/store/sqlite/sqlite-store.js";
 import { describeEvents, gatewayClients, watchUntil } from "./event-watch.js";
 import { startTestServer, type TestServer } from "./test-server.js";
 

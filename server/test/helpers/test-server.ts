@@ -12,7 +12,7 @@ import { allScopes } from "../../src/auth/scopes.js";
 import { type GatewayConfig, parseConfig } from "../../src/config.js";
 import { createApiKey } from "../../src/services/api-keys.js";
 import type { GatewayStore } from "../../src/store/gateway-store.js";
-import { openSqliteStore } from "../../src/store/sqlite-store.js";
+import { openSqliteStore } from "../../src/store/sqlite/sqlite-store.js";
 
 /** A running test gateway. */
 export interface TestServer {

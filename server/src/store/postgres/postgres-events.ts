@@ -27,7 +27,7 @@
  * unrelated long ones, and needs a transaction id column on every event.
  */
 import type { Event } from "../../../../gen/spage/core/common_pb.js";
-import { newEvent } from "../sqlite-rows.js";
+import { newEvent } from "../task-rows.js";
 import type { NewEvent } from "../task-store.js";
 import { named, type Queryable } from "./postgres-pool.js";
 

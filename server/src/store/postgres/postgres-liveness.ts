@@ -4,7 +4,7 @@
  * these writes appends events, so none takes the event counter's lock.
  */
 import { TaskStatus } from "../../../../gen/spage/core/common_pb.js";
-import { taskColumnCount, taskColumns } from "../sqlite-rows.js";
+import { taskColumnCount, taskColumns } from "../task-rows.js";
 import type { CoreStreamEnd, TaskStore } from "../task-store.js";
 import { named, namedArray, type PostgresDb } from "./postgres-pool.js";
 import { type DaemonRow, rowToDaemon, taskRecordOf } from "./postgres-rows.js";

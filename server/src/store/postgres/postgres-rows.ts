@@ -6,7 +6,7 @@
  */
 import pg from "pg";
 import type { ApiKeyRecord, SessionLookup } from "../access-store.js";
-import { rowToRecord, type TaskRow } from "../sqlite-rows.js";
+import { rowToRecord, type TaskRow } from "../task-rows.js";
 import type { DaemonRecord, TaskRecord } from "../task-store.js";
 
 /**

@@ -18,7 +18,7 @@ import {
   stepsToJson,
   taskColumnCount,
   taskColumns,
-} from "../sqlite-rows.js";
+} from "../task-rows.js";
 import type { NewTask, TaskPatch, TaskQuery, TaskStore } from "../task-store.js";
 import { appendAuditRows } from "./postgres-audit.js";
 import { appendEventRows } from "./postgres-events.js";

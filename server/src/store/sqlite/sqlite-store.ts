@@ -6,14 +6,12 @@
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
-import type { Event } from "../../../gen/spage/core/common_pb.js";
-import { TaskStatus } from "../../../gen/spage/core/common_pb.js";
-import type { AuditFields } from "../domain/audit-chain.js";
-import { terminalStates } from "../domain/task-state.js";
-import type { GatewayStore } from "./gateway-store.js";
-import { GroupCommit } from "./group-commit.js";
-import { createAuditAppender, createSqliteAccess } from "./sqlite-access.js";
-import { migrate } from "./sqlite-migrate.js";
+import type { Event } from "../../../../gen/spage/core/common_pb.js";
+import { TaskStatus } from "../../../../gen/spage/core/common_pb.js";
+import type { AuditFields } from "../../domain/audit-chain.js";
+import { terminalStates } from "../../domain/task-state.js";
+import type { GatewayStore } from "../gateway-store.js";
+import { GroupCommit } from "../group-commit.js";
 import {
   attemptsToJson,
   type DaemonRow,
@@ -28,7 +26,7 @@ import {
   type TaskRow,
   taskColumnCount,
   taskColumns,
-} from "./sqlite-rows.js";
+} from "../task-rows.js";
 import type {
   CoreStreamEnd,
   DaemonRecord,
@@ -43,7 +41,9 @@ import type {
   TaskPatch,
   TaskQuery,
   TaskRecord,
-} from "./task-store.js";
+} from "../task-store.js";
+import { createAuditAppender, createSqliteAccess } from "./sqlite-access.js";
+import { migrate } from "./sqlite-migrate.js";
 
 /** Options of the SQLite store. */
 export interface SqliteStoreOptions {

@@ -5,7 +5,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type Database from "better-sqlite3";
-import { inInstallDir } from "../install-dir.js";
+import { inInstallDir } from "../../install-dir.js";
 
 const migrationsDir = inInstallDir("server", "src", "store", "migrations", "sqlite");
 
