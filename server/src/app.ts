@@ -183,7 +183,7 @@ export async function buildApp(deps: AppDeps): Promise<Gateway> {
       })
     : undefined;
 
-  services.start();
+  await services.start();
 
   await app.ready();
   if (!server) throw new Error("serverFactory was not called");

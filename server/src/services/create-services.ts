@@ -7,6 +7,7 @@ import { type Authenticator, createAuthenticator } from "../auth/authenticator.j
 import { RateLimiter, StreamCounter } from "../auth/rate-limiter.js";
 import type { GatewayConfig } from "../config.js";
 import { createEventBus, type EventBus } from "../events/event-bus.js";
+import { createSharedEventBus } from "../events/shared-event-bus.js";
 import type { ServiceDeps } from "../routes.js";
 import type { GatewayStore } from "../store/gateway-store.js";
 import { type AuditLog, createAuditLog } from "./audit-log.js";
@@ -42,8 +43,8 @@ export interface Services {
   };
   /** What routes.ts registers. */
   readonly deps: ServiceDeps;
-  /** Starts the dispatcher and the sweeper. */
-  start(): void;
+  /** Starts following the shared event log (PostgreSQL), the dispatcher and the sweeper. */
+  start(): Promise<void>;
   /** Stops them. */
   stop(): void;
 }
@@ -55,7 +56,9 @@ export function createServices(
   version: string,
   log: FastifyBaseLogger,
 ): Services {
-  const bus = createEventBus();
+  // A store other gateways write too delivers its live events from the table (shared-event-bus.ts).
+  const shared = store.shared ? createSharedEventBus(store, log) : undefined;
+  const bus: EventBus = shared ?? createEventBus();
   const writer = new TaskWriter(store, bus);
   const tasks = new TaskService(writer, { cancelGraceMs: config.cancelGraceMs });
   const plays = new PlayService(tasks, writer);
@@ -111,7 +114,8 @@ export function createServices(
     coreRuns,
     access: { authn, limiter, streams, audit },
     deps,
-    start() {
+    async start() {
+      await shared?.start();
       dispatcher.start();
       coreRuns.start();
       sweeper = startTaskSweeper(tasks, daemonTasks, registry, coreRuns, log, config.sweepIntervalMs);
@@ -125,6 +129,7 @@ export function createServices(
       sessionSweep.unref();
     },
     stop() {
+      shared?.stop();
       dispatcher.stop();
       coreRuns.stop();
       sweeper?.stop();

@@ -255,6 +255,16 @@ export interface TaskStore {
   recentDurations(limit: number): Promise<RecentDurations>;
   /** Checks the store answers; throws if it does not. */
   ping(): Promise<void>;
+  /**
+   * Whether other processes write this store's events too (several gateways on one database):
+   * then live events are read back from the event table instead of taken from this process's writes.
+   */
+  readonly shared?: boolean;
+  /**
+   * Calls `listener` when another process may have committed events (a wake-up only: the event
+   * table is the truth, a lost call only delays); returns a function that stops it.
+   */
+  watchCommits?(listener: () => void): () => void;
   /** Finishes pending writes and closes; the store is unusable afterwards. */
   close(): Promise<void>;
 }

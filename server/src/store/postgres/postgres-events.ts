@@ -33,11 +33,15 @@ import { named, type Queryable } from "./postgres-pool.js";
 
 // One statement: lock and advance the counter, then insert the events numbered below its new value
 // (event i of n gets last - n + i). A data-modifying CTE runs exactly once.
-const appendSql = `WITH counter AS (UPDATE event_counter SET last = last + $1::bigint RETURNING last)
-INSERT INTO events (sequence, type, task_id, data, created_at)
-SELECT counter.last - $1::bigint + e.n, e.type, e.task_id, e.data, $5::bigint
-  FROM counter, unnest($2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS e (type, task_id, data, n)
-RETURNING sequence`;
+// The same statement notifies the schema's channel (delivered at COMMIT, once per transaction), so
+// the other gateways on the database read the new events at once (postgres-notify.ts).
+const appendSql = `WITH counter AS (UPDATE event_counter SET last = last + $1::bigint RETURNING last),
+inserted AS (
+  INSERT INTO events (sequence, type, task_id, data, created_at)
+  SELECT counter.last - $1::bigint + e.n, e.type, e.task_id, e.data, $5::bigint
+    FROM counter, unnest($2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS e (type, task_id, data, n)
+  RETURNING sequence)
+SELECT inserted.sequence FROM inserted, (SELECT pg_notify('spage_events_' || current_schema(), '')) AS note`;
 
 /**
  * Appends events, numbering them from the event counter. Inside a transaction it must be the last

@@ -11,6 +11,7 @@ import type { GatewayStore } from "../gateway-store.js";
 import { createPostgresAccess } from "./postgres-access.js";
 import { createPostgresLiveness } from "./postgres-liveness.js";
 import { migratePostgres } from "./postgres-migrate.js";
+import { listenForCommits } from "./postgres-notify.js";
 import { createPostgresDb, createPostgresPool } from "./postgres-pool.js";
 import { createPostgresTasks } from "./postgres-tasks.js";
 
@@ -70,6 +71,13 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Gat
     ...createPostgresTasks(db),
     ...createPostgresLiveness(db),
     kind: "postgres",
+    shared: true,
+
+    watchCommits(listener) {
+      return listenForCommits(opts.url, schema, listener, (err) =>
+        opts.log?.warn({ err, schema }, "listening for other gateways' events failed; listening again"),
+      );
+    },
 
     async ping() {
       await db.pool.query({ text: "SELECT 1" });

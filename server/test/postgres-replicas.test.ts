@@ -1,0 +1,116 @@
+/**
+ * Two gateways on one PostgreSQL schema, each with its own pool and its own listener, as two
+ * replicas behind a load balancer: events written through either reach watchers on both in one
+ * sequence order with no gap and no duplicate, a watcher resumes on the other replica exactly, and
+ * a task submitted on A is handed to a daemon connected to B (woken by NOTIFY), assigned once.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import type { Event } from "../../gen/spage/core/common_pb.js";
+import { TaskStatus } from "../../gen/spage/core/common_pb.js";
+import { openPostgresStore } from "../src/store/postgres/postgres-store.js";
+import { type GatewayClients, gatewayClients, watchUntil } from "./helpers/event-watch.js";
+import { dropSchema, freshSchemaName, testDatabaseUrl } from "./helpers/postgres.js";
+import { TestDaemon, waitForTask } from "./helpers/test-daemon.js";
+import { startTestServer, type TestServer } from "./helpers/test-server.js";
+
+const timings = ["--sweep-interval-ms", "50", "--dispatch-poll-ms", "5000", "--heartbeat-ms", "200"];
+
+describe("two gateways on one PostgreSQL schema", () => {
+  const schema = freshSchemaName();
+  let a: TestServer;
+  let b: TestServer;
+  let ca: GatewayClients;
+  let cb: GatewayClients;
+
+  before(async () => {
+    a = await startTestServer(timings, { store: await openPostgresStore({ url: testDatabaseUrl, schema }) });
+    b = await startTestServer(timings, { store: await openPostgresStore({ url: testDatabaseUrl, schema }) });
+    ca = gatewayClients(a.url);
+    cb = gatewayClients(b.url);
+  });
+  after(async () => {
+    ca.close();
+    cb.close();
+    await a.close();
+    await b.close();
+    await dropSchema(schema);
+  });
+
+  const seqs = (events: readonly Event[]) => events.map((e) => e.sequence);
+  const gapFree = (list: readonly bigint[]) =>
+    list.every((s, i) => i === 0 || s === (list[i - 1] ?? 0n) + 1n);
+
+  it("events written through both reach watchers on both, in one order, gap-free", async () => {
+    const start = (await ca.api.listTasks({ limit: 1 })).sequence;
+    const n = 60;
+    const done = (evs: readonly Event[]) => evs.filter((e) => e.type === "task.submitted").length >= n;
+    const watchA = watchUntil(ca.api, { afterSequence: start }, done, 20_000);
+    const watchB = watchUntil(cb.api, { afterSequence: start }, done, 20_000);
+    await new Promise((r) => setTimeout(r, 100));
+    // Both replicas write at once, several calls in flight on each.
+    await Promise.all(
+      Array.from({ length: n }, (_, i) =>
+        (i % 2 === 0 ? ca : cb).api.submitTask({
+          taskId: `rep-${i}`,
+          type: "shell",
+          payload: { i: String(i) },
+        }),
+      ),
+    );
+    const [onA, onB] = await Promise.all([watchA, watchB]);
+    const listA = seqs(onA).slice(0, n);
+    const listB = seqs(onB).slice(0, n);
+    assert.deepEqual(listA, listB, "both replicas deliver the same sequence list");
+    assert.ok(gapFree(listA), `gap-free: ${listA.join(",")}`);
+    assert.equal(listA[0], start + 1n);
+    assert.equal(new Set(onA.slice(0, n).map((e) => e.taskId)).size, n, "every task's event once");
+  });
+
+  it("a watcher that resumes on the other replica continues exactly", async () => {
+    const start = (await ca.api.listTasks({ limit: 1 })).sequence;
+    for (let i = 0; i < 10; i++) await ca.api.submitTask({ taskId: `resume-${i}`, type: "shell" });
+    const first = await watchUntil(ca.api, { afterSequence: start }, (evs) => evs.length >= 5);
+    const last = first[4]?.sequence ?? 0n;
+    const rest = await watchUntil(cb.api, { afterSequence: last }, (evs) => evs.length >= 5);
+    assert.deepEqual(
+      [...seqs(first.slice(0, 5)), ...seqs(rest)],
+      Array.from({ length: 10 }, (_, i) => start + 1n + BigInt(i)),
+    );
+  });
+
+  it("a task submitted on A is handed to a daemon on B, once", async () => {
+    // The tasks of the tests before stay out of the way.
+    const pending = await ca.api.listTasks({ status: "PENDING", limit: 1000 });
+    for (const t of pending.tasks) await cb.api.cancelTask({ taskId: t.id, reason: "not this test's" });
+    const daemon = await TestDaemon.connect(b.url, { daemonId: "on-b", capacity: 4, heartbeatMs: 200 });
+    try {
+      const ids = ["cross-1", "cross-2", "cross-3"];
+      for (const taskId of ids) await ca.api.submitTask({ taskId, type: "shell" });
+      for (const taskId of ids) {
+        // The dispatcher's poll is 5 s here: within a second means the commit woke B.
+        await daemon.waitFor("task.assigned", (e) => e.data.task_id === taskId, 2000);
+        await daemon.ack("task.accepted", { task_id: taskId });
+        await daemon.ack("task.started", { task_id: taskId, pid: "1" });
+        await daemon.ack("task.completed", { task_id: taskId, exit_code: "0" });
+      }
+      for (const taskId of ids) {
+        const task = await waitForTask(ca.api, taskId, TaskStatus.COMPLETED);
+        assert.equal(task.attempts.length, 1, `${taskId} assigned once`);
+      }
+      // A cancel on A reaches the daemon on B.
+      await ca.api.submitTask({ taskId: "cross-cancel", type: "shell" });
+      await daemon.waitFor("task.assigned", (e) => e.data.task_id === "cross-cancel", 2000);
+      await daemon.ack("task.accepted", { task_id: "cross-cancel" });
+      await daemon.ack("task.started", { task_id: "cross-cancel", pid: "1" });
+      await waitForTask(ca.api, "cross-cancel", TaskStatus.RUNNING);
+      await ca.api.cancelTask({ taskId: "cross-cancel", reason: "from A" });
+      await daemon.waitFor("task.cancel", (e) => e.data.task_id === "cross-cancel", 2000);
+      await daemon.ack("task.canceled", { task_id: "cross-cancel" });
+      await waitForTask(cb.api, "cross-cancel", TaskStatus.CANCELED);
+    } finally {
+      daemon.close();
+      await daemon.ended;
+    }
+  });
+});
