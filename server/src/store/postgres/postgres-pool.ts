@@ -4,6 +4,7 @@
  * connection. Every statement is a named (prepared) one, parsed once per connection.
  */
 import pg from "pg";
+import { UnavailableError } from "../../domain/errors.js";
 import { pgTypes } from "./postgres-rows.js";
 
 /** How the pool connects. */
@@ -105,7 +106,9 @@ export function createPostgresDb(pool: pg.Pool, log: (err: Error) => void): Post
 
   const guard = <T>(run: () => Promise<T>): Promise<T> => {
     if (closed) return Promise.reject(new Error("store is closed"));
-    const p = run();
+    const p = run().catch((err: unknown) => {
+      throw unreachable(err) ?? err;
+    });
     inFlight.add(p);
     const forget = () => inFlight.delete(p);
     p.then(forget, forget);
@@ -152,4 +155,28 @@ export function createPostgresDb(pool: pg.Pool, log: (err: Error) => void): Post
       await pool.end();
     },
   };
+}
+
+/** SQLSTATE classes and codes that mean the server is gone or not taking work, not a bad call. */
+const unreachableStates = /^(08|57P0[1-3]|53300)/;
+
+/**
+ * The error a call gets while the database cannot be reached (down, restarting, network cut, no
+ * connection free in time): UNAVAILABLE with the cause, so clients retry and operators see why;
+ * undefined for any other error.
+ */
+export function unreachable(err: unknown): UnavailableError | undefined {
+  const e = err as { code?: unknown; message?: unknown } | undefined;
+  const code = typeof e?.code === "string" ? e.code : "";
+  const message = typeof e?.message === "string" ? e.message : String(err);
+  const network =
+    /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|EPIPE|ENOTFOUND|EAI_AGAIN)$/.test(code);
+  const driver =
+    /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|connection is closed/i.test(
+      message,
+    );
+  if (!network && !driver && !unreachableStates.test(code)) return undefined;
+  return new UnavailableError(
+    `the database is unreachable (${code ? `${code}: ` : ""}${message}); retry shortly (a write cut off while committing may have been stored: retrying it with the same task_id is safe)`,
+  );
 }
