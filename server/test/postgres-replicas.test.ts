@@ -114,3 +114,40 @@ describe("two gateways on one PostgreSQL schema", () => {
     }
   });
 });
+
+describe("rate limits across gateways on one schema", () => {
+  const schema = freshSchemaName();
+  const servers: TestServer[] = [];
+  after(async () => {
+    for (const s of servers) await s.close();
+    await dropSchema(schema);
+  });
+
+  it("a client spreading calls over two gateways gets the configured burst in all, not twice", async () => {
+    const args = ["--auth", "on", "--rate-limits", "tasks:read=1/10"];
+    for (let i = 0; i < 2; i++) {
+      const store = await openPostgresStore({ url: testDatabaseUrl, schema });
+      servers.push(await startTestServer(args, { store }));
+    }
+    const [a, b] = servers as [TestServer, TestServer];
+    // The first gateway counted itself alone when it started; it learns of the second within a
+    // renewal (2 s). Wait for both to see two.
+    const key = b.adminKey;
+    const read = (s: TestServer) =>
+      fetch(`${s.url}/spage.api.SpageAPI/ListTasks`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${key}` },
+        body: "{}",
+      });
+    await new Promise((r) => setTimeout(r, 2500));
+    const codes: number[] = [];
+    for (let i = 0; i < 20; i++) codes.push((await read(i % 2 === 0 ? a : b)).status);
+    const allowed = codes.filter((c) => c === 200).length;
+    assert.ok(
+      allowed <= 12,
+      `at most the burst of 10 (plus refill) across both gateways, got ${allowed}: ${codes.join(",")}`,
+    );
+    assert.ok(allowed >= 8, `about the burst of 10 across both, got ${allowed}`);
+    assert.ok(codes.includes(429), "the rest is refused (resource_exhausted)");
+  });
+});

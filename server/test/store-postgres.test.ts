@@ -145,6 +145,28 @@ describe("PostgreSQL specifics", () => {
     }
   });
 
+  it("counts the gateways sharing a schema and gives a lease to one holder at a time", async () => {
+    await withStores(2, async ([a, b]) => {
+      assert.ok(a && b);
+      const since = () => new Date(Date.now() - 60_000);
+      assert.equal(await a.replicaSeen?.("gw-a", since()), 1);
+      assert.equal(await b.replicaSeen?.("gw-b", since()), 2);
+      assert.equal(await a.replicaSeen?.("gw-a", since()), 2, "renewing does not count twice");
+      assert.equal(
+        await a.replicaSeen?.("gw-a", new Date(Date.now() + 1000)),
+        1,
+        "others not seen since are gone",
+      );
+      const soon = new Date(Date.now() + 60_000);
+      assert.equal(await a.claimLease?.("sweeps", "gw-a", soon), true);
+      assert.equal(await b.claimLease?.("sweeps", "gw-b", soon), false, "held by gw-a");
+      assert.equal(await a.claimLease?.("sweeps", "gw-a", soon), true, "renewed by its holder");
+      assert.equal(await a.claimLease?.("sweeps", "gw-a", new Date(Date.now() - 1)), true);
+      assert.equal(await b.claimLease?.("sweeps", "gw-b", soon), true, "taken over once run out");
+      assert.equal(await a.claimLease?.("sweeps", "gw-a", soon), false);
+    });
+  });
+
   it("keeps gateways on different schemas of one database apart", async () => {
     await withStores(1, async ([first]) => {
       await withStores(1, async ([second]) => {

@@ -30,15 +30,34 @@ function waitMs(tokens: number, rate: Rate): number {
   return Math.ceil(((1 - tokens) / rate.perSecond) * 1000);
 }
 
-/** Token buckets keyed by string. */
+/**
+ * Token buckets keyed by string. With several gateways on one store each holds `share` of every
+ * rate (1 / the number of gateways), so a client spreading its calls over them gets the configured
+ * rate in all, not once per gateway.
+ */
 export class RateLimiter {
   private readonly buckets = new Map<string, Bucket>();
+  private shared = 1;
+  private scaled = new WeakMap<Rate, Rate>();
 
   constructor(private readonly now: () => number = () => performance.now()) {}
 
+  /** This gateway's share of every rate, above 0 and at most 1. */
+  get share(): number {
+    return this.shared;
+  }
+
+  set share(s: number) {
+    const next = Math.min(1, Math.max(0.001, s));
+    if (next === this.shared) return;
+    this.shared = next;
+    this.scaled = new WeakMap();
+  }
+
   /** Takes one token from `key`'s bucket: 0 when allowed, else milliseconds until one is available. */
-  take(key: string, rate: Rate): number {
-    if (rate.perSecond <= 0) return 0;
+  take(key: string, configured: Rate): number {
+    if (configured.perSecond <= 0) return 0;
+    const rate = this.ofShare(configured);
     const b = this.refill(key, rate);
     if (b.tokens >= 1) {
       b.tokens -= 1;
@@ -48,12 +67,24 @@ export class RateLimiter {
   }
 
   /** Milliseconds until `key` has a token (0: it has one now), without taking it. */
-  peek(key: string, rate: Rate): number {
-    if (rate.perSecond <= 0) return 0;
+  peek(key: string, configured: Rate): number {
+    if (configured.perSecond <= 0) return 0;
+    const rate = this.ofShare(configured);
     const b = this.buckets.get(key);
     if (!b) return 0;
     const tokens = level(b, rate, this.now());
     return tokens >= 1 ? 0 : waitMs(tokens, rate);
+  }
+
+  /** `rate` scaled to this gateway's share (a burst of at least one call). */
+  private ofShare(rate: Rate): Rate {
+    if (this.shared === 1) return rate;
+    let r = this.scaled.get(rate);
+    if (!r) {
+      r = { perSecond: rate.perSecond * this.shared, burst: Math.max(1, rate.burst * this.shared) };
+      this.scaled.set(rate, r);
+    }
+    return r;
   }
 
   /** Number of buckets held (for tests and metrics). */

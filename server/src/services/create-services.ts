@@ -2,6 +2,8 @@
  * Builds every service object of a gateway from its config and store, and starts and stops the
  * background parts (dispatcher, sweeper). Kept apart from app.ts so the HTTP wiring stays small.
  */
+import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
 import type { FastifyBaseLogger } from "fastify";
 import { type Authenticator, createAuthenticator } from "../auth/authenticator.js";
 import { RateLimiter, StreamCounter } from "../auth/rate-limiter.js";
@@ -18,9 +20,13 @@ import { Dispatcher } from "./dispatcher.js";
 import { createGatewayMetrics, type GatewayMetrics } from "./gateway-metrics.js";
 import { createHealthState, type HealthState } from "./health-state.js";
 import { PlayService } from "./play-service.js";
+import { ReplicaPresence } from "./replica-presence.js";
 import { TaskService } from "./task-service.js";
 import { startTaskSweeper, type TaskSweeper } from "./task-sweeper.js";
 import { TaskWriter } from "./task-writer.js";
+
+/** How often a gateway on a shared store renews its presence; one not renewed for 3 of these is gone. */
+const replicaRenewMs = 2000;
 
 /** How long expired session tokens are kept, and how often they are looked for. */
 const expiredSessionKeepMs = 24 * 3600 * 1000;
@@ -80,6 +86,20 @@ export function createServices(
   const limiter = new RateLimiter();
   const streams = new StreamCounter();
   const audit = createAuditLog(store);
+  // Several gateways on one store: each renews its presence, takes its share of every rate, and
+  // the task sweeps run on whichever gateway holds their lease.
+  const replicaId = `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
+  const replicas = store.replicaSeen
+    ? new ReplicaPresence(store, replicaId, limiter, log, replicaRenewMs)
+    : undefined;
+  const sweepLease =
+    store.claimLease &&
+    ((): Promise<boolean> =>
+      store.claimLease?.(
+        "task-sweeps",
+        replicaId,
+        new Date(Date.now() + Math.max(3 * config.sweepIntervalMs, 1500)),
+      ) ?? Promise.resolve(true));
   let sweeper: TaskSweeper | undefined;
   let sessionSweep: NodeJS.Timeout | undefined;
   const deps: ServiceDeps = {
@@ -118,7 +138,16 @@ export function createServices(
       await shared?.start();
       dispatcher.start();
       coreRuns.start();
-      sweeper = startTaskSweeper(tasks, daemonTasks, registry, coreRuns, log, config.sweepIntervalMs);
+      await replicas?.start();
+      sweeper = startTaskSweeper(
+        tasks,
+        daemonTasks,
+        registry,
+        coreRuns,
+        log,
+        config.sweepIntervalMs,
+        sweepLease,
+      );
       // Expired session tokens are kept a day (ValidateToken can still say when they expired),
       // then deleted, so the table does not grow with every Authenticate forever.
       sessionSweep = setInterval(() => {
@@ -130,6 +159,7 @@ export function createServices(
     },
     stop() {
       shared?.stop();
+      replicas?.stop();
       dispatcher.stop();
       coreRuns.stop();
       sweeper?.stop();

@@ -1,7 +1,9 @@
 /**
  * Periodic upkeep of tasks and daemons: timeouts (TIMED_OUT), unconfirmed cancels, tasks of daemons
  * that are gone (requeue, or LOST and the lost-task policy), core-only runs whose core is gone, and
- * local daemon streams whose lease ran out. Safe with several gateways on one store: every change is a conditional update.
+ * local daemon streams whose lease ran out. With several gateways on one store, the task stages run
+ * on the one holding the sweep lease (`claim`), and every change is a conditional update anyway;
+ * each gateway still watches its own daemon streams.
  */
 import type { FastifyBaseLogger } from "fastify";
 import { UnavailableError } from "../domain/errors.js";
@@ -25,6 +27,7 @@ export function startTaskSweeper(
   coreRuns: CoreRuns,
   log: FastifyBaseLogger,
   intervalMs: number,
+  claim?: () => Promise<boolean>,
 ): TaskSweeper {
   let running: Promise<void> | undefined;
   const once = async () => {
@@ -36,6 +39,7 @@ export function startTaskSweeper(
         session.end(new UnavailableError(`no heartbeat from daemon ${session.id} within its lease`));
       }
     }
+    if (claim && !(await claim())) return;
     // Each stage on its own: a failure in one must not hold up the others.
     const stage = async (name: string, run: () => Promise<number>) => {
       try {

@@ -265,6 +265,16 @@ export interface TaskStore {
    * table is the truth, a lost call only delays); returns a function that stops it.
    */
   watchCommits?(listener: () => void): () => void;
+  /**
+   * Records that gateway `id` runs now; returns how many gateways share the store (those seen
+   * since `liveSince`, this one included). Absent where one gateway has the store to itself.
+   */
+  replicaSeen?(id: string, liveSince: Date): Promise<number>;
+  /**
+   * Takes or renews the lease `name` for `holder` until `until`; true when `holder` holds it now
+   * (it was free, ran out, or was already its own). Absent where one gateway has the store to itself.
+   */
+  claimLease?(name: string, holder: string, until: Date): Promise<boolean>;
   /** Finishes pending writes and closes; the store is unusable afterwards. */
   close(): Promise<void>;
 }

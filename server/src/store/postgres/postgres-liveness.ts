@@ -36,6 +36,16 @@ const sql = {
      last_seen = excluded.last_seen, disconnected_at = NULL`,
   daemonSeen: "UPDATE daemons SET last_seen = $1 WHERE id = $2",
   daemonGone: "UPDATE daemons SET connected = false, disconnected_at = $1, last_seen = $1 WHERE id = $2",
+  replicaSeen: `WITH seen AS (
+     INSERT INTO gateways (id, seen_at) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at
+     RETURNING id),
+   gone AS (DELETE FROM gateways WHERE seen_at < $4 RETURNING id)
+   SELECT (SELECT count(*) FROM gateways WHERE seen_at >= $3 AND id <> $1)::int + (SELECT count(*) FROM seen)::int AS n`,
+  // Taken when free or run out, renewed by its holder; the answer says who holds it now.
+  claimLease: `INSERT INTO leases (name, holder, until) VALUES ($1, $2, $3)
+   ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until
+     WHERE leases.holder = excluded.holder OR leases.until < $4
+   RETURNING holder`,
   daemons: `SELECT id, hostname, version, capacity, labels, connected, connected_at, last_seen, disconnected_at
    FROM daemons WHERE connected OR ($1 AND last_seen >= $2) ORDER BY connected DESC, id`,
 };
@@ -51,6 +61,8 @@ export type PostgresLivenessMethods = Pick<
   | "daemonSeen"
   | "daemonDisconnected"
   | "listDaemons"
+  | "replicaSeen"
+  | "claimLease"
 >;
 
 /** Creates the liveness methods on an open, migrated database. */
@@ -111,6 +123,22 @@ export function createPostgresLiveness(db: PostgresDb): PostgresLivenessMethods 
     daemonSeen: (id) => run(sql.daemonSeen, [Date.now(), id]),
 
     daemonDisconnected: (id) => run(sql.daemonGone, [Date.now(), id]),
+
+    async replicaSeen(id, liveSince) {
+      const now = Date.now();
+      // Rows of gateways gone for an hour are dropped on the way.
+      const res = await db.pool.query<{ n: number }>(
+        named(sql.replicaSeen, [id, now, liveSince.getTime(), now - 3_600_000]),
+      );
+      return Math.max(1, res.rows[0]?.n ?? 1);
+    },
+
+    async claimLease(name, holder, until) {
+      const res = await db.pool.query<{ holder: string }>(
+        named(sql.claimLease, [name, holder, until.getTime(), Date.now()]),
+      );
+      return res.rows[0]?.holder === holder;
+    },
 
     async listDaemons(includeDisconnected, seenSince) {
       const rows = (
