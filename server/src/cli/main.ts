@@ -11,6 +11,7 @@ import { agentCommand } from "./agent-command.js";
 import { auditCommand } from "./audit-commands.js";
 import { UsageError } from "./cli-args.js";
 import { keysCommand } from "./key-commands.js";
+import { storeCommand } from "./store-command.js";
 import { cancelCommand, getCommand, listCommand, submitCommand } from "./task-commands.js";
 import { commandUsage, overviewUsage, wantsHelp } from "./usage.js";
 import { watchCommand } from "./watch-command.js";
@@ -55,6 +56,8 @@ export async function main(argv: readonly string[]): Promise<number> {
         return await keysCommand(rest, out);
       case "audit":
         return await auditCommand(rest, out, err);
+      case "store":
+        return await storeCommand(rest, out, err);
       case "agent":
         process.once("SIGINT", onSignal);
         process.once("SIGTERM", onSignal);

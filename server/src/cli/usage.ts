@@ -31,6 +31,15 @@ and names the first broken record when one was altered, removed or inserted. Rec
 end leave no broken link: compare the last hash it prints with one kept elsewhere.
 ${store}`;
 
+/** `store`: moving a store. */
+export const storeUsage = `Usage: spage-gateway store copy --from PATH --to postgres://... [--schema NAME]
+
+Copies a SQLite store (the spage.db file, or the --data-dir holding it) into an empty PostgreSQL
+schema (default public; SPAGE_DATABASE_URL and SPAGE_DATABASE_SCHEMA give the defaults): every task,
+event, daemon, key, session and audit record, with the same ids and sequences, in one transaction.
+The audit chain is verified before anything is committed. Stop the gateway first; then start it
+with --database-url and --database-schema.`;
+
 /** Usage of each command, by name. */
 export const commandUsage: Readonly<Record<string, string>> = {
   agent: `Usage: spage-gateway agent [--capacity N] [--labels k=v,...] [--daemon-id ID] [--command TEMPLATE]
@@ -108,6 +117,7 @@ Follows events live, like tail -f, and resumes after reconnects.
 ${client}`,
   keys: keysUsage,
   audit: auditUsage,
+  store: storeUsage,
 };
 
 /** `spage-gateway --help`. */
@@ -123,6 +133,7 @@ Commands:
   cancel ID cancel a task [--reason TEXT]
   watch     follow events live: [--task ID] [--type T ...] [--after SEQ] [--until-end]
   keys      API keys: create --name N --scopes a,b [--quiet] | list [--all] | revoke ID
+  store     copy --from DATA_DIR --to postgres://... [--schema S]: move a SQLite store to PostgreSQL
   audit     the audit log: list [--after SEQ] [--principal P] [--task ID] | verify
             (keys and audit work on the store with --data-dir DIR or --database-url URL,
             or through the gateway)
