@@ -6,10 +6,12 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import pg from "pg";
 import type { Event } from "../../gen/spage/core/common_pb.js";
 import { TaskPriority, TaskStatus } from "../../gen/spage/core/common_pb.js";
 import { ChainVerifier } from "../src/domain/audit-chain.js";
 import type { GatewayStore } from "../src/store/gateway-store.js";
+import { appendEventRows } from "../src/store/postgres/postgres-events.js";
 import { loadPostgresMigrations } from "../src/store/postgres/postgres-migrate.js";
 import { openPostgresStore, type PostgresStoreLog } from "../src/store/postgres/postgres-store.js";
 import type { NewTask } from "../src/store/task-store.js";
@@ -164,6 +166,67 @@ describe("PostgreSQL specifics", () => {
       assert.equal(await a.claimLease?.("sweeps", "gw-a", new Date(Date.now() - 1)), true);
       assert.equal(await b.claimLease?.("sweeps", "gw-b", soon), true, "taken over once run out");
       assert.equal(await a.claimLease?.("sweeps", "gw-a", soon), false);
+    });
+  });
+
+  it("a writer that commits late: a plain PostgreSQL sequence loses its event for a reader, the store's numbering does not", async () => {
+    await withStores(1, async ([store], schema) => {
+      assert.ok(store);
+      const client = async () => {
+        const c = new pg.Client({ connectionString: testDatabaseUrl, options: `-c search_path=${schema}` });
+        await c.connect();
+        return c;
+      };
+      const [slow, fast, reader] = [await client(), await client(), await client()];
+      try {
+        // Without the fix: sequence values come from a plain sequence, taken before commit.
+        await reader.query("CREATE TABLE naive_events (sequence BIGSERIAL PRIMARY KEY, what TEXT NOT NULL)");
+        await slow.query("BEGIN");
+        await slow.query("INSERT INTO naive_events (what) VALUES ('slow')"); // takes 1, commits late
+        await fast.query("INSERT INTO naive_events (what) VALUES ('fast')"); // takes 2, commits now
+        let cursor = 0;
+        const seen: string[] = [];
+        const follow = async () => {
+          const rows = (
+            await reader.query(
+              "SELECT sequence, what FROM naive_events WHERE sequence > $1 ORDER BY sequence",
+              [cursor],
+            )
+          ).rows as { sequence: string; what: string }[];
+          for (const r of rows) {
+            seen.push(r.what);
+            cursor = Number(r.sequence);
+          }
+        };
+        await follow();
+        await slow.query("COMMIT");
+        await follow();
+        assert.deepEqual(seen, ["fast"], "the reader moved past 1 before it committed and never sees it");
+
+        // The store: the slow writer holds the counter until it commits, the fast one waits for it.
+        const now = Date.now();
+        await slow.query("BEGIN");
+        await appendEventRows(slow, [{ type: "slow", taskId: "", data: {} }], now);
+        const fastDone = store.appendEvents([{ type: "fast", taskId: "", data: {} }]);
+        await new Promise((r) => setTimeout(r, 200));
+        const early = await store.readEvents({ afterSequence: 0n, limit: 10 });
+        assert.deepEqual(
+          early.map((e) => e.type),
+          [],
+          "nothing is visible before the first writer commits",
+        );
+        await slow.query("COMMIT");
+        await fastDone;
+        const events = await store.readEvents({ afterSequence: 0n, limit: 10 });
+        assert.deepEqual(
+          events.map((e) => `${e.sequence} ${e.type}`),
+          ["1 slow", "2 fast"],
+          "commit order is sequence order",
+        );
+      } finally {
+        await slow.query("ROLLBACK").catch(() => {});
+        for (const c of [slow, fast, reader]) await c.end();
+      }
     });
   });
 
