@@ -113,6 +113,17 @@ describe("dispatch to daemons", () => {
       }
     }));
 
+  it("a backlog of tasks no daemon can take does not starve a task one can", async () =>
+    withGateway(fastTimings, async ({ api, daemons }) => {
+      // More tasks for a zone nobody serves than one round first looks at, then one for anyone.
+      for (let i = 0; i < 60; i++)
+        await submit(api, { taskId: `nobody-${i}`, payload: { target_labels: "zone=nowhere" } });
+      const plain = await submit(api, { taskId: "behind-the-backlog" });
+      const d = await daemons.connect({ daemonId: "anyone", capacity: 1, heartbeatMs: 100 });
+      const got = await d.waitFor("task.assigned", () => true, 2000);
+      assert.equal(got.data.task_id, plain);
+    }));
+
   it("gives a labelled task only to a daemon with its labels, and nothing to a draining daemon", async () =>
     withGateway(fastTimings, async ({ api, daemons }) => {
       const drained = await daemons.connect({ daemonId: "drained", capacity: 0, heartbeatMs: 100 });

@@ -62,6 +62,15 @@ export function cancelEvent(taskId: string, reason: string, deadline?: Date): Ev
   });
 }
 
+/** Most queued tasks one dispatch round looks at. */
+const maxWindow = 1000;
+
+/** Whether any of `sessions` could take `rec` now. */
+function fits(rec: TaskRecord, sessions: readonly DaemonSession[]): boolean {
+  const wanted = parseLabels(rec.task.payload.target_labels);
+  return sessions.some((s) => !s.closed && s.free > 0 && s.matches(wanted) && !s.refuses(rec.task.id));
+}
+
 /** Dispatches tasks to this gateway's daemons. */
 export class Dispatcher {
   private scheduled = false;
@@ -156,7 +165,13 @@ export class Dispatcher {
     const sessions = this.registry.all().filter((s) => !s.closed && s.free > 0);
     const free = sessions.reduce((n, s) => n + s.free, 0);
     if (free === 0) return;
-    const queue = await this.store.pendingQueue(Math.min(1000, free * 4 + 16));
+    // A few candidates per free slot; when none of them fits a free daemon (tasks for labels no
+    // daemon here has sit in front), a wider window, so such a backlog does not starve the rest.
+    const small = Math.min(maxWindow, free * 4 + 16);
+    let queue = await this.store.pendingQueue(small);
+    if (queue.length === small && small < maxWindow && !queue.some((rec) => fits(rec, sessions))) {
+      queue = await this.store.pendingQueue(maxWindow);
+    }
     const claims: Promise<void>[] = [];
     for (const rec of queue) {
       const wanted = parseLabels(rec.task.payload.target_labels);
