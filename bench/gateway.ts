@@ -196,6 +196,10 @@ export interface GatewayOptions {
   readonly auth?: boolean;
   /** Default true; false starts it with `--no-fast-path` (Connect's handler serves every call). */
   readonly fastPath?: boolean;
+  /** PostgreSQL instead of a fresh SQLite data dir: the URL and schema (replicas share them). */
+  readonly database?: { readonly url: string; readonly schema: string };
+  /** The session token to use when this gateway prints no first admin key (a second replica). */
+  readonly token?: string;
 }
 
 /** Whether the gateway has the unary fast path (and so `--no-fast-path`). */
@@ -218,7 +222,9 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<ServerPro
     args.push("--no-fast-path");
   }
   let dataDir: string | undefined;
-  if (gatewayHasDataDir()) {
+  if (opts.database) {
+    args.push("--database-url", opts.database.url, "--database-schema", opts.database.schema);
+  } else if (gatewayHasDataDir()) {
     dataDir = mkdtempSync(join(tmpdir(), "spage-bench-"));
     args.push("--data-dir", dataDir);
   }
@@ -247,8 +253,8 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<ServerPro
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-  let token = "";
-  if (hasAuth && auth) {
+  let token = opts.token ?? "";
+  if (hasAuth && auth && !token) {
     const key = /spk_[0-9a-f]{16}_[A-Za-z0-9_-]{43}/.exec(logs.err())?.[0];
     const res = key
       ? await fetch(`${baseUrl}/spage.api.SpageAPI/Authenticate`, {

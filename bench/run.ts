@@ -13,6 +13,7 @@ import { checkFloors } from "./floors.js";
 import { loadCore, machineBusySeconds, pinSelf, stopAll, withGateway } from "./gateway.js";
 import { h2loadAvailable, h2loadMissing } from "./h2load.js";
 import { type MemoryResult, measureMemory } from "./memory.js";
+import { measurePostgres, type PostgresResult, renderPostgres } from "./postgres.js";
 import type { Protocol } from "./protocols.js";
 import { describeMachine, renderResults, writeBenchmarksMd } from "./report.js";
 import type { UnaryRow } from "./unary.js";
@@ -90,6 +91,10 @@ async function main(): Promise<number> {
   await phase("dispatch", async () => {
     dispatch = await withGateway((gw) => measureDispatch(gw));
   });
+  let postgres: PostgresResult | undefined;
+  await phase("PostgreSQL", async () => {
+    postgres = await measurePostgres();
+  });
   let dashboard: DashboardResult | undefined;
   await phase("dashboard", async () => {
     // Its own gateway: the dashboard must be built before the gateway starts.
@@ -114,6 +119,7 @@ async function main(): Promise<number> {
     renderWritePath(writePath).join("\n"),
     renderAuthCost(authCost).join("\n"),
     dispatch ? renderDispatch(dispatch).join("\n") : "",
+    postgres ? renderPostgres(postgres).join("\n") : "",
     dashboard ? renderDashboard(dashboard).join("\n") : "",
   ];
   const results = sections.filter((x) => x !== "").join("\n");
