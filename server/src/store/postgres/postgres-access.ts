@@ -4,11 +4,17 @@
  * through one gateway is what every gateway sharing the database reads next.
  */
 import type { AuditFields } from "../../domain/audit-chain.js";
-import { type AuditRow, rowToAudit } from "../access-rows.js";
+import {
+  type AuditRow,
+  type KeyRow,
+  rowToAudit,
+  rowToKey,
+  rowToSession,
+  type SessionRow,
+} from "../access-rows.js";
 import type { AccessStore, AuditQuery, SessionRecord } from "../access-store.js";
 import { appendAuditRows } from "./postgres-audit.js";
 import { named, namedArray, type PostgresDb } from "./postgres-pool.js";
-import { type KeyRow, rowToKey, rowToSession, type SessionRow } from "./postgres-rows.js";
 
 const keyColumns = "id, name, scopes, salt, hash, created_at, revoked_at, created_by";
 const auditColumns =

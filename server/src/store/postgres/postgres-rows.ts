@@ -5,7 +5,6 @@
  * arrives as a number, flags are BOOLEAN.
  */
 import pg from "pg";
-import type { ApiKeyRecord, SessionLookup } from "../access-store.js";
 import { rowToRecord, type TaskRow } from "../task-rows.js";
 import type { DaemonRecord, TaskRecord } from "../task-store.js";
 
@@ -60,61 +59,5 @@ export function rowToDaemon(row: DaemonRow): DaemonRecord {
     connectedAt: new Date(row.connected_at),
     lastSeen: new Date(row.last_seen),
     disconnectedAt: row.disconnected_at === null ? undefined : new Date(row.disconnected_at),
-  };
-}
-
-/** A row of the api_keys table. */
-export interface KeyRow {
-  id: string;
-  name: string;
-  scopes: string;
-  salt: string;
-  hash: string;
-  created_at: number;
-  revoked_at: number | null;
-  created_by: string;
-}
-
-/** Builds an ApiKeyRecord from a row; `revokedAt` is absent while the key is valid. */
-export function rowToKey(r: KeyRow): ApiKeyRecord {
-  return {
-    id: r.id,
-    name: r.name,
-    scopes: JSON.parse(r.scopes) as string[],
-    salt: r.salt,
-    hash: r.hash,
-    createdAt: new Date(r.created_at),
-    ...(r.revoked_at !== null ? { revokedAt: new Date(r.revoked_at) } : {}),
-    createdBy: r.created_by,
-  };
-}
-
-/** A row of the sessions table joined with its key's revocation. */
-export interface SessionRow {
-  id: string;
-  key_id: string;
-  client_id: string;
-  scopes: string;
-  salt: string;
-  hash: string;
-  created_at: number;
-  expires_at: number;
-  revoked_at: number | null;
-  key_revoked_at: number | null;
-}
-
-/** Builds a SessionLookup from a row; revocations are absent while unset. */
-export function rowToSession(r: SessionRow): SessionLookup {
-  return {
-    id: r.id,
-    keyId: r.key_id,
-    clientId: r.client_id,
-    scopes: JSON.parse(r.scopes) as string[],
-    salt: r.salt,
-    hash: r.hash,
-    createdAt: new Date(r.created_at),
-    expiresAt: new Date(r.expires_at),
-    ...(r.revoked_at !== null ? { revokedAt: new Date(r.revoked_at) } : {}),
-    ...(r.key_revoked_at !== null ? { keyRevokedAt: new Date(r.key_revoked_at) } : {}),
   };
 }
