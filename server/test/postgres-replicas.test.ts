@@ -150,4 +150,22 @@ describe("rate limits across gateways on one schema", () => {
     assert.ok(allowed >= 8, `about the burst of 10 across both, got ${allowed}`);
     assert.ok(codes.includes(429), "the rest is refused (resource_exhausted)");
   });
+
+  it("a key revoked through one gateway is refused by the other at once", async () => {
+    const [a, b] = servers as [TestServer, TestServer];
+    const call = (s: TestServer, method: string, body: object, token: string) =>
+      fetch(`${s.url}/spage.api.SpageAPI/${method}`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+        body: JSON.stringify(body),
+      });
+    const made = await call(a, "CreateApiKey", { name: "short-lived", scopes: ["tasks:write"] }, a.adminKey);
+    assert.equal(made.status, 200);
+    const { key, apiKey } = (await made.json()) as { key: { id: string }; apiKey: string };
+    assert.equal((await call(b, "ValidateToken", { token: apiKey }, apiKey)).status, 200, "valid on B");
+    assert.equal((await call(a, "RevokeApiKey", { id: key.id }, a.adminKey)).status, 200);
+    const refused = await call(b, "SubmitTask", { type: "shell" }, apiKey);
+    assert.equal(refused.status, 401, "refused on B right after the revocation on A");
+    assert.match(((await refused.json()) as { message: string }).message, /revoked/);
+  });
 });
