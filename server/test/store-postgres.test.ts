@@ -230,6 +230,35 @@ describe("PostgreSQL specifics", () => {
     });
   });
 
+  it("group-commits creations: repeats of an id in one batch and ids taken before are answered as repeats", async () => {
+    await withStores(1, async ([store]) => {
+      assert.ok(store);
+      await store.createTask(newTask("taken-before"), {
+        type: "task.submitted",
+        taskId: "taken-before",
+        data: {},
+      });
+      const ids = Array.from({ length: 10 }, (_, i) => `batch-${i}`);
+      const calls = [...ids, ...ids, ...ids, "taken-before"].map((id) =>
+        store.createTask(newTask(id), { type: "task.submitted", taskId: id, data: {} }),
+      );
+      const results = await Promise.all(calls);
+      for (const id of ids) {
+        const mine = results.filter((r) => r.record.task.id === id);
+        assert.equal(mine.filter((r) => r.created).length, 1, `${id} created once`);
+        assert.equal(new Set(mine.map((r) => r.record.position)).size, 1, `${id}: one record for all`);
+      }
+      assert.equal(results.at(-1)?.created, false, "an id taken before stays taken");
+      const events = await store.readEvents({ afterSequence: 0n, limit: 100 });
+      assert.deepEqual(
+        events.map((e) => e.sequence),
+        Array.from({ length: 11 }, (_, i) => BigInt(i + 1)),
+        "one event per created task, gap-free",
+      );
+      assert.equal(new Set(events.map((e) => e.taskId)).size, 11);
+    });
+  });
+
   it("keeps gateways on different schemas of one database apart", async () => {
     await withStores(1, async ([first]) => {
       await withStores(1, async ([second]) => {

@@ -12,15 +12,13 @@ import {
   attemptsToJson,
   type EventRow,
   hostsToJson,
-  type NewTaskColumns,
-  newTaskRecord,
   rowToEvent,
   stepsToJson,
   taskColumnCount,
   taskColumns,
 } from "../task-rows.js";
 import type { NewTask, TaskPatch, TaskQuery, TaskStore } from "../task-store.js";
-import { appendAuditRows } from "./postgres-audit.js";
+import { createTaskBatcher } from "./postgres-create-batch.js";
 import { appendEventRows } from "./postgres-events.js";
 import { named, namedArray, type PostgresDb } from "./postgres-pool.js";
 import { taskRecordOf } from "./postgres-rows.js";
@@ -73,62 +71,11 @@ export type PostgresTaskMethods = Pick<
 export function createPostgresTasks(db: PostgresDb): PostgresTaskMethods {
   const tasks = async (text: string, values: unknown[]) =>
     (await db.pool.query(namedArray(text, values))).rows.map(taskRecordOf);
+  const create = createTaskBatcher(db);
 
   return {
-    createTask(t: NewTask, event, audit?: AuditFields) {
-      return db.transaction(async (client) => {
-        const now = Date.now();
-        const columns: NewTaskColumns = {
-          id: t.id,
-          type: t.type,
-          priority: t.priority,
-          status: t.status,
-          payload: JSON.stringify(t.payload),
-          metadata: JSON.stringify(t.metadata),
-          request_hash: t.requestHash,
-          timeout_seconds: t.timeoutSeconds,
-          on_lost: t.onLost ?? "fail",
-          max_attempts: t.maxAttempts ?? 3,
-          origin: t.origin ?? "api",
-          owner: t.owner ?? "",
-          era: t.era ?? "",
-          now,
-        };
-        // A concurrent insert of the same id makes this wait for that transaction's end, then do
-        // nothing if it committed.
-        const inserted = await client.query<{ position: number }>(
-          named(sql.insertTask, [
-            columns.id,
-            columns.type,
-            columns.priority,
-            columns.status,
-            columns.payload,
-            columns.metadata,
-            columns.request_hash,
-            columns.timeout_seconds,
-            columns.on_lost,
-            columns.max_attempts,
-            columns.origin,
-            columns.owner,
-            columns.era,
-            now,
-          ]),
-        );
-        const position = inserted.rows[0]?.position;
-        if (position === undefined) {
-          // The id was taken: the stored task, untouched.
-          const row = (await client.query(namedArray(sql.taskById, [t.id]))).rows[0];
-          if (!row) throw new Error(`task ${t.id} vanished during insert`);
-          return { record: taskRecordOf(row), created: false, events: [] };
-        }
-        // The record as stored, built from what was inserted, as the SQLite store does.
-        const record = newTaskRecord(columns, t.payload, t.metadata, position);
-        // Lock order: the audit head, then the event counter (always last), in every transaction.
-        if (audit) await appendAuditRows(client, [audit]);
-        const events = await appendEventRows(client, [event], now);
-        return { record, created: true, events };
-      });
-    },
+    // Creations are group-committed: see postgres-create-batch.ts.
+    createTask: (t: NewTask, event, audit?: AuditFields) => create(t, event, audit),
 
     async getTask(id) {
       const row = (await db.pool.query(namedArray(sql.taskWithSequence, [id]))).rows[0];
