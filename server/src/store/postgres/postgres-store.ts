@@ -1,9 +1,9 @@
 /**
  * The shared GatewayStore: PostgreSQL through the `pg` driver, for several gateways on one database.
- * Opening connects, creates the schema if needed and migrates it (postgres-migrate.ts). There is no
- * group commit: every store call is one transaction on a pooled connection, committed before the
- * call resolves; concurrent calls run in parallel on the pool, so two calls in flight at once may
- * commit in either order. Event sequences are taken under a lock at commit, which serializes
+ * Opening connects, creates the schema if needed and migrates it (postgres-migrate.ts). Every store
+ * call is one transaction on a pooled connection, committed before the call resolves, except task
+ * creations, which are group-committed (postgres-create-batch.ts); concurrent calls run in parallel
+ * on the pool, so two calls in flight at once may commit in either order. Event sequences are taken under a lock at commit, which serializes
  * event-writing transactions (postgres-events.ts); the audit chain's head is locked by each append
  * (postgres-audit.ts).
  */

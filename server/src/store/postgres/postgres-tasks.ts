@@ -1,7 +1,8 @@
 /**
  * Tasks and their event log on PostgreSQL: creation, conditional updates, listings, event reads and
  * the queries the dispatcher and sweeps run. Every store call is one transaction on one pooled
- * connection (or one statement, which is its own transaction); a write that appends events takes
+ * connection (or one statement, which is its own transaction), creations one batch of several
+ * (postgres-create-batch.ts); a write that appends events takes
  * their sequence numbers as its last step (postgres-events.ts). Reads that return the last committed
  * sequence read it in the same statement as the rows, so both come from one snapshot.
  */
