@@ -20,7 +20,7 @@ import {
   SpageTaskSchema,
   type TaskProgressUpdate,
 } from "../../../gen/spage/core/play_pb.js";
-import { FailedPreconditionError } from "../domain/errors.js";
+import { FailedPreconditionError, NotFoundError } from "../domain/errors.js";
 import {
   applyStepUpdate,
   clipBytes,
@@ -39,8 +39,8 @@ import { statusName, terminalStates } from "../domain/task-state.js";
 import { checkReason, checkStringMap, checkTaskId, clip, Violations } from "../domain/task-validation.js";
 import type { NewEvent, TaskPatch, TaskRecord } from "../store/task-store.js";
 import type { AuditInWrite } from "./audit-log.js";
-import { statusChange } from "./status-change.js";
-import { playbookPayload, type TaskService } from "./task-service.js";
+import { chainChanges, statusChange } from "./status-change.js";
+import { nonEmpty, playbookPayload, type TaskService } from "./task-service.js";
 import type { Decision, TaskWriter } from "./task-writer.js";
 
 /** The fields of ExecutePlay and RegisterPlay. */
@@ -144,7 +144,6 @@ export class PlayService {
       v.add("status", "must be PENDING, RUNNING, COMPLETED, FAILED or CANCELED");
     }
     v.throwIfAny();
-    await this.ensure(u.playId, actor);
     const end = finalTaskStatusOf(u.status);
     const event: NewEvent = {
       type: "play.progress",
@@ -155,22 +154,12 @@ export class PlayService {
         error: clip(u.error, 4096),
       }),
     };
-    const res = await this.writer.mutate(u.playId, (rec) => {
+    const res = await this.mutatePlay(u.playId, actor, (rec) => {
       checkOwnerAccess(actor, rec.task, "report progress on");
       if (terminalStates.has(rec.task.status)) return { patch: {}, events: [event] };
-      const first = begin(rec);
       // The play's own update comes first in the log, then the state changes it caused.
-      if (end === undefined) return merge({ patch: {}, events: [event] }, first ?? { patch: {}, events: [] });
-      const now = first ? advanced(rec, first) : rec;
-      const steps = now.task.steps;
-      let error = "";
-      if (end === TaskStatus.FAILED) {
-        error = [u.error, failedStepsSummary(steps)].filter((x) => x !== "").join("; ") || "the play failed";
-      } else if (end === TaskStatus.CANCELED) {
-        error = u.error || now.task.error || "canceled";
-      }
-      const change = statusChange(now, end, error ? { error } : {}, endPatch(end, steps, error));
-      return merge({ patch: {}, events: [event] }, merge(first, change));
+      const change = end === undefined ? begin(rec) : endPlay(rec, end, u.error);
+      return merge({ patch: {}, events: [event] }, change ?? { patch: {}, events: [] });
     });
     return { ...res, note: "" };
   }
@@ -192,7 +181,6 @@ export class PlayService {
     }
     v.throwIfAny();
     if (!result) throw new Error("unreachable");
-    await this.ensure(u.playId, actor);
     const update = {
       number,
       name: clip(result.taskName || u.taskName, 512),
@@ -216,7 +204,7 @@ export class PlayService {
       }),
     };
     let note = "";
-    const res = await this.writer.mutate(u.playId, (rec) => {
+    const res = await this.mutatePlay(u.playId, actor, (rec) => {
       checkOwnerAccess(actor, rec.task, "report progress on");
       const applied = applyStepUpdate(rec.task.steps, update);
       note = applied.full
@@ -254,28 +242,30 @@ export class PlayService {
           { play_id: input.playId, status: statusName(from) },
         );
       }
-      const first = begin(rec);
-      const now = first ? advanced(rec, first) : rec;
-      let error = "";
-      if (end === TaskStatus.FAILED) {
-        error =
-          [input.error, failedStepsSummary(now.task.steps)].filter((x) => x !== "").join("; ") ||
-          "the play failed";
-      } else if (end === TaskStatus.CANCELED) error = input.error || now.task.error || "canceled";
-      const change = statusChange(now, end, error ? { error } : {}, endPatch(end, now.task.steps, error));
-      return merge(first, change);
+      return endPlay(rec, end, input.error);
     });
     return record.task;
   }
 
-  /** Creates the task of a play the gateway first hears of from its updates (a core's own run). */
-  private async ensure(playId: string, actor?: Actor): Promise<void> {
-    const { record } = await this.writer.store.getTask(playId);
-    if (record) return;
+  /**
+   * Applies `decide` to a play's task; a play the gateway first hears of from its updates (a core's
+   * own run) is created first, then decided on.
+   */
+  private async mutatePlay(
+    playId: string,
+    actor: Actor | undefined,
+    decide: (rec: TaskRecord) => Decision,
+  ): Promise<{ record: TaskRecord; events: Event[] }> {
+    try {
+      return await this.writer.mutate(playId, decide);
+    } catch (err) {
+      if (!(err instanceof NotFoundError)) throw err;
+    }
     await this.tasks.registerNew(
       { taskId: playId, playbook: "", inventory: "", variables: {}, engine: "", metadata: {}, era: "play" },
       actor,
     );
+    return this.writer.mutate(playId, decide);
   }
 }
 
@@ -286,18 +276,26 @@ function begin(rec: TaskRecord): Decision {
   return statusChange(rec, TaskStatus.RUNNING, {});
 }
 
-/** `rec` as `first` leaves it, for deciding a second change in the same write. */
-function advanced(rec: TaskRecord, first: NonNullable<Decision>): TaskRecord {
-  const p = first.patch;
-  return {
-    ...rec,
-    task: {
-      ...rec.task,
-      status: p.status ?? rec.task.status,
-      attempts: p.attempts ? [...p.attempts] : rec.task.attempts,
-      daemonId: p.daemonId ?? rec.task.daemonId,
-    },
-  };
+/**
+ * The change that ends a play as `end` (a waiting one passes through RUNNING in the same write),
+ * with its error: for FAILED the reported one, then each failed step; for CANCELED the reported
+ * one or the cancel reason.
+ */
+function endPlay(rec: TaskRecord, end: TaskStatus, reported: string): NonNullable<Decision> {
+  const steps = rec.task.steps;
+  let error = "";
+  if (end === TaskStatus.FAILED) {
+    error = [reported, failedStepsSummary(steps)].filter((x) => x !== "").join("; ") || "the play failed";
+  } else if (end === TaskStatus.CANCELED) {
+    error = reported || rec.task.error || "canceled";
+  }
+  const extra: Record<string, string> = error ? { error } : {};
+  const last = { to: end, extra, more: endPatch(end, steps, error) };
+  const s = rec.task.status;
+  if (s === TaskStatus.PENDING || s === TaskStatus.ASSIGNED) {
+    return chainChanges(rec, { to: TaskStatus.RUNNING }, last);
+  }
+  return statusChange(rec, last.to, last.extra, last.more);
 }
 
 /** What an explicit end sets besides the state: the error, the step counts, and progress. */
@@ -336,13 +334,6 @@ function playMetadata(input: PlayInput): Record<string, string> {
     bundle_id: input.bundleId,
     bundle_root_path: input.bundleRootPath,
   });
-}
-
-/** The entries of a map whose value is not empty. */
-function nonEmpty(map: Readonly<Record<string, string>>): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [k, val] of Object.entries(map)) if (val !== "") out[k] = val;
-  return out;
 }
 
 /** A task seen through the play era. */

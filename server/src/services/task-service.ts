@@ -549,7 +549,7 @@ function mergeRegistration(existing: TaskRecord, input: RegisterInput): TaskPatc
 }
 
 /** The entries of a map whose value is not empty. */
-function nonEmpty(map: Readonly<Record<string, string>>): Record<string, string> {
+export function nonEmpty(map: Readonly<Record<string, string>>): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, val] of Object.entries(map)) if (val !== "") out[k] = val;
   return out;
