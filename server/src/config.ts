@@ -9,6 +9,7 @@ import type { AccessPolicy, AnonymousExecution } from "./auth/access-policy.js";
 import type { Rate } from "./auth/rate-limiter.js";
 import { allScopes, type Scope } from "./auth/scopes.js";
 import { parseProxyEntry } from "./http/client-address.js";
+import { isPostgresUrl, isSchemaName } from "./store/postgres/postgres-store.js";
 
 /** The parsed configuration of `spage-gateway serve`. */
 export interface GatewayConfig {
@@ -483,13 +484,13 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pr
 
 function databaseOf(str: (flag: string) => string, int: (flag: string) => number): GatewayConfig["database"] {
   const url = str("database-url");
-  if (url !== "" && !/^postgres(ql)?:\/\//.test(url)) {
+  if (url !== "" && !isPostgresUrl(url)) {
     throw new ConfigError(
       "invalid --database-url (env SPAGE_DATABASE_URL): expected postgres://user@host:port/database",
     );
   }
   const schema = str("database-schema");
-  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
+  if (!isSchemaName(schema)) {
     throw new ConfigError(
       `invalid --database-schema "${schema}" (env SPAGE_DATABASE_SCHEMA): lower-case letters, digits and _, starting with a letter or _`,
     );

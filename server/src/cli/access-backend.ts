@@ -16,7 +16,7 @@ import { auditToWire, keyToWire } from "../services/access-wire.js";
 import { createApiKey, revokeApiKey } from "../services/api-keys.js";
 import { createAuditLog } from "../services/audit-log.js";
 import type { GatewayStore } from "../store/gateway-store.js";
-import { openPostgresStore } from "../store/postgres/postgres-store.js";
+import { isPostgresUrl, openPostgresStore } from "../store/postgres/postgres-store.js";
 import { openSqliteStore } from "../store/sqlite/sqlite-store.js";
 import { type CommonFlags, UsageError } from "./cli-args.js";
 import { openClient } from "./gateway-client.js";
@@ -81,7 +81,7 @@ export async function openAccessBackend(
 
 async function openFlaggedStore(at: StoreFlags): Promise<GatewayStore> {
   if (at.databaseUrl !== undefined) {
-    if (!/^postgres(ql)?:\/\//.test(at.databaseUrl)) {
+    if (!isPostgresUrl(at.databaseUrl)) {
       throw new UsageError("--database-url must be postgres://user@host:port/database");
     }
     return openPostgresStore({ url: at.databaseUrl, schema: at.databaseSchema ?? "public", poolSize: 2 });

@@ -7,6 +7,7 @@ import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { CopyRefused, copySqliteToPostgres } from "../store/copy-to-postgres.js";
 import { redactUrl } from "../store/open-store.js";
+import { isPostgresUrl, isSchemaName } from "../store/postgres/postgres-store.js";
 import { parseCommand, UsageError } from "./cli-args.js";
 import { storeUsage } from "./usage.js";
 
@@ -34,10 +35,10 @@ export async function storeCommand(
   const schema = (v.schema as string | undefined) ?? process.env.SPAGE_DATABASE_SCHEMA ?? "public";
   if (!from)
     throw new UsageError("store copy needs --from (the SQLite spage.db, or the --data-dir holding it)");
-  if (!to || !/^postgres(ql)?:\/\//.test(to)) {
+  if (!to || !isPostgresUrl(to)) {
     throw new UsageError("store copy needs --to postgres://user@host:port/database (or SPAGE_DATABASE_URL)");
   }
-  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
+  if (!isSchemaName(schema)) {
     throw new UsageError(`invalid --schema "${schema}": lower-case letters, digits and _`);
   }
   const path = existsSync(from) && statSync(from).isDirectory() ? join(from, "spage.db") : from;

@@ -14,7 +14,7 @@ import {
   type TaskStep,
   TaskStepSchema,
 } from "../../../gen/spage/core/common_pb.js";
-import type { DaemonRecord, NewEvent, TaskRecord } from "./task-store.js";
+import type { DaemonRecord, NewEvent, NewTask, TaskRecord } from "./task-store.js";
 
 /** The columns of the tasks table, in the order every task read selects them. */
 const taskColumnNames = [
@@ -116,6 +116,26 @@ export interface NewTaskColumns {
   readonly era: string;
   /** created_at and updated_at. */
   readonly now: number;
+}
+
+/** The columns an insert of `t` at `now` sets (the schema's defaults filled in here). */
+export function newTaskColumns(t: NewTask, now: number): NewTaskColumns {
+  return {
+    id: t.id,
+    type: t.type,
+    priority: t.priority,
+    status: t.status,
+    payload: JSON.stringify(t.payload),
+    metadata: JSON.stringify(t.metadata),
+    request_hash: t.requestHash,
+    timeout_seconds: t.timeoutSeconds,
+    on_lost: t.onLost ?? "fail",
+    max_attempts: t.maxAttempts ?? 3,
+    origin: t.origin ?? "api",
+    owner: t.owner ?? "",
+    era: t.era ?? "",
+    now,
+  };
 }
 
 /**

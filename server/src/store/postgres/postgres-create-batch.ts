@@ -9,7 +9,7 @@
  */
 import type { Event } from "../../../../gen/spage/core/common_pb.js";
 import type { AuditFields } from "../../domain/audit-chain.js";
-import { type NewTaskColumns, newTaskRecord, taskColumns } from "../task-rows.js";
+import { type NewTaskColumns, newTaskColumns, newTaskRecord, taskColumns } from "../task-rows.js";
 import type { NewEvent, NewTask, TaskRecord } from "../task-store.js";
 import { appendAuditRows } from "./postgres-audit.js";
 import { appendEventRows } from "./postgres-events.js";
@@ -80,24 +80,7 @@ async function createAll(
   batch: Pending[],
 ): Promise<Created[]> {
   const now = Date.now();
-  const columns = batch.map(
-    (p): NewTaskColumns => ({
-      id: p.task.id,
-      type: p.task.type,
-      priority: p.task.priority,
-      status: p.task.status,
-      payload: JSON.stringify(p.task.payload),
-      metadata: JSON.stringify(p.task.metadata),
-      request_hash: p.task.requestHash,
-      timeout_seconds: p.task.timeoutSeconds,
-      on_lost: p.task.onLost ?? "fail",
-      max_attempts: p.task.maxAttempts ?? 3,
-      origin: p.task.origin ?? "api",
-      owner: p.task.owner ?? "",
-      era: p.task.era ?? "",
-      now,
-    }),
-  );
+  const columns = batch.map((p) => newTaskColumns(p.task, now));
   // One row per id (a repeat of an id in the batch is answered like a repeat after it).
   const firstOf = new Map<string, number>();
   columns.forEach((c, i) => {

@@ -37,7 +37,15 @@ export interface PostgresStoreOptions {
   readonly log?: PostgresStoreLog;
 }
 
-const schemaName = /^[a-z_][a-z0-9_]{0,62}$/;
+/** Whether `name` can be a schema of the store: a plain lower-case SQL identifier. */
+export function isSchemaName(name: string): boolean {
+  return /^[a-z_][a-z0-9_]{0,62}$/.test(name);
+}
+
+/** Whether `url` names a PostgreSQL database (`postgres://` or `postgresql://`). */
+export function isPostgresUrl(url: string): boolean {
+  return /^postgres(ql)?:\/\//.test(url);
+}
 
 /**
  * Opens the PostgreSQL store: connects, creates and migrates the schema (once, however many gateways
@@ -45,7 +53,7 @@ const schemaName = /^[a-z_][a-z0-9_]{0,62}$/;
  */
 export async function openPostgresStore(opts: PostgresStoreOptions): Promise<GatewayStore> {
   const schema = opts.schema ?? "public";
-  if (!schemaName.test(schema)) {
+  if (!isSchemaName(schema)) {
     throw new Error(
       `invalid PostgreSQL schema name ${JSON.stringify(schema)}: use lower-case letters, digits and _, not starting with a digit, at most 63 characters`,
     );

@@ -27,11 +27,6 @@ import { taskRecordOf } from "./postgres-rows.js";
 const activeStates = [TaskStatus.ASSIGNED, TaskStatus.RUNNING, TaskStatus.CANCELING].join(",");
 
 const sql = {
-  insertTask: `INSERT INTO tasks (id, type, priority, status, payload, metadata, request_hash, timeout_seconds, on_lost,
-                      max_attempts, origin, owner, era, created_at, updated_at)
-   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14)
-   ON CONFLICT (id) DO NOTHING
-   RETURNING position`,
   taskById: `SELECT ${taskColumns()} FROM tasks WHERE id = $1`,
   // The counter's row is always there: a missing task still returns the sequence.
   taskWithSequence: `SELECT ${taskColumns("t")}, c.last FROM event_counter c LEFT JOIN tasks t ON t.id = $1`,

@@ -18,6 +18,7 @@ import {
   type EventRow,
   hostsToJson,
   newEvent,
+  newTaskColumns,
   newTaskRecord,
   rowToDaemon,
   rowToEvent,
@@ -191,22 +192,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): GatewayStore {
     createTask(t: NewTask, event: NewEvent, audit?: AuditFields) {
       return writer.submit(() => {
         const now = Date.now();
-        const params = {
-          id: t.id,
-          type: t.type,
-          priority: t.priority,
-          status: t.status,
-          payload: JSON.stringify(t.payload),
-          metadata: JSON.stringify(t.metadata),
-          request_hash: t.requestHash,
-          timeout_seconds: t.timeoutSeconds,
-          on_lost: t.onLost ?? "fail",
-          max_attempts: t.maxAttempts ?? 3,
-          origin: t.origin ?? "api",
-          owner: t.owner ?? "",
-          era: t.era ?? "",
-          now,
-        };
+        const params = newTaskColumns(t, now);
         const info = stmt.insertTask.run(
           params.id,
           params.type,
