@@ -3,7 +3,13 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
-import { Code, type ContextValues, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import {
+  Code,
+  type ConnectError,
+  type ContextValues,
+  type HandlerContext,
+  type ServiceImpl,
+} from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { type ProgressUpdate, ProgressUpdateSchema, TaskStatus } from "../../../gen/spage/core/common_pb.js";
 import type { SpageExecution } from "../../../gen/spage/core/execution_pb.js";
@@ -23,6 +29,7 @@ import { clip } from "../domain/task-validation.js";
 import { drainThenAnswer } from "../events/drain-then-answer.js";
 import { watchPeerEnd } from "../http/peer-end.js";
 import { toConnectError } from "../interceptors/error-mapping.js";
+import type { TaskRecord } from "../store/task-store.js";
 import { actorOf } from "./actor.js";
 import type { AuditLog } from "./audit-log.js";
 import { type CoreRuns, type CoreStreamLink, isLiveCoreRun } from "./core-runs.js";
@@ -162,37 +169,11 @@ interface ProgressStream {
  * update refused because the run is someone else's is audited, once per run and stream.
  */
 async function acknowledge(stream: ProgressStream, update: ProgressUpdate): Promise<ProgressUpdate> {
-  const { tasks, metrics, link, actor } = stream;
-  try {
-    const { events, record } = await tasks.recordProgress(update, actor);
-    metrics.count("progress_updates_total");
-    if (isLiveCoreRun(record)) link.attach(record.task.id);
-    const last = events[events.length - 1];
-    const metadata: Record<string, string> = { ack: "true", sequence: String(last?.sequence ?? 0) };
-    let message = "ack";
-    const status = record.task.status;
-    if (terminalStates.has(status)) {
-      metrics.count("progress_updates_after_end_total");
-      metadata.run_over = "true";
-      metadata.status = statusName(status);
-      message = `run ${record.task.id} already ended as ${statusName(status)}; this update was stored as an event and changes nothing`;
-    } else if (status === TaskStatus.CANCELING) {
-      metadata.cancel_requested = "true";
-      message = `run ${record.task.id} is being canceled (${record.task.error || "canceled"}); stop the run`;
-    }
-    return create(ProgressUpdateSchema, {
-      taskId: update.taskId,
-      progress: update.progress,
-      message,
-      metadata,
-      timestamp: timestampNow(),
-    });
-  } catch (err) {
-    const ce = toConnectError(err);
-    if (ce.code === Code.Internal)
-      stream.values.get(kLog).error({ err, task: update.taskId }, "progress update failed");
-    metrics.count("progress_updates_rejected_total");
-    if (err instanceof PermissionDeniedError) await auditRefusal(stream, update.taskId, ce.rawMessage);
+  const res = await recordOrRefuse(stream, update.taskId, "progress_updates", () =>
+    stream.tasks.recordProgress(update, stream.actor),
+  );
+  if ("refused" in res) {
+    const ce = res.refused;
     return create(ProgressUpdateSchema, {
       taskId: update.taskId,
       progress: update.progress,
@@ -201,6 +182,27 @@ async function acknowledge(stream: ProgressStream, update: ProgressUpdate): Prom
       timestamp: timestampNow(),
     });
   }
+  const { events, record } = res;
+  const last = events[events.length - 1];
+  const metadata: Record<string, string> = { ack: "true", sequence: String(last?.sequence ?? 0) };
+  let message = "ack";
+  const status = record.task.status;
+  if (terminalStates.has(status)) {
+    stream.metrics.count("progress_updates_after_end_total");
+    metadata.run_over = "true";
+    metadata.status = statusName(status);
+    message = `run ${record.task.id} already ended as ${statusName(status)}; this update was stored as an event and changes nothing`;
+  } else if (status === TaskStatus.CANCELING) {
+    metadata.cancel_requested = "true";
+    message = `run ${record.task.id} is being canceled (${record.task.error || "canceled"}); stop the run`;
+  }
+  return create(ProgressUpdateSchema, {
+    taskId: update.taskId,
+    progress: update.progress,
+    message,
+    metadata,
+    timestamp: timestampNow(),
+  });
 }
 
 async function auditRefusal(stream: ProgressStream, taskId: string, message: string): Promise<void> {
@@ -243,7 +245,7 @@ async function acknowledgePlay(
   const res = await recordOrRefuse(stream, update.playId, "play_updates", () =>
     stream.plays.recordPlay(update, stream.actor),
   );
-  if ("refused" in res) return reply(0, "refused", res.refused);
+  if ("refused" in res) return reply(0, "refused", refusalText(res.refused));
   return reply(playStatusOf(res.record.task.status), ackText(res));
 }
 
@@ -273,18 +275,22 @@ async function acknowledgeStep(
   const res = await recordOrRefuse(stream, update.playId, "step_updates", () =>
     stream.plays.recordStep(update, stream.actor),
   );
-  if ("refused" in res) return reply(0, "refused", res.refused);
+  if ("refused" in res) return reply(0, "refused", refusalText(res.refused));
   const step = res.record.task.steps.find((s) => s.number === number);
   return reply(step?.status ?? 0, ackText(res));
 }
 
-/** Runs `record`, counting it; a refusal comes back as its message (audited when for ownership). */
-async function recordOrRefuse(
+/**
+ * Runs `record` for one update of a stream, counting it (`<counter>_total`, or `_rejected_total`)
+ * and attaching a core-only run to the stream; a refusal comes back as its error, audited when the
+ * run is someone else's, and logged when it is the gateway's own fault.
+ */
+async function recordOrRefuse<R extends { readonly record: TaskRecord }>(
   stream: ProgressStream,
   taskId: string,
   counter: string,
-  record: () => Promise<Recorded>,
-): Promise<Recorded | { refused: string }> {
+  record: () => Promise<R>,
+): Promise<R | { refused: ConnectError }> {
   try {
     const res = await record();
     stream.metrics.count(`${counter}_total`);
@@ -296,9 +302,12 @@ async function recordOrRefuse(
       stream.values.get(kLog).error({ err, task: taskId }, "progress update failed");
     stream.metrics.count(`${counter}_rejected_total`);
     if (err instanceof PermissionDeniedError) await auditRefusal(stream, taskId, ce.rawMessage);
-    return { refused: `${codeToString(ce.code)}: ${ce.rawMessage}` };
+    return { refused: ce };
   }
 }
+
+/** A refusal as a play-era reply's error: `<code>: <message>`. */
+const refusalText = (ce: ConnectError) => `${codeToString(ce.code)}: ${ce.rawMessage}`;
 
 /** The output of an acknowledgement: "ack", or why the update changed nothing. */
 function ackText(res: Recorded): string {
