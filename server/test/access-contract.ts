@@ -8,8 +8,16 @@ import { describe, it } from "node:test";
 import { type AuditFields, auditHash, ChainVerifier, genesisHash } from "../src/domain/audit-chain.js";
 import type { AccessStore, ApiKeyRecord, SessionRecord } from "../src/store/access-store.js";
 
-/** Opens a fresh, empty access store; `close` closes it and removes what it left behind. */
-export type OpenAccessStore = () => Promise<{ store: AccessStore; close(): Promise<void> }>;
+/**
+ * Opens a fresh, empty access store. `reopen` closes the store open now and opens the same storage
+ * again (as a restarted gateway would); `close` closes the store open last and removes what it
+ * left behind.
+ */
+export type OpenAccessStore = () => Promise<{
+  store: AccessStore;
+  reopen(): Promise<AccessStore>;
+  close(): Promise<void>;
+}>;
 
 const t0 = Date.parse("2030-01-01T00:00:00.000Z");
 const at = (offsetMs: number) => new Date(t0 + offsetMs);
@@ -288,5 +296,44 @@ export function accessStoreContract(name: string, open: OpenAccessStore): void {
         assert.deepEqual(await seq({ afterSequence: 0n, limit: 100, principal: "nobody" }), []);
       }),
     );
+
+    it("keeps keys, sessions, revocations and the audit chain across close and reopen", async () => {
+      const { store: first, reopen, close } = await open();
+      try {
+        const live = keyRecord("1111111111111111", { scopes: ["admin"] });
+        const gone = keyRecord("2222222222222222", { createdAt: new Date(live.createdAt.getTime() + 1) });
+        await first.createApiKey(live);
+        await first.createApiKey(gone);
+        const session = sessionRecord("s-live", live.id);
+        await first.createSession(session);
+        await first.createSession(sessionRecord("s-gone", gone.id));
+        const revokedAt = new Date(live.createdAt.getTime() + 10);
+        await first.revokeApiKey(gone.id, revokedAt);
+        const before = await first.appendAudit([auditFields(1), auditFields(2), auditFields(3)]);
+
+        const second = await reopen();
+        assert.equal(await second.countApiKeys(), 2);
+        assert.deepEqual(await second.getApiKey(live.id), live);
+        assert.deepEqual(
+          (await second.listApiKeys(false)).map((k) => k.id),
+          [live.id],
+        );
+        assert.deepEqual((await second.getApiKey(gone.id))?.revokedAt, revokedAt);
+        assert.deepEqual(await second.getSession("s-live"), session);
+        assert.deepEqual((await second.getSession("s-gone"))?.keyRevokedAt, revokedAt);
+
+        // The chain goes on from the last stored record, not from the genesis hash again.
+        const [next] = await second.appendAudit([auditFields(4)]);
+        assert.equal(next?.sequence, 4n);
+        assert.equal(next?.prevHash, before[2]?.hash);
+        const all = await second.listAudit({ afterSequence: 0n, limit: 100 });
+        assert.deepEqual(all.slice(0, 3), before);
+        const v = new ChainVerifier();
+        for (const r of all) assert.ok(v.add(r), v.broken?.reason);
+        assert.equal(v.checked, 4);
+      } finally {
+        await close();
+      }
+    });
   });
 }

@@ -1,8 +1,7 @@
 /**
  * Runs the AccessStore contract on the PostgreSQL backend, each test in a fresh schema of the local
- * server, plus what sharing one database across gateways must give: everything survives a close and
- * reopen, a revocation through one store is what another reads next, and writers on two stores
- * extend one audit chain.
+ * server, plus what sharing one database across gateways must give: a revocation through one store
+ * is what another reads next, and writers on two stores extend one audit chain.
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
@@ -15,9 +14,14 @@ import { dropSchema, freshSchemaName, testDatabaseUrl } from "./helpers/postgres
 
 accessStoreContract("postgres", async () => {
   const schema = freshSchemaName();
-  const store = await openPostgresStore({ url: testDatabaseUrl, schema });
+  let store = await openPostgresStore({ url: testDatabaseUrl, schema });
   return {
     store,
+    async reopen() {
+      await store.close();
+      store = await openPostgresStore({ url: testDatabaseUrl, schema });
+      return store;
+    },
     async close() {
       await store.close();
       await dropSchema(schema);
@@ -39,51 +43,6 @@ async function withTwoStores(fn: (a: GatewayStore, b: GatewayStore) => Promise<v
 }
 
 describe("PostgreSQL access store", () => {
-  it("keeps keys, sessions, revocations and the audit chain across close and reopen", async () => {
-    const schema = freshSchemaName();
-    try {
-      const first = await openPostgresStore({ url: testDatabaseUrl, schema });
-      const live = keyRecord("1111111111111111", { scopes: ["admin"] });
-      const gone = keyRecord("2222222222222222", { createdAt: new Date(live.createdAt.getTime() + 1) });
-      await first.createApiKey(live);
-      await first.createApiKey(gone);
-      const session = sessionRecord("s-live", live.id);
-      await first.createSession(session);
-      await first.createSession(sessionRecord("s-gone", gone.id));
-      const revokedAt = new Date(live.createdAt.getTime() + 10);
-      await first.revokeApiKey(gone.id, revokedAt);
-      const before = await first.appendAudit([auditFields(1), auditFields(2), auditFields(3)]);
-      await first.close();
-
-      const second = await openPostgresStore({ url: testDatabaseUrl, schema });
-      try {
-        assert.equal(await second.countApiKeys(), 2);
-        assert.deepEqual(await second.getApiKey(live.id), live);
-        assert.deepEqual(
-          (await second.listApiKeys(false)).map((k) => k.id),
-          [live.id],
-        );
-        assert.deepEqual((await second.getApiKey(gone.id))?.revokedAt, revokedAt);
-        assert.deepEqual(await second.getSession("s-live"), session);
-        assert.deepEqual((await second.getSession("s-gone"))?.keyRevokedAt, revokedAt);
-
-        // The chain goes on from the last stored record, not from the genesis hash again.
-        const [next] = await second.appendAudit([auditFields(4)]);
-        assert.equal(next?.sequence, 4n);
-        assert.equal(next?.prevHash, before[2]?.hash);
-        const all = await second.listAudit({ afterSequence: 0n, limit: 100 });
-        assert.deepEqual(all.slice(0, 3), before);
-        const v = new ChainVerifier();
-        for (const r of all) assert.ok(v.add(r), v.broken?.reason);
-        assert.equal(v.checked, 4);
-      } finally {
-        await second.close();
-      }
-    } finally {
-      await dropSchema(schema);
-    }
-  });
-
   it("answers revocation checks from what another store committed", async () => {
     await withTwoStores(async (a, b) => {
       await a.createApiKey(keyRecord("3333333333333333"));
