@@ -65,10 +65,15 @@ export function cancelEvent(taskId: string, reason: string, deadline?: Date): Ev
 /** Most queued tasks one dispatch round looks at. */
 const maxWindow = 1000;
 
+/** Whether daemon `s` can take `rec` now (`wanted`: the task's target labels). */
+function canTake(s: DaemonSession, rec: TaskRecord, wanted: Readonly<Record<string, string>>): boolean {
+  return !s.closed && s.free > 0 && s.matches(wanted) && !s.refuses(rec.task.id);
+}
+
 /** Whether any of `sessions` could take `rec` now. */
 function fits(rec: TaskRecord, sessions: readonly DaemonSession[]): boolean {
   const wanted = parseLabels(rec.task.payload.target_labels);
-  return sessions.some((s) => !s.closed && s.free > 0 && s.matches(wanted) && !s.refuses(rec.task.id));
+  return sessions.some((s) => canTake(s, rec, wanted));
 }
 
 /** Dispatches tasks to this gateway's daemons. */
@@ -177,7 +182,7 @@ export class Dispatcher {
       const wanted = parseLabels(rec.task.payload.target_labels);
       let best: DaemonSession | undefined;
       for (const s of sessions) {
-        if (s.closed || s.free <= 0 || !s.matches(wanted) || s.refuses(rec.task.id)) continue;
+        if (!canTake(s, rec, wanted)) continue;
         if (!best || s.free > best.free) best = s;
       }
       if (!best) continue;
