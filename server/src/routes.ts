@@ -20,6 +20,7 @@ import type { HealthState } from "./services/health-state.js";
 import type { PlayService } from "./services/play-service.js";
 import { createReflectionServices, reflectionServices } from "./services/reflection-service.js";
 import type { TaskService } from "./services/task-service.js";
+import type { WorkflowService } from "./services/workflow-service.js";
 import type { TaskStore } from "./store/task-store.js";
 
 /** Everything the services need. */
@@ -27,6 +28,7 @@ export interface ServiceDeps {
   readonly store: TaskStore;
   readonly bus: EventBus;
   readonly tasks: TaskService;
+  readonly workflows: WorkflowService;
   readonly plays: PlayService;
   readonly coreRuns: CoreRuns;
   readonly health: HealthState;

@@ -11,7 +11,7 @@ import type { EmptySchema, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_empty, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { CreateApiKeyRequestSchema, CreateApiKeyResponseSchema, ListApiKeysRequestSchema, ListApiKeysResponseSchema, ListAuditEventsRequestSchema, ListAuditEventsResponseSchema, RevokeApiKeyRequestSchema, RevokeApiKeyResponseSchema, RevokeTokenRequestSchema, RevokeTokenResponseSchema } from "./access_pb.js";
 import { file_spage_api_access } from "./access_pb.js";
-import type { Daemon, Error, EventSchema, HealthStatusSchema, MetricsSchema, Task, TaskPriority, TaskResultSchema } from "../core/common_pb.js";
+import type { Daemon, Error, EventSchema, HealthStatusSchema, MetricsSchema, Task, TaskPriority, TaskResultSchema, TaskStatus } from "../core/common_pb.js";
 import { file_spage_core_common } from "../core/common_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -19,7 +19,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file spage/api/tasks.proto.
  */
 export const file_spage_api_tasks: GenFile = /*@__PURE__*/
-  fileDesc("ChVzcGFnZS9hcGkvdGFza3MucHJvdG8SCXNwYWdlLmFwaSL5AgoRU3VibWl0VGFza1JlcXVlc3QSDwoHdGFza19pZBgBIAEoCRIMCgR0eXBlGAIgASgJEioKCHByaW9yaXR5GAMgASgOMhguc3BhZ2UuY29yZS5UYXNrUHJpb3JpdHkSOgoHcGF5bG9hZBgEIAMoCzIpLnNwYWdlLmFwaS5TdWJtaXRUYXNrUmVxdWVzdC5QYXlsb2FkRW50cnkSPAoIbWV0YWRhdGEYBSADKAsyKi5zcGFnZS5hcGkuU3VibWl0VGFza1JlcXVlc3QuTWV0YWRhdGFFbnRyeRIXCg90aW1lb3V0X3NlY29uZHMYBiABKAUSDwoHb25fbG9zdBgHIAEoCRIUCgxtYXhfYXR0ZW1wdHMYCCABKAUaLgoMUGF5bG9hZEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIlgKElN1Ym1pdFRhc2tSZXNwb25zZRIPCgdzdWNjZXNzGAEgASgIEg8KB3Rhc2tfaWQYAiABKAkSIAoFZXJyb3IYAyABKAsyES5zcGFnZS5jb3JlLkVycm9yIicKFEdldFRhc2tTdGF0dXNSZXF1ZXN0Eg8KB3Rhc2tfaWQYASABKAkiawoVR2V0VGFza1N0YXR1c1Jlc3BvbnNlEh4KBHRhc2sYASABKAsyEC5zcGFnZS5jb3JlLlRhc2sSIAoFZXJyb3IYAiABKAsyES5zcGFnZS5jb3JlLkVycm9yEhAKCHNlcXVlbmNlGAMgASgEIjQKEUNhbmNlbFRhc2tSZXF1ZXN0Eg8KB3Rhc2tfaWQYASABKAkSDgoGcmVhc29uGAIgASgJIkcKEkNhbmNlbFRhc2tSZXNwb25zZRIPCgdzdWNjZXNzGAEgASgIEiAKBWVycm9yGAIgASgLMhEuc3BhZ2UuY29yZS5FcnJvciKuAgoQTGlzdFRhc2tzUmVxdWVzdBINCgVsaW1pdBgBIAEoBRIOCgZvZmZzZXQYAiABKAUSDgoGc3RhdHVzGAMgASgJEgwKBHR5cGUYBCABKAkSKgoIcHJpb3JpdHkYBSABKA4yGC5zcGFnZS5jb3JlLlRhc2tQcmlvcml0eRIxCg1jcmVhdGVkX2FmdGVyGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCg5jcmVhdGVkX2JlZm9yZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJaWRfcHJlZml4GAggASgJEiMKBW9yZGVyGAkgASgOMhQuc3BhZ2UuYXBpLkxpc3RPcmRlchISCgpwYWdlX3Rva2VuGAogASgJIpABChFMaXN0VGFza3NSZXNwb25zZRIfCgV0YXNrcxgBIAMoCzIQLnNwYWdlLmNvcmUuVGFzaxINCgV0b3RhbBgCIAEoBRIgCgVlcnJvchgDIAEoCzIRLnNwYWdlLmNvcmUuRXJyb3ISFwoPbmV4dF9wYWdlX3Rva2VuGAQgASgJEhAKCHNlcXVlbmNlGAUgASgEIpoBCgtBdXRoUmVxdWVzdBIPCgdhcGlfa2V5GAEgASgJEhEKCWNsaWVudF9pZBgCIAEoCRI2CghtZXRhZGF0YRgDIAMoCzIkLnNwYWdlLmFwaS5BdXRoUmVxdWVzdC5NZXRhZGF0YUVudHJ5Gi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASLXAQoMQXV0aFJlc3BvbnNlEg8KB3N1Y2Nlc3MYASABKAgSDQoFdG9rZW4YAiABKAkSEgoKZXhwaXJlc19hdBgDIAEoAxI9CgtwZXJtaXNzaW9ucxgEIAMoCzIoLnNwYWdlLmFwaS5BdXRoUmVzcG9uc2UuUGVybWlzc2lvbnNFbnRyeRIgCgVlcnJvchgFIAEoCzIRLnNwYWdlLmNvcmUuRXJyb3IaMgoQUGVybWlzc2lvbnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIiUKFFZhbGlkYXRlVG9rZW5SZXF1ZXN0Eg0KBXRva2VuGAEgASgJIusBChVWYWxpZGF0ZVRva2VuUmVzcG9uc2USDQoFdmFsaWQYASABKAgSEQoJY2xpZW50X2lkGAIgASgJEkYKC3Blcm1pc3Npb25zGAMgAygLMjEuc3BhZ2UuYXBpLlZhbGlkYXRlVG9rZW5SZXNwb25zZS5QZXJtaXNzaW9uc0VudHJ5EhIKCmV4cGlyZXNfYXQYBCABKAMSIAoFZXJyb3IYBSABKAsyES5zcGFnZS5jb3JlLkVycm9yGjIKEFBlcm1pc3Npb25zRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJMChJXYXRjaEV2ZW50c1JlcXVlc3QSDwoHdGFza19pZBgBIAEoCRINCgV0eXBlcxgCIAMoCRIWCg5hZnRlcl9zZXF1ZW5jZRgDIAEoBCJdChhSZXBvcnRUYXNrUmVzdWx0UmVzcG9uc2USDwoHc3VjY2VzcxgBIAEoCBIeCgR0YXNrGAIgASgLMhAuc3BhZ2UuY29yZS5UYXNrEhAKCHNlcXVlbmNlGAMgASgEIjIKEkxpc3REYWVtb25zUmVxdWVzdBIcChRpbmNsdWRlX2Rpc2Nvbm5lY3RlZBgBIAEoCCI6ChNMaXN0RGFlbW9uc1Jlc3BvbnNlEiMKB2RhZW1vbnMYASADKAsyEi5zcGFnZS5jb3JlLkRhZW1vbiphCglMaXN0T3JkZXISGgoWTElTVF9PUkRFUl9VTlNQRUNJRklFRBAAEhsKF0xJU1RfT1JERVJfTkVXRVNUX0ZJUlNUEAESGwoXTElTVF9PUkRFUl9PTERFU1RfRklSU1QQAjKBCgoIU3BhZ2VBUEkSSQoKU3VibWl0VGFzaxIcLnNwYWdlLmFwaS5TdWJtaXRUYXNrUmVxdWVzdBodLnNwYWdlLmFwaS5TdWJtaXRUYXNrUmVzcG9uc2USUgoNR2V0VGFza1N0YXR1cxIfLnNwYWdlLmFwaS5HZXRUYXNrU3RhdHVzUmVxdWVzdBogLnNwYWdlLmFwaS5HZXRUYXNrU3RhdHVzUmVzcG9uc2USSQoKQ2FuY2VsVGFzaxIcLnNwYWdlLmFwaS5DYW5jZWxUYXNrUmVxdWVzdBodLnNwYWdlLmFwaS5DYW5jZWxUYXNrUmVzcG9uc2USRgoJTGlzdFRhc2tzEhsuc3BhZ2UuYXBpLkxpc3RUYXNrc1JlcXVlc3QaHC5zcGFnZS5hcGkuTGlzdFRhc2tzUmVzcG9uc2USOAoMU3RyZWFtRXZlbnRzEhEuc3BhZ2UuY29yZS5FdmVudBoRLnNwYWdlLmNvcmUuRXZlbnQoATABEj8KDEF1dGhlbnRpY2F0ZRIWLnNwYWdlLmFwaS5BdXRoUmVxdWVzdBoXLnNwYWdlLmFwaS5BdXRoUmVzcG9uc2USUgoNVmFsaWRhdGVUb2tlbhIfLnNwYWdlLmFwaS5WYWxpZGF0ZVRva2VuUmVxdWVzdBogLnNwYWdlLmFwaS5WYWxpZGF0ZVRva2VuUmVzcG9uc2USPwoLSGVhbHRoQ2hlY2sSFi5nb29nbGUucHJvdG9idWYuRW1wdHkaGC5zcGFnZS5jb3JlLkhlYWx0aFN0YXR1cxI5CgpHZXRNZXRyaWNzEhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5GhMuc3BhZ2UuY29yZS5NZXRyaWNzEkEKC1dhdGNoRXZlbnRzEh0uc3BhZ2UuYXBpLldhdGNoRXZlbnRzUmVxdWVzdBoRLnNwYWdlLmNvcmUuRXZlbnQwARJPChBSZXBvcnRUYXNrUmVzdWx0EhYuc3BhZ2UuY29yZS5UYXNrUmVzdWx0GiMuc3BhZ2UuYXBpLlJlcG9ydFRhc2tSZXN1bHRSZXNwb25zZRJMCgtMaXN0RGFlbW9ucxIdLnNwYWdlLmFwaS5MaXN0RGFlbW9uc1JlcXVlc3QaHi5zcGFnZS5hcGkuTGlzdERhZW1vbnNSZXNwb25zZRJPCgxDcmVhdGVBcGlLZXkSHi5zcGFnZS5hcGkuQ3JlYXRlQXBpS2V5UmVxdWVzdBofLnNwYWdlLmFwaS5DcmVhdGVBcGlLZXlSZXNwb25zZRJMCgtMaXN0QXBpS2V5cxIdLnNwYWdlLmFwaS5MaXN0QXBpS2V5c1JlcXVlc3QaHi5zcGFnZS5hcGkuTGlzdEFwaUtleXNSZXNwb25zZRJPCgxSZXZva2VBcGlLZXkSHi5zcGFnZS5hcGkuUmV2b2tlQXBpS2V5UmVxdWVzdBofLnNwYWdlLmFwaS5SZXZva2VBcGlLZXlSZXNwb25zZRJMCgtSZXZva2VUb2tlbhIdLnNwYWdlLmFwaS5SZXZva2VUb2tlblJlcXVlc3QaHi5zcGFnZS5hcGkuUmV2b2tlVG9rZW5SZXNwb25zZRJYCg9MaXN0QXVkaXRFdmVudHMSIS5zcGFnZS5hcGkuTGlzdEF1ZGl0RXZlbnRzUmVxdWVzdBoiLnNwYWdlLmFwaS5MaXN0QXVkaXRFdmVudHNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_empty, file_google_protobuf_timestamp, file_spage_api_access, file_spage_core_common]);
+  fileDesc("ChVzcGFnZS9hcGkvdGFza3MucHJvdG8SCXNwYWdlLmFwaSKiAwoRU3VibWl0VGFza1JlcXVlc3QSDwoHdGFza19pZBgBIAEoCRIMCgR0eXBlGAIgASgJEioKCHByaW9yaXR5GAMgASgOMhguc3BhZ2UuY29yZS5UYXNrUHJpb3JpdHkSOgoHcGF5bG9hZBgEIAMoCzIpLnNwYWdlLmFwaS5TdWJtaXRUYXNrUmVxdWVzdC5QYXlsb2FkRW50cnkSPAoIbWV0YWRhdGEYBSADKAsyKi5zcGFnZS5hcGkuU3VibWl0VGFza1JlcXVlc3QuTWV0YWRhdGFFbnRyeRIXCg90aW1lb3V0X3NlY29uZHMYBiABKAUSDwoHb25fbG9zdBgHIAEoCRIUCgxtYXhfYXR0ZW1wdHMYCCABKAUSEgoKZGVwZW5kc19vbhgJIAMoCRITCgt3b3JrZmxvd19pZBgKIAEoCRouCgxQYXlsb2FkRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiWAoSU3VibWl0VGFza1Jlc3BvbnNlEg8KB3N1Y2Nlc3MYASABKAgSDwoHdGFza19pZBgCIAEoCRIgCgVlcnJvchgDIAEoCzIRLnNwYWdlLmNvcmUuRXJyb3IiJwoUR2V0VGFza1N0YXR1c1JlcXVlc3QSDwoHdGFza19pZBgBIAEoCSJrChVHZXRUYXNrU3RhdHVzUmVzcG9uc2USHgoEdGFzaxgBIAEoCzIQLnNwYWdlLmNvcmUuVGFzaxIgCgVlcnJvchgCIAEoCzIRLnNwYWdlLmNvcmUuRXJyb3ISEAoIc2VxdWVuY2UYAyABKAQiNAoRQ2FuY2VsVGFza1JlcXVlc3QSDwoHdGFza19pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiRwoSQ2FuY2VsVGFza1Jlc3BvbnNlEg8KB3N1Y2Nlc3MYASABKAgSIAoFZXJyb3IYAiABKAsyES5zcGFnZS5jb3JlLkVycm9yItICChBMaXN0VGFza3NSZXF1ZXN0Eg0KBWxpbWl0GAEgASgFEg4KBm9mZnNldBgCIAEoBRIOCgZzdGF0dXMYAyABKAkSDAoEdHlwZRgEIAEoCRIqCghwcmlvcml0eRgFIAEoDjIYLnNwYWdlLmNvcmUuVGFza1ByaW9yaXR5EjEKDWNyZWF0ZWRfYWZ0ZXIYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmNyZWF0ZWRfYmVmb3JlGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglpZF9wcmVmaXgYCCABKAkSIwoFb3JkZXIYCSABKA4yFC5zcGFnZS5hcGkuTGlzdE9yZGVyEhIKCnBhZ2VfdG9rZW4YCiABKAkSEwoLd29ya2Zsb3dfaWQYCyABKAkSDQoFbGFiZWwYDCABKAkikAEKEUxpc3RUYXNrc1Jlc3BvbnNlEh8KBXRhc2tzGAEgAygLMhAuc3BhZ2UuY29yZS5UYXNrEg0KBXRvdGFsGAIgASgFEiAKBWVycm9yGAMgASgLMhEuc3BhZ2UuY29yZS5FcnJvchIXCg9uZXh0X3BhZ2VfdG9rZW4YBCABKAkSEAoIc2VxdWVuY2UYBSABKAQimgEKC0F1dGhSZXF1ZXN0Eg8KB2FwaV9rZXkYASABKAkSEQoJY2xpZW50X2lkGAIgASgJEjYKCG1ldGFkYXRhGAMgAygLMiQuc3BhZ2UuYXBpLkF1dGhSZXF1ZXN0Lk1ldGFkYXRhRW50cnkaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBItcBCgxBdXRoUmVzcG9uc2USDwoHc3VjY2VzcxgBIAEoCBINCgV0b2tlbhgCIAEoCRISCgpleHBpcmVzX2F0GAMgASgDEj0KC3Blcm1pc3Npb25zGAQgAygLMiguc3BhZ2UuYXBpLkF1dGhSZXNwb25zZS5QZXJtaXNzaW9uc0VudHJ5EiAKBWVycm9yGAUgASgLMhEuc3BhZ2UuY29yZS5FcnJvchoyChBQZXJtaXNzaW9uc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiJQoUVmFsaWRhdGVUb2tlblJlcXVlc3QSDQoFdG9rZW4YASABKAki6wEKFVZhbGlkYXRlVG9rZW5SZXNwb25zZRINCgV2YWxpZBgBIAEoCBIRCgljbGllbnRfaWQYAiABKAkSRgoLcGVybWlzc2lvbnMYAyADKAsyMS5zcGFnZS5hcGkuVmFsaWRhdGVUb2tlblJlc3BvbnNlLlBlcm1pc3Npb25zRW50cnkSEgoKZXhwaXJlc19hdBgEIAEoAxIgCgVlcnJvchgFIAEoCzIRLnNwYWdlLmNvcmUuRXJyb3IaMgoQUGVybWlzc2lvbnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBImEKEldhdGNoRXZlbnRzUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJEg0KBXR5cGVzGAIgAygJEhYKDmFmdGVyX3NlcXVlbmNlGAMgASgEEhMKC3dvcmtmbG93X2lkGAQgASgJIl0KGFJlcG9ydFRhc2tSZXN1bHRSZXNwb25zZRIPCgdzdWNjZXNzGAEgASgIEh4KBHRhc2sYAiABKAsyEC5zcGFnZS5jb3JlLlRhc2sSEAoIc2VxdWVuY2UYAyABKAQiMgoSTGlzdERhZW1vbnNSZXF1ZXN0EhwKFGluY2x1ZGVfZGlzY29ubmVjdGVkGAEgASgIIjoKE0xpc3REYWVtb25zUmVzcG9uc2USIwoHZGFlbW9ucxgBIAMoCzISLnNwYWdlLmNvcmUuRGFlbW9uIlYKElN1Ym1pdFRhc2tzUmVxdWVzdBIrCgV0YXNrcxgBIAMoCzIcLnNwYWdlLmFwaS5TdWJtaXRUYXNrUmVxdWVzdBITCgt3b3JrZmxvd19pZBgCIAEoCSJNChNTdWJtaXRUYXNrc1Jlc3BvbnNlEhAKCHRhc2tfaWRzGAEgAygJEhMKC3dvcmtmbG93X2lkGAIgASgJEg8KB2NyZWF0ZWQYAyABKAgijQEKClRhc2tGaWx0ZXISDgoGc3RhdHVzGAEgASgJEgwKBHR5cGUYAiABKAkSKgoIcHJpb3JpdHkYAyABKA4yGC5zcGFnZS5jb3JlLlRhc2tQcmlvcml0eRITCgt3b3JrZmxvd19pZBgEIAEoCRIRCglpZF9wcmVmaXgYBSABKAkSDQoFbGFiZWwYBiABKAkiigEKEkNhbmNlbFRhc2tzUmVxdWVzdBIQCgh0YXNrX2lkcxgBIAMoCRIlCgZmaWx0ZXIYAiABKAsyFS5zcGFnZS5hcGkuVGFza0ZpbHRlchINCgVsaW1pdBgDIAEoBRIPCgdkcnlfcnVuGAQgASgIEg4KBnJlYXNvbhgFIAEoCRILCgNhbGwYBiABKAgibAoRQ2FuY2VsVGFza091dGNvbWUSDwoHdGFza19pZBgBIAEoCRIPCgdzdWNjZXNzGAIgASgIEiYKBnN0YXR1cxgDIAEoDjIWLnNwYWdlLmNvcmUuVGFza1N0YXR1cxINCgVlcnJvchgEIAEoCSKLAQoTQ2FuY2VsVGFza3NSZXNwb25zZRIPCgdtYXRjaGVkGAEgASgFEhAKCGNhbmNlbGVkGAIgASgFEi0KB3Jlc3VsdHMYAyADKAsyHC5zcGFnZS5hcGkuQ2FuY2VsVGFza091dGNvbWUSEQoJcmVtYWluaW5nGAQgASgFEg8KB2RyeV9ydW4YBSABKAgiUwoQUmV0cnlUYXNrUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJEhkKEWZhaWxlZF9ob3N0c19vbmx5GAIgASgIEhMKC25ld190YXNrX2lkGAMgASgJIjMKEVJldHJ5VGFza1Jlc3BvbnNlEh4KBHRhc2sYASABKAsyEC5zcGFnZS5jb3JlLlRhc2sqYQoJTGlzdE9yZGVyEhoKFkxJU1RfT1JERVJfVU5TUEVDSUZJRUQQABIbChdMSVNUX09SREVSX05FV0VTVF9GSVJTVBABEhsKF0xJU1RfT1JERVJfT0xERVNUX0ZJUlNUEAIy5QsKCFNwYWdlQVBJEkkKClN1Ym1pdFRhc2sSHC5zcGFnZS5hcGkuU3VibWl0VGFza1JlcXVlc3QaHS5zcGFnZS5hcGkuU3VibWl0VGFza1Jlc3BvbnNlElIKDUdldFRhc2tTdGF0dXMSHy5zcGFnZS5hcGkuR2V0VGFza1N0YXR1c1JlcXVlc3QaIC5zcGFnZS5hcGkuR2V0VGFza1N0YXR1c1Jlc3BvbnNlEkkKCkNhbmNlbFRhc2sSHC5zcGFnZS5hcGkuQ2FuY2VsVGFza1JlcXVlc3QaHS5zcGFnZS5hcGkuQ2FuY2VsVGFza1Jlc3BvbnNlEkYKCUxpc3RUYXNrcxIbLnNwYWdlLmFwaS5MaXN0VGFza3NSZXF1ZXN0Ghwuc3BhZ2UuYXBpLkxpc3RUYXNrc1Jlc3BvbnNlEjgKDFN0cmVhbUV2ZW50cxIRLnNwYWdlLmNvcmUuRXZlbnQaES5zcGFnZS5jb3JlLkV2ZW50KAEwARI/CgxBdXRoZW50aWNhdGUSFi5zcGFnZS5hcGkuQXV0aFJlcXVlc3QaFy5zcGFnZS5hcGkuQXV0aFJlc3BvbnNlElIKDVZhbGlkYXRlVG9rZW4SHy5zcGFnZS5hcGkuVmFsaWRhdGVUb2tlblJlcXVlc3QaIC5zcGFnZS5hcGkuVmFsaWRhdGVUb2tlblJlc3BvbnNlEj8KC0hlYWx0aENoZWNrEhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5Ghguc3BhZ2UuY29yZS5IZWFsdGhTdGF0dXMSOQoKR2V0TWV0cmljcxIWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eRoTLnNwYWdlLmNvcmUuTWV0cmljcxJBCgtXYXRjaEV2ZW50cxIdLnNwYWdlLmFwaS5XYXRjaEV2ZW50c1JlcXVlc3QaES5zcGFnZS5jb3JlLkV2ZW50MAESTwoQUmVwb3J0VGFza1Jlc3VsdBIWLnNwYWdlLmNvcmUuVGFza1Jlc3VsdBojLnNwYWdlLmFwaS5SZXBvcnRUYXNrUmVzdWx0UmVzcG9uc2USTAoLTGlzdERhZW1vbnMSHS5zcGFnZS5hcGkuTGlzdERhZW1vbnNSZXF1ZXN0Gh4uc3BhZ2UuYXBpLkxpc3REYWVtb25zUmVzcG9uc2USTwoMQ3JlYXRlQXBpS2V5Eh4uc3BhZ2UuYXBpLkNyZWF0ZUFwaUtleVJlcXVlc3QaHy5zcGFnZS5hcGkuQ3JlYXRlQXBpS2V5UmVzcG9uc2USTAoLTGlzdEFwaUtleXMSHS5zcGFnZS5hcGkuTGlzdEFwaUtleXNSZXF1ZXN0Gh4uc3BhZ2UuYXBpLkxpc3RBcGlLZXlzUmVzcG9uc2USTwoMUmV2b2tlQXBpS2V5Eh4uc3BhZ2UuYXBpLlJldm9rZUFwaUtleVJlcXVlc3QaHy5zcGFnZS5hcGkuUmV2b2tlQXBpS2V5UmVzcG9uc2USTAoLUmV2b2tlVG9rZW4SHS5zcGFnZS5hcGkuUmV2b2tlVG9rZW5SZXF1ZXN0Gh4uc3BhZ2UuYXBpLlJldm9rZVRva2VuUmVzcG9uc2USWAoPTGlzdEF1ZGl0RXZlbnRzEiEuc3BhZ2UuYXBpLkxpc3RBdWRpdEV2ZW50c1JlcXVlc3QaIi5zcGFnZS5hcGkuTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2USTAoLU3VibWl0VGFza3MSHS5zcGFnZS5hcGkuU3VibWl0VGFza3NSZXF1ZXN0Gh4uc3BhZ2UuYXBpLlN1Ym1pdFRhc2tzUmVzcG9uc2USTAoLQ2FuY2VsVGFza3MSHS5zcGFnZS5hcGkuQ2FuY2VsVGFza3NSZXF1ZXN0Gh4uc3BhZ2UuYXBpLkNhbmNlbFRhc2tzUmVzcG9uc2USRgoJUmV0cnlUYXNrEhsuc3BhZ2UuYXBpLlJldHJ5VGFza1JlcXVlc3QaHC5zcGFnZS5hcGkuUmV0cnlUYXNrUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_empty, file_google_protobuf_timestamp, file_spage_api_access, file_spage_core_common]);
 
 /**
  * Asks the gateway to store and queue a task.
@@ -84,6 +84,25 @@ export type SubmitTaskRequest = Message<"spage.api.SubmitTaskRequest"> & {
    * @generated from field: int32 max_attempts = 8;
    */
   maxAttempts: number;
+
+  /**
+   * Ids of stored tasks (or, in SubmitTasks, of tasks in the same request) that must all COMPLETE
+   * before this one is queued. Until then it is WAITING. If one ends otherwise, this task ends too:
+   * CANCELED when it was canceled, SKIPPED when it failed, timed out or was skipped. A dependency
+   * already finished is taken into account at once. At most 100, each given once, no cycles; a
+   * chain of dependencies is at most 1000 deep.
+   *
+   * @generated from field: repeated string depends_on = 9;
+   */
+  dependsOn: string[];
+
+  /**
+   * Workflow to put the task in (shown in Task.workflow_id, filterable in ListTasks and
+   * WatchEvents). At most 128 characters of letters, digits and . _ : -  Empty: none.
+   *
+   * @generated from field: string workflow_id = 10;
+   */
+  workflowId: string;
 };
 
 /**
@@ -319,6 +338,20 @@ export type ListTasksRequest = Message<"spage.api.ListTasksRequest"> & {
    * @generated from field: string page_token = 10;
    */
   pageToken: string;
+
+  /**
+   * Only tasks of this workflow. Empty: any.
+   *
+   * @generated from field: string workflow_id = 11;
+   */
+  workflowId: string;
+
+  /**
+   * Only tasks with this metadata label, written "key=value" (the value may be empty). Empty: any.
+   *
+   * @generated from field: string label = 12;
+   */
+  label: string;
 };
 
 /**
@@ -558,6 +591,14 @@ export type WatchEventsRequest = Message<"spage.api.WatchEventsRequest"> & {
    * @generated from field: uint64 after_sequence = 3;
    */
   afterSequence: bigint;
+
+  /**
+   * Only events of the tasks of this workflow (those in it when the watch starts and those added
+   * while it runs). Empty: any. May be combined with task_id and types.
+   *
+   * @generated from field: string workflow_id = 4;
+   */
+  workflowId: string;
 };
 
 /**
@@ -643,6 +684,332 @@ export type ListDaemonsResponse = Message<"spage.api.ListDaemonsResponse"> & {
  */
 export const ListDaemonsResponseSchema: GenMessage<ListDaemonsResponse> = /*@__PURE__*/
   messageDesc(file_spage_api_tasks, 15);
+
+/**
+ * Several tasks to store at once.
+ *
+ * @generated from message spage.api.SubmitTasksRequest
+ */
+export type SubmitTasksRequest = Message<"spage.api.SubmitTasksRequest"> & {
+  /**
+   * The tasks, 1 to 1000. Their depends_on may name each other's task_id.
+   *
+   * @generated from field: repeated spage.api.SubmitTaskRequest tasks = 1;
+   */
+  tasks: SubmitTaskRequest[];
+
+  /**
+   * Workflow of all the tasks (a task's own workflow_id must be empty or the same). Empty: one is
+   * generated (a UUID).
+   *
+   * @generated from field: string workflow_id = 2;
+   */
+  workflowId: string;
+};
+
+/**
+ * Describes the message spage.api.SubmitTasksRequest.
+ * Use `create(SubmitTasksRequestSchema)` to create a new message.
+ */
+export const SubmitTasksRequestSchema: GenMessage<SubmitTasksRequest> = /*@__PURE__*/
+  messageDesc(file_spage_api_tasks, 16);
+
+/**
+ * Result of SubmitTasks.
+ *
+ * @generated from message spage.api.SubmitTasksResponse
+ */
+export type SubmitTasksResponse = Message<"spage.api.SubmitTasksResponse"> & {
+  /**
+   * Ids of the stored tasks, in the order of the request.
+   *
+   * @generated from field: repeated string task_ids = 1;
+   */
+  taskIds: string[];
+
+  /**
+   * The workflow they belong to.
+   *
+   * @generated from field: string workflow_id = 2;
+   */
+  workflowId: string;
+
+  /**
+   * Whether the call stored them (false: every one existed already, from the same request).
+   *
+   * @generated from field: bool created = 3;
+   */
+  created: boolean;
+};
+
+/**
+ * Describes the message spage.api.SubmitTasksResponse.
+ * Use `create(SubmitTasksResponseSchema)` to create a new message.
+ */
+export const SubmitTasksResponseSchema: GenMessage<SubmitTasksResponse> = /*@__PURE__*/
+  messageDesc(file_spage_api_tasks, 17);
+
+/**
+ * Which tasks CancelTasksRequest matches (all given fields must match; at least one is needed).
+ *
+ * @generated from message spage.api.TaskFilter
+ */
+export type TaskFilter = Message<"spage.api.TaskFilter"> & {
+  /**
+   * State by enum name, as in ListTasksRequest.status. Empty: any not ended.
+   *
+   * @generated from field: string status = 1;
+   */
+  status: string;
+
+  /**
+   * Type. Empty: any.
+   *
+   * @generated from field: string type = 2;
+   */
+  type: string;
+
+  /**
+   * Priority. Unspecified: any.
+   *
+   * @generated from field: spage.core.TaskPriority priority = 3;
+   */
+  priority: TaskPriority;
+
+  /**
+   * Workflow. Empty: any.
+   *
+   * @generated from field: string workflow_id = 4;
+   */
+  workflowId: string;
+
+  /**
+   * Id prefix (case-sensitive). Empty: any.
+   *
+   * @generated from field: string id_prefix = 5;
+   */
+  idPrefix: string;
+
+  /**
+   * Metadata label, "key=value". Empty: any.
+   *
+   * @generated from field: string label = 6;
+   */
+  label: string;
+};
+
+/**
+ * Describes the message spage.api.TaskFilter.
+ * Use `create(TaskFilterSchema)` to create a new message.
+ */
+export const TaskFilterSchema: GenMessage<TaskFilter> = /*@__PURE__*/
+  messageDesc(file_spage_api_tasks, 18);
+
+/**
+ * Asks the gateway to cancel many tasks.
+ *
+ * @generated from message spage.api.CancelTasksRequest
+ */
+export type CancelTasksRequest = Message<"spage.api.CancelTasksRequest"> & {
+  /**
+   * Ids of the tasks to cancel, at most 1000. Either ids or filter.
+   *
+   * @generated from field: repeated string task_ids = 1;
+   */
+  taskIds: string[];
+
+  /**
+   * The tasks to cancel, when no ids are given. Only tasks that have not ended match.
+   *
+   * @generated from field: spage.api.TaskFilter filter = 2;
+   */
+  filter?: TaskFilter | undefined;
+
+  /**
+   * Most tasks one call changes, 1 to 1000 (default 100); the oldest matching come first. Call again
+   * for the rest (`remaining` says how many).
+   *
+   * @generated from field: int32 limit = 3;
+   */
+  limit: number;
+
+  /**
+   * Only count and list what would be canceled; change nothing.
+   *
+   * @generated from field: bool dry_run = 4;
+   */
+  dryRun: boolean;
+
+  /**
+   * Why; recorded in each task's events.
+   *
+   * @generated from field: string reason = 5;
+   */
+  reason: string;
+
+  /**
+   * Required to cancel by a filter that sets no field (every task not ended).
+   *
+   * @generated from field: bool all = 6;
+   */
+  all: boolean;
+};
+
+/**
+ * Describes the message spage.api.CancelTasksRequest.
+ * Use `create(CancelTasksRequestSchema)` to create a new message.
+ */
+export const CancelTasksRequestSchema: GenMessage<CancelTasksRequest> = /*@__PURE__*/
+  messageDesc(file_spage_api_tasks, 19);
+
+/**
+ * What CancelTasks did to one task.
+ *
+ * @generated from message spage.api.CancelTaskOutcome
+ */
+export type CancelTaskOutcome = Message<"spage.api.CancelTaskOutcome"> & {
+  /**
+   * Id of the task.
+   *
+   * @generated from field: string task_id = 1;
+   */
+  taskId: string;
+
+  /**
+   * True when it is CANCELED or CANCELING now (with dry_run: when it would be).
+   *
+   * @generated from field: bool success = 2;
+   */
+  success: boolean;
+
+  /**
+   * Its state after the call.
+   *
+   * @generated from field: spage.core.TaskStatus status = 3;
+   */
+  status: TaskStatus;
+
+  /**
+   * Why it was not canceled: a status code name and message, e.g. "failed_precondition: task ... is
+   * COMPLETED". Empty on success.
+   *
+   * @generated from field: string error = 4;
+   */
+  error: string;
+};
+
+/**
+ * Describes the message spage.api.CancelTaskOutcome.
+ * Use `create(CancelTaskOutcomeSchema)` to create a new message.
+ */
+export const CancelTaskOutcomeSchema: GenMessage<CancelTaskOutcome> = /*@__PURE__*/
+  messageDesc(file_spage_api_tasks, 20);
+
+/**
+ * Result of CancelTasks.
+ *
+ * @generated from message spage.api.CancelTasksResponse
+ */
+export type CancelTasksResponse = Message<"spage.api.CancelTasksResponse"> & {
+  /**
+   * Tasks that matched (by ids: the ids given) in this call, up to `limit`.
+   *
+   * @generated from field: int32 matched = 1;
+   */
+  matched: number;
+
+  /**
+   * Tasks canceled by the call (with dry_run: that would be).
+   *
+   * @generated from field: int32 canceled = 2;
+   */
+  canceled: number;
+
+  /**
+   * One outcome per matched task.
+   *
+   * @generated from field: repeated spage.api.CancelTaskOutcome results = 3;
+   */
+  results: CancelTaskOutcome[];
+
+  /**
+   * Matching tasks beyond `limit`, left for another call.
+   *
+   * @generated from field: int32 remaining = 4;
+   */
+  remaining: number;
+
+  /**
+   * Whether it was a dry run.
+   *
+   * @generated from field: bool dry_run = 5;
+   */
+  dryRun: boolean;
+};
+
+/**
+ * Describes the message spage.api.CancelTasksResponse.
+ * Use `create(CancelTasksResponseSchema)` to create a new message.
+ */
+export const CancelTasksResponseSchema: GenMessage<CancelTasksResponse> = /*@__PURE__*/
+  messageDesc(file_spage_api_tasks, 21);
+
+/**
+ * Asks for a new attempt of a finished task.
+ *
+ * @generated from message spage.api.RetryTaskRequest
+ */
+export type RetryTaskRequest = Message<"spage.api.RetryTaskRequest"> & {
+  /**
+   * Id of the finished task to retry. Required.
+   *
+   * @generated from field: string task_id = 1;
+   */
+  taskId: string;
+
+  /**
+   * Run only on the hosts that failed in its last run (Task.hosts with failed steps), passed to the
+   * daemon as the limit list. FAILED_PRECONDITION when no host failed.
+   *
+   * @generated from field: bool failed_hosts_only = 2;
+   */
+  failedHostsOnly: boolean;
+
+  /**
+   * Id for the new task. Empty: generated. Idempotent on it like SubmitTask.
+   *
+   * @generated from field: string new_task_id = 3;
+   */
+  newTaskId: string;
+};
+
+/**
+ * Describes the message spage.api.RetryTaskRequest.
+ * Use `create(RetryTaskRequestSchema)` to create a new message.
+ */
+export const RetryTaskRequestSchema: GenMessage<RetryTaskRequest> = /*@__PURE__*/
+  messageDesc(file_spage_api_tasks, 22);
+
+/**
+ * Result of RetryTask.
+ *
+ * @generated from message spage.api.RetryTaskResponse
+ */
+export type RetryTaskResponse = Message<"spage.api.RetryTaskResponse"> & {
+  /**
+   * The new task, as stored.
+   *
+   * @generated from field: spage.core.Task task = 1;
+   */
+  task?: Task | undefined;
+};
+
+/**
+ * Describes the message spage.api.RetryTaskResponse.
+ * Use `create(RetryTaskResponseSchema)` to create a new message.
+ */
+export const RetryTaskResponseSchema: GenMessage<RetryTaskResponse> = /*@__PURE__*/
+  messageDesc(file_spage_api_tasks, 23);
 
 /**
  * Order of a task listing.
@@ -911,6 +1278,45 @@ export const SpageAPI: GenService<{
     methodKind: "unary";
     input: typeof ListAuditEventsRequestSchema;
     output: typeof ListAuditEventsResponseSchema;
+  },
+  /**
+   * Stores several tasks in one call, atomically: all of them or none. Tasks may depend on each
+   * other by the ids given in the same request (and on stored tasks), so a whole graph is submitted
+   * at once; they share one workflow_id. Idempotent like SubmitTask: the same request again returns
+   * the same tasks. Errors: INVALID_ARGUMENT naming the task (`tasks[i]`) and field, for an unknown
+   * dependency, a cycle, or a limit passed (1000 tasks, 100 dependencies a task, depth 1000);
+   * ALREADY_EXISTS when an id is taken by a different task (nothing is stored).
+   *
+   * @generated from rpc spage.api.SpageAPI.SubmitTasks
+   */
+  submitTasks: {
+    methodKind: "unary";
+    input: typeof SubmitTasksRequestSchema;
+    output: typeof SubmitTasksResponseSchema;
+  },
+  /**
+   * Cancels many tasks: the ones named, or those matching a filter, at most `limit` a call (oldest
+   * first). With dry_run only counts. Needs the scope CancelTask needs. One audit record names the
+   * batch, its filter and count; each task changed has its own.
+   *
+   * @generated from rpc spage.api.SpageAPI.CancelTasks
+   */
+  cancelTasks: {
+    methodKind: "unary";
+    input: typeof CancelTasksRequestSchema;
+    output: typeof CancelTasksResponseSchema;
+  },
+  /**
+   * Starts a new attempt of a finished task with the same input, as a new task linked to it
+   * (Task.retry_of), optionally only on the hosts that failed in its last run. Errors: NOT_FOUND,
+   * FAILED_PRECONDITION (the task has not ended, or no host failed).
+   *
+   * @generated from rpc spage.api.SpageAPI.RetryTask
+   */
+  retryTask: {
+    methodKind: "unary";
+    input: typeof RetryTaskRequestSchema;
+    output: typeof RetryTaskResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_spage_api_tasks, 0);

@@ -54,6 +54,10 @@ export const methodRequirements: ReadonlyMap<string, Requirement> = new Map<stri
   ["spage.api.SpageAPI/RevokeApiKey", needs("admin")],
   ["spage.api.SpageAPI/RevokeToken", any],
   ["spage.api.SpageAPI/ListAuditEvents", needs("admin")],
+  // Batches need what the single calls they stand for need.
+  ["spage.api.SpageAPI/SubmitTasks", needs("tasks:write")],
+  ["spage.api.SpageAPI/CancelTasks", needs("tasks:cancel")],
+  ["spage.api.SpageAPI/RetryTask", needs("tasks:write")],
   ["spage.core.SpageExecution/ExecuteTask", needs("execution")],
   ["spage.core.SpageExecution/GetTaskStatus", coreOrNeeds("execution")],
   ["spage.core.SpageExecution/CancelTask", needs("execution", "tasks:cancel")],

@@ -5,6 +5,7 @@
  *
  * | state     | may become                                                        |
  * | --------- | ----------------------------------------------------------------- |
+ * | WAITING   | PENDING (every dependency COMPLETED), CANCELED, SKIPPED           |
  * | PENDING   | ASSIGNED, RUNNING, CANCELED, SKIPPED                              |
  * | ASSIGNED  | RUNNING, PENDING, CANCELING, COMPLETED, FAILED, TIMED_OUT         |
  * | RUNNING   | COMPLETED, FAILED, CANCELING, CANCELED, TIMED_OUT, LOST, SKIPPED |
@@ -13,6 +14,8 @@
  * | COMPLETED, FAILED, CANCELED, SKIPPED, TIMED_OUT | nothing: terminal                   |
  *
  * ASSIGNED -> PENDING is a daemon vanishing before it started the task (or giving it back);
+ * WAITING is a task whose dependencies have not all COMPLETED (services/dependencies.ts): it is
+ * never dispatched, and ends CANCELED or SKIPPED with a dependency that ended otherwise.
  * PENDING -> RUNNING is a Spage core that registered and reported progress without a daemon in
  * between. LOST is where a task whose daemon vanished mid-run waits for its lost-task policy:
  * "requeue" sends it back to PENDING while attempts remain, "fail" ends it FAILED; a task that was
@@ -24,6 +27,7 @@ import { FailedPreconditionError } from "./errors.js";
 /** Which states may follow each state. */
 export const allowedTransitions: Readonly<Record<TaskStatus, readonly TaskStatus[]>> = {
   [TaskStatus.UNSPECIFIED]: [],
+  [TaskStatus.WAITING]: [TaskStatus.PENDING, TaskStatus.CANCELED, TaskStatus.SKIPPED],
   [TaskStatus.PENDING]: [TaskStatus.ASSIGNED, TaskStatus.RUNNING, TaskStatus.CANCELED, TaskStatus.SKIPPED],
   [TaskStatus.ASSIGNED]: [
     TaskStatus.RUNNING,

@@ -22,16 +22,34 @@ const printable = /^[^\p{Cc}]+$/u;
 
 /** Collects violations and throws them together. */
 export class Violations {
-  private readonly list: FieldViolation[] = [];
+  constructor(
+    private readonly list: FieldViolation[] = [],
+    private readonly prefix = "",
+  ) {}
 
   add(field: string, description: string): void {
-    this.list.push({ field, description });
+    this.list.push({ field: this.prefix + field, description });
+  }
+
+  /** Violations added through the result name their field under `prefix` (e.g. `tasks[2].`). */
+  within(prefix: string): Violations {
+    return new Violations(this.list, this.prefix + prefix);
+  }
+
+  /** Whether nothing was added. */
+  get empty(): boolean {
+    return this.list.length === 0;
   }
 
   /** Throws InvalidArgumentError if anything was added. */
   throwIfAny(): void {
     if (this.list.length > 0) throw new InvalidArgumentError(this.list);
   }
+}
+
+/** Whether `id` is a well-formed task id. */
+export function isTaskId(id: string): boolean {
+  return id !== "" && id.length <= taskLimits.idMaxLength && idPattern.test(id);
 }
 
 /** Checks a task id. `required` false allows the empty string (an id will be generated). */
@@ -129,6 +147,11 @@ export interface SubmittedFields {
   readonly timeoutSeconds: number;
   readonly onLost: string;
   readonly maxAttempts: number;
+  /** Graph fields: covered only when set, so fingerprints of tasks without them stay as they were. */
+  readonly dependsOn?: readonly string[];
+  readonly workflowId?: string;
+  readonly retryOf?: string;
+  readonly limitHosts?: readonly string[];
 }
 
 /** The fingerprint of a submit request, from its fields (as given, or as stored on the task). */
@@ -141,6 +164,10 @@ export function submitFingerprint(f: SubmittedFields): string {
     timeoutSeconds: f.timeoutSeconds,
     onLost: f.onLost,
     maxAttempts: f.maxAttempts,
+    ...(f.dependsOn && f.dependsOn.length > 0 ? { dependsOn: f.dependsOn } : {}),
+    ...(f.workflowId ? { workflowId: f.workflowId } : {}),
+    ...(f.retryOf ? { retryOf: f.retryOf } : {}),
+    ...(f.limitHosts && f.limitHosts.length > 0 ? { limitHosts: f.limitHosts } : {}),
   });
 }
 

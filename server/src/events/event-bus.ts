@@ -12,6 +12,29 @@ export interface EventFilter {
   readonly taskId?: string;
   /** Only these types; empty or undefined for all. */
   readonly types?: ReadonlySet<string>;
+  /** Only events of the tasks of this workflow. */
+  readonly workflow?: WorkflowMembers;
+}
+
+/**
+ * The tasks of one workflow, as a watcher learns them: those stored when it starts (`load`), and
+ * each new one from its `task.submitted` event, which names the workflow.
+ */
+export class WorkflowMembers {
+  private readonly members = new Set<string>();
+
+  constructor(readonly id: string) {}
+
+  /** Adds the workflow's stored tasks (`ids` reads them page by page). */
+  async load(ids: (workflowId: string) => Promise<readonly string[]>): Promise<void> {
+    for (const id of await ids(this.id)) this.members.add(id);
+  }
+
+  /** Whether `ev` is about a task of the workflow (learning the task from its submission). */
+  admits(ev: Event): boolean {
+    if (ev.type === "task.submitted" && ev.data.workflow_id === this.id) this.members.add(ev.taskId);
+    return this.members.has(ev.taskId);
+  }
 }
 
 /**
@@ -61,6 +84,8 @@ export interface EventBus {
 
 /** Whether an event passes a filter. */
 export function matchesFilter(ev: Event, filter: EventFilter): boolean {
+  // First: a submission must be seen whatever the type filter, to learn the task.
+  if (filter.workflow && !filter.workflow.admits(ev)) return false;
   if (filter.taskId && ev.taskId !== filter.taskId) return false;
   if (filter.types && filter.types.size > 0 && !filter.types.has(ev.type)) return false;
   return true;

@@ -19,7 +19,13 @@ import { kPushTo, type Pushable, type PushSink } from "../push-stream.js";
 import type { StreamGauge } from "../services/gateway-metrics.js";
 import type { TaskStore } from "../store/task-store.js";
 import { abortError } from "./abort-reason.js";
-import type { EventBus, EventFilter, ReadyWaiter, Subscription } from "./event-bus.js";
+import {
+  type EventBus,
+  type EventFilter,
+  matchesFilter,
+  type ReadyWaiter,
+  type Subscription,
+} from "./event-bus.js";
 import { approxEventBytes } from "./event-size.js";
 import { TurnBudget } from "./turn-budget.js";
 
@@ -27,6 +33,8 @@ import { TurnBudget } from "./turn-budget.js";
 export interface WatchSetup {
   readonly afterSequence: bigint;
   readonly filter: EventFilter;
+  /** With a workflow filter: the ids of the workflow's stored tasks. */
+  readonly workflowTasks?: (workflowId: string) => Promise<readonly string[]>;
   /** Live events buffered for a slow watcher before it is ended with ResourceExhausted. */
   readonly maxBuffered: number;
   /** Most events read from the store per replay page. */
@@ -204,6 +212,10 @@ class WatchPump implements ReadyWaiter {
     const { filter } = this.setup;
     try {
       // Two replay rounds: the second, after subscribing, reads what was committed during the first.
+      // A workflow's tasks are learned from their submissions, which a type filter would hide
+      // from the read: the read then takes every type and the filter picks.
+      const workflow = filter.workflow;
+      if (workflow && this.setup.workflowTasks) await workflow.load(this.setup.workflowTasks);
       for (let round = 0; round < 2; round++) {
         if (round === 1) {
           this.sub = this.bus.subscribe(filter, this.setup.maxBuffered);
@@ -214,10 +226,14 @@ class WatchPump implements ReadyWaiter {
           const rows = await this.store.readEvents({
             afterSequence: this.last,
             taskId: filter.taskId,
-            types: filter.types,
+            types: workflow ? undefined : filter.types,
             limit: this.page,
           });
           for (const ev of rows) {
+            if (workflow && !matchesFilter(ev, filter)) {
+              this.last = ev.sequence;
+              continue;
+            }
             const bytes = approxEventBytes(ev);
             for (let w = this.budget.spend(bytes); w; w = this.budget.spend(bytes)) await w;
             if (this.stopped) {

@@ -32,6 +32,9 @@ import { hookStream, type StreamHook } from "./stream-errors.js";
 export const auditedMethods: ReadonlySet<string> = new Set([
   "spage.api.SpageAPI/SubmitTask",
   "spage.api.SpageAPI/CancelTask",
+  "spage.api.SpageAPI/SubmitTasks",
+  "spage.api.SpageAPI/CancelTasks",
+  "spage.api.SpageAPI/RetryTask",
   "spage.api.SpageAPI/StreamEvents",
   "spage.api.SpageAPI/Authenticate",
   "spage.api.SpageAPI/ReportTaskResult",

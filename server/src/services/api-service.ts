@@ -1,17 +1,21 @@
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import type { ServiceImpl } from "@connectrpc/connect";
+import type { ContextValues, ServiceImpl } from "@connectrpc/connect";
 import type { SpageAPI } from "../../../gen/spage/api/tasks_pb.js";
-import { kAuditInWrite } from "../context-keys.js";
-import { Violations } from "../domain/task-validation.js";
+import type { Task } from "../../../gen/spage/core/common_pb.js";
+import { kAuditDetail, kAuditInWrite, kPeerAddress, kPrincipal, kRequestId } from "../context-keys.js";
+import { checkTaskId, Violations } from "../domain/task-validation.js";
 import type { EventBus } from "../events/event-bus.js";
+import { WorkflowMembers } from "../events/event-bus.js";
 import { Watch } from "../events/watch-events.js";
 import type { TaskStore } from "../store/task-store.js";
 import { type AccessServiceDeps, createAccessService } from "./access-service.js";
 import { actorOf } from "./actor.js";
+import type { AuditDraft, AuditLog } from "./audit-log.js";
 import { type DaemonChannelDeps, handleDaemonStream } from "./daemon-channel.js";
 import type { GatewayMetrics } from "./gateway-metrics.js";
 import type { HealthState } from "./health-state.js";
 import type { TaskService } from "./task-service.js";
+import type { WorkflowService } from "./workflow-service.js";
 
 /** What SpageAPI needs. */
 export interface ApiServiceDeps {
@@ -26,20 +30,100 @@ export interface ApiServiceDeps {
   readonly watchBuffer: number;
   /** Keys, sessions, limits and the audit log, for the access RPCs. */
   readonly access: AccessServiceDeps;
+  readonly workflows: WorkflowService;
+  readonly audit: AuditLog;
+}
+
+/** The ids of a workflow's stored tasks, read page by page. */
+async function workflowTaskIds(store: TaskStore, workflowId: string): Promise<string[]> {
+  const ids: string[] = [];
+  let afterPosition: number | undefined;
+  for (;;) {
+    const page = await store.listTasks({
+      limit: 1000,
+      offset: 0,
+      order: "oldest",
+      workflowId,
+      afterPosition,
+    });
+    for (const r of page.records) ids.push(r.task.id);
+    const last = page.records[page.records.length - 1];
+    if (!page.more || !last) return ids;
+    afterPosition = last.position;
+  }
+}
+
+/** An audit record of one task a call changed, with the call's principal, address and request id. */
+function callAudit(values: ContextValues, method: string, taskId: string, detail: string): AuditDraft {
+  const principal = values.get(kPrincipal);
+  return {
+    principal: principal?.name ?? "unknown",
+    keyId: principal?.keyId ?? "",
+    clientAddress: values.get(kPeerAddress),
+    method,
+    taskId,
+    code: "ok",
+    requestId: values.get(kRequestId),
+    detail,
+  };
 }
 
 const maxWatchTypes = 32;
 
 /** Creates the SpageAPI implementation. */
 export function createApiService(deps: ApiServiceDeps): ServiceImpl<typeof SpageAPI> {
-  const { tasks, store, bus, health, metrics } = deps;
+  const { tasks, workflows, store, bus, health, metrics } = deps;
   const watchGauge = metrics.streamGauge("watch_streams");
   return {
     ...createAccessService(deps.access),
     async submitTask(req, ctx) {
-      const { task, created } = await tasks.submit(req, ctx.values.get(kAuditInWrite), actorOf(ctx.values));
+      const audit = ctx.values.get(kAuditInWrite);
+      const actor = actorOf(ctx.values);
+      // With dependencies, the task is a graph of one: checked and stored as SubmitTasks does.
+      const { created, task } =
+        req.dependsOn.length > 0
+          ? await workflows
+              .submitMany([req], req.workflowId, { audit, actor, single: true })
+              .then((r) => ({ created: r.created, task: r.tasks[0] as Task }))
+          : await tasks.submit(req, audit, actor);
       if (created) metrics.count("tasks_submitted_total");
       return { success: true, taskId: task.id };
+    },
+    async submitTasks(req, ctx) {
+      ctx.values.set(kAuditDetail, `${req.tasks.length} tasks, workflow ${req.workflowId || "(new)"}`);
+      const res = await workflows.submitMany(req.tasks, req.workflowId, {
+        audit: ctx.values.get(kAuditInWrite),
+        actor: actorOf(ctx.values),
+      });
+      if (res.created) metrics.count("tasks_submitted_total", res.tasks.length);
+      return { taskIds: res.tasks.map((t) => t.id), workflowId: res.workflowId, created: res.created };
+    },
+    async cancelTasks(req, ctx) {
+      const res = await workflows.cancelMany(req);
+      ctx.values.set(
+        kAuditDetail,
+        `${res.dryRun ? "dry run: " : ""}${res.description}; matched ${res.matched}, canceled ${res.canceled}, remaining ${res.remaining}`,
+      );
+      // The batch's own record is the call's; each task changed has one of its own.
+      if (!res.dryRun) {
+        await deps.audit.recordMany(
+          res.results
+            .filter((r) => r.success)
+            .map((r) =>
+              callAudit(ctx.values, "spage.api.SpageAPI/CancelTasks", r.taskId, "canceled in a batch"),
+            ),
+        );
+      }
+      return res;
+    },
+    async retryTask(req, ctx) {
+      const { task, created } = await workflows.retry(
+        req,
+        ctx.values.get(kAuditInWrite),
+        actorOf(ctx.values),
+      );
+      if (created) metrics.count("tasks_submitted_total");
+      return { task };
     },
     async getTaskStatus(req) {
       return tasks.get(req.taskId);
@@ -99,12 +183,16 @@ export function createApiService(deps: ApiServiceDeps): ServiceImpl<typeof Spage
       if (req.types.some((t) => t === "" || t.length > 64))
         v.add("types", "each type must be 1 to 64 characters");
       v.throwIfAny();
+      checkTaskId(v, "workflow_id", req.workflowId, false);
+      v.throwIfAny();
       const setup = {
         afterSequence: req.afterSequence,
         filter: {
           taskId: req.taskId || undefined,
           types: req.types.length > 0 ? new Set(req.types) : undefined,
+          workflow: req.workflowId ? new WorkflowMembers(req.workflowId) : undefined,
         },
+        workflowTasks: (id: string) => workflowTaskIds(store, id),
         maxBuffered: deps.watchBuffer,
         gauge: watchGauge,
       };

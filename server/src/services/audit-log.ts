@@ -9,6 +9,8 @@ export type AuditDraft = Omit<AuditFields, "time"> & { time?: Date };
 export interface AuditLog {
   /** Appends one record; resolves once it is on disk. */
   record(fields: AuditDraft): Promise<AuditRecord>;
+  /** Appends several records in one write; resolves once they are on disk. */
+  recordMany(fields: readonly AuditDraft[]): Promise<void>;
 }
 
 /**
@@ -63,6 +65,9 @@ export function createAuditLog(store: AccessStore): AuditLog {
       const [stored] = await store.appendAudit([wellFormedAudit(fields)]);
       if (!stored) throw new Error("audit record was not stored");
       return stored;
+    },
+    async recordMany(fields) {
+      if (fields.length > 0) await store.appendAudit(fields.map(wellFormedAudit));
     },
   };
 }

@@ -16,6 +16,7 @@ import { type AuditLog, createAuditLog } from "./audit-log.js";
 import { CoreRuns } from "./core-runs.js";
 import { DaemonRegistry } from "./daemon-registry.js";
 import { DaemonTasks } from "./daemon-tasks.js";
+import { DependencyResolver } from "./dependencies.js";
 import { Dispatcher } from "./dispatcher.js";
 import { createGatewayMetrics, type GatewayMetrics } from "./gateway-metrics.js";
 import { createHealthState, type HealthState } from "./health-state.js";
@@ -24,6 +25,7 @@ import { ReplicaPresence } from "./replica-presence.js";
 import { TaskService } from "./task-service.js";
 import { startTaskSweeper, type TaskSweeper } from "./task-sweeper.js";
 import { TaskWriter } from "./task-writer.js";
+import { WorkflowService } from "./workflow-service.js";
 
 /** How often a gateway on a shared store renews its presence; one not renewed for 3 of these is gone. */
 const replicaRenewMs = 2000;
@@ -68,6 +70,8 @@ export function createServices(
   const writer = new TaskWriter(store, bus);
   const tasks = new TaskService(writer, { cancelGraceMs: config.cancelGraceMs });
   const plays = new PlayService(tasks, writer);
+  const dependencies = new DependencyResolver(writer, log);
+  const workflows = new WorkflowService(tasks, writer, dependencies);
   const health = createHealthState(store, version);
   const metrics = createGatewayMetrics(store, bus);
   const registry = new DaemonRegistry();
@@ -106,6 +110,7 @@ export function createServices(
     store,
     bus,
     tasks,
+    workflows,
     plays,
     coreRuns,
     health,
@@ -136,6 +141,7 @@ export function createServices(
     deps,
     async start() {
       await shared?.start();
+      dependencies.start();
       dispatcher.start();
       coreRuns.start();
       await replicas?.start();
@@ -144,6 +150,7 @@ export function createServices(
         daemonTasks,
         registry,
         coreRuns,
+        dependencies,
         log,
         config.sweepIntervalMs,
         sweepLease,
@@ -160,6 +167,7 @@ export function createServices(
     stop() {
       shared?.stop();
       replicas?.stop();
+      dependencies.stop();
       dispatcher.stop();
       coreRuns.stop();
       sweeper?.stop();

@@ -47,6 +47,8 @@ export function assignedEvent(rec: TaskRecord): Event {
       variables: t.payload.variables ?? "{}",
       // Which SpageExecution methods the task's core reports through: "play" for a play.
       ...(t.era ? { era: t.era } : {}),
+      // Hosts the run is limited to (a retry of the failed hosts), as ansible-playbook --limit.
+      ...(t.limitHosts.length > 0 ? { limit: t.limitHosts.join(",") } : {}),
     },
   });
 }

@@ -7,8 +7,9 @@ import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { ListOrder as WireOrder } from "../../../gen/spage/api/tasks_pb.js";
 import { TaskPriority } from "../../../gen/spage/core/common_pb.js";
 import { parseStatusName } from "../domain/task-state.js";
-import { checkTimestamp, taskLimits, Violations } from "../domain/task-validation.js";
+import { checkTaskId, checkTimestamp, taskLimits, Violations } from "../domain/task-validation.js";
 import type { ListOrder, TaskQuery } from "../store/task-store.js";
+import { parseLabelFilter } from "./label-filter.js";
 import { decodePageToken, filterFingerprint } from "./page-token.js";
 
 /** Listing filters as they arrive on the wire. */
@@ -23,6 +24,8 @@ export interface ListInput {
   readonly idPrefix?: string;
   readonly order?: WireOrder;
   readonly pageToken?: string;
+  readonly workflowId?: string;
+  readonly label?: string;
 }
 
 /** Default and largest page sizes. */
@@ -60,6 +63,8 @@ export function parseListInput(input: ListInput): { query: TaskQuery; fingerprin
   if (!(wireOrder in WireOrder)) v.add("order", `unknown order ${wireOrder}`);
   const order: ListOrder = wireOrder === WireOrder.OLDEST_FIRST ? "oldest" : "newest";
   if (input.pageToken && input.offset > 0) v.add("offset", "cannot be combined with page_token");
+  checkTaskId(v, "workflow_id", input.workflowId ?? "", false);
+  const label = parseLabelFilter(v, "label", input.label ?? "");
   v.throwIfAny();
 
   const query = {
@@ -72,6 +77,8 @@ export function parseListInput(input: ListInput): { query: TaskQuery; fingerprin
     createdAfter: after,
     createdBefore: before,
     idPrefix: idPrefix || undefined,
+    workflowId: input.workflowId || undefined,
+    label,
   };
   const fingerprint = filterFingerprint({
     status: query.status,
@@ -80,6 +87,8 @@ export function parseListInput(input: ListInput): { query: TaskQuery; fingerprin
     after: after?.getTime(),
     before: before?.getTime(),
     idPrefix: query.idPrefix,
+    ...(query.workflowId ? { workflowId: query.workflowId } : {}),
+    ...(label ? { label: `${label.key}=${label.value}` } : {}),
   });
   const afterPosition = input.pageToken ? decodePageToken(input.pageToken, order, fingerprint) : undefined;
   return { query: { ...query, afterPosition }, fingerprint };

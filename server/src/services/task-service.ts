@@ -30,7 +30,7 @@ import {
   Violations,
 } from "../domain/task-validation.js";
 import type { EventBus } from "../events/event-bus.js";
-import type { NewEvent, TaskPatch, TaskRecord, TaskStore } from "../store/task-store.js";
+import type { NewEvent, NewTask, TaskPatch, TaskRecord, TaskStore } from "../store/task-store.js";
 import type { AuditInWrite } from "./audit-log.js";
 import { type ListInput, parseListInput } from "./list-query.js";
 import { encodePageToken } from "./page-token.js";
@@ -51,6 +51,16 @@ export interface SubmitInput {
   readonly maxAttempts?: number;
   /** "play" for a play (ExecutePlay); "" for a task-era task. */
   readonly era?: string;
+  /** Workflow to put it in; "" for none. */
+  readonly workflowId?: string;
+  /** Ids it waits for (checked by the caller: WorkflowService). */
+  readonly dependsOn?: readonly string[];
+  /** Longest chain of dependencies below it (computed by the caller). */
+  readonly depth?: number;
+  /** The task it retries. */
+  readonly retryOf?: string;
+  /** Hosts the run is limited to. */
+  readonly limitHosts?: readonly string[];
 }
 
 /** A Spage core's registration of a run. */
@@ -104,60 +114,16 @@ export class TaskService {
     actor?: Actor,
   ): Promise<{ task: Task; created: boolean }> {
     const v = new Violations();
-    checkTaskId(v, "task_id", input.taskId, false);
-    checkTaskType(v, "type", input.type);
-    checkPriority(v, "priority", input.priority);
-    checkStringMap(v, "payload", input.payload);
-    checkStringMap(v, "metadata", input.metadata);
-    checkTimeout(v, "timeout_seconds", input.timeoutSeconds ?? 0);
-    checkLostPolicy(v, input.onLost ?? "", input.maxAttempts ?? 0);
+    const prepared = prepareSubmit(v, input, actor);
     v.throwIfAny();
-    const onLost = input.onLost || "fail";
-    const maxAttempts = input.maxAttempts || defaultMaxAttempts;
-
-    const priority = effectivePriority(input.priority);
-    const timeoutSeconds = input.timeoutSeconds ?? 0;
-    const request: SubmittedFields = {
-      type: input.type,
-      priority,
-      payload: input.payload,
-      metadata: input.metadata,
-      timeoutSeconds,
-      onLost,
-      maxAttempts,
-    };
-    // Only an id the client chose can come back in a blind retry. A generated id is first known
-    // from this answer, so its fingerprint is taken from the stored task if it is ever reused.
-    const requestHash = input.taskId ? submitFingerprint(request) : "";
-    const id = input.taskId || newTaskId();
-    const { record, created, events } = await this.store.createTask(
-      {
-        id,
-        type: input.type,
-        priority,
-        payload: input.payload,
-        metadata: input.metadata,
-        requestHash,
-        status: TaskStatus.PENDING,
-        timeoutSeconds,
-        onLost,
-        maxAttempts,
-        owner: actor?.owner ?? "",
-        era: input.era ?? "",
-      },
-      {
-        type: "task.submitted",
-        taskId: id,
-        data: { type: input.type, priority: TaskPriority[priority] ?? "NORMAL", status: "PENDING" },
-      },
-      audit?.fields(id),
-    );
+    const { task: t, event, fingerprint } = prepared;
+    const { record, created, events } = await this.store.createTask(t, event, audit?.fields(t.id));
     if (created) audit?.markWritten();
-    if (!created && storedFingerprint(record) !== (requestHash || submitFingerprint(request))) {
+    if (!created && storedFingerprint(record) !== fingerprint) {
       throw new AlreadyExistsError(
-        `task ${id} already exists with different contents; choose another task_id`,
+        `task ${t.id} already exists with different contents; choose another task_id`,
         {
-          task_id: id,
+          task_id: t.id,
         },
       );
     }
@@ -477,7 +443,86 @@ export class TaskService {
  * The fingerprint of the request that created a task: as stored, or, for a task whose id the
  * gateway generated (stored without one), taken from the fields that request set.
  */
-function storedFingerprint(record: TaskRecord): string {
+/** A validated submit request: the task to store, its first event and its request fingerprint. */
+export interface PreparedTask {
+  readonly task: NewTask;
+  readonly event: NewEvent;
+  /** Compared with a stored task's fingerprint (storedFingerprint) on an id already taken. */
+  readonly fingerprint: string;
+}
+
+/**
+ * Validates a submit request (violations go to `v`) and builds what to store: the id generated
+ * when empty, defaults filled in, WAITING with dependencies and PENDING without.
+ */
+export function prepareSubmit(v: Violations, input: SubmitInput, actor?: Actor): PreparedTask {
+  checkTaskId(v, "task_id", input.taskId, false);
+  checkTaskType(v, "type", input.type);
+  checkPriority(v, "priority", input.priority);
+  checkStringMap(v, "payload", input.payload);
+  checkStringMap(v, "metadata", input.metadata);
+  checkTimeout(v, "timeout_seconds", input.timeoutSeconds ?? 0);
+  checkLostPolicy(v, input.onLost ?? "", input.maxAttempts ?? 0);
+  checkTaskId(v, "workflow_id", input.workflowId ?? "", false);
+  const onLost = input.onLost || "fail";
+  const maxAttempts = input.maxAttempts || defaultMaxAttempts;
+  const priority = effectivePriority(input.priority);
+  const timeoutSeconds = input.timeoutSeconds ?? 0;
+  const dependsOn = input.dependsOn ?? [];
+  const request: SubmittedFields = {
+    type: input.type,
+    priority,
+    payload: input.payload,
+    metadata: input.metadata,
+    timeoutSeconds,
+    onLost,
+    maxAttempts,
+    dependsOn,
+    workflowId: input.workflowId,
+    retryOf: input.retryOf,
+    limitHosts: input.limitHosts,
+  };
+  // Only an id the client chose can come back in a blind retry. A generated id is first known
+  // from this answer, so its fingerprint is taken from the stored task if it is ever reused.
+  const fingerprint = submitFingerprint(request);
+  const id = input.taskId || newTaskId();
+  const status = dependsOn.length > 0 ? TaskStatus.WAITING : TaskStatus.PENDING;
+  const data: Record<string, string> = {
+    type: input.type,
+    priority: TaskPriority[priority] ?? "NORMAL",
+    status: statusName(status),
+  };
+  if (input.workflowId) data.workflow_id = input.workflowId;
+  if (dependsOn.length > 0) data.depends_on = dependsOn.join(",");
+  if (input.retryOf) data.retry_of = input.retryOf;
+  if (input.limitHosts && input.limitHosts.length > 0) data.limit = input.limitHosts.join(",");
+  return {
+    task: {
+      id,
+      type: input.type,
+      priority,
+      payload: input.payload,
+      metadata: input.metadata,
+      requestHash: input.taskId ? fingerprint : "",
+      status,
+      timeoutSeconds,
+      onLost,
+      maxAttempts,
+      owner: actor?.owner ?? "",
+      era: input.era ?? "",
+      workflowId: input.workflowId ?? "",
+      dependsOn,
+      depth: input.depth ?? 0,
+      retryOf: input.retryOf ?? "",
+      limitHosts: input.limitHosts ?? [],
+    },
+    event: { type: "task.submitted", taskId: id, data },
+    fingerprint,
+  };
+}
+
+/** The request fingerprint of a stored task. */
+export function storedFingerprint(record: TaskRecord): string {
   return record.requestHash || submitFingerprint(record.task);
 }
 

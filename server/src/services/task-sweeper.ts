@@ -1,6 +1,7 @@
 /**
  * Periodic upkeep of tasks and daemons: timeouts (TIMED_OUT), unconfirmed cancels, tasks of daemons
- * that are gone (requeue, or LOST and the lost-task policy), core-only runs whose core is gone, and
+ * that are gone (requeue, or LOST and the lost-task policy), core-only runs whose core is gone,
+ * waiting tasks whose dependencies all ended (a crash left them undecided), and
  * local daemon streams whose lease ran out. With several gateways on one store, the task stages run
  * on the one holding the sweep lease (`claim`), and every change is a conditional update anyway;
  * each gateway still watches its own daemon streams.
@@ -10,6 +11,7 @@ import { UnavailableError } from "../domain/errors.js";
 import type { CoreRuns } from "./core-runs.js";
 import type { DaemonRegistry } from "./daemon-registry.js";
 import type { DaemonTasks } from "./daemon-tasks.js";
+import type { DependencyResolver } from "./dependencies.js";
 import type { TaskService } from "./task-service.js";
 
 /** A running sweeper. */
@@ -25,6 +27,7 @@ export function startTaskSweeper(
   daemonTasks: DaemonTasks,
   registry: DaemonRegistry,
   coreRuns: CoreRuns,
+  dependencies: DependencyResolver,
   log: FastifyBaseLogger,
   intervalMs: number,
   claim?: () => Promise<boolean>,
@@ -53,8 +56,9 @@ export function startTaskSweeper(
     const cancels = await stage("cancels", () => daemonTasks.expireCancels(now));
     const orphans = await stage("orphans", () => daemonTasks.handleOrphans(now, (id) => registry.has(id)));
     const coreRunsEnded = await stage("core runs", () => coreRuns.endDisconnected(now));
-    if (timedOut + cancels + orphans + coreRunsEnded > 0) {
-      log.info({ timedOut, cancels, orphans, coreRunsEnded }, "tasks swept");
+    const waiting = await stage("dependencies", () => dependencies.sweep());
+    if (timedOut + cancels + orphans + coreRunsEnded + waiting > 0) {
+      log.info({ timedOut, cancels, orphans, coreRunsEnded, waiting }, "tasks swept");
     }
   };
   const sweep = () => {

@@ -48,6 +48,11 @@ const taskColumnNames = [
   "owner",
   "era",
   "steps",
+  "depends_on",
+  "dependents",
+  "workflow_id",
+  "retry_of",
+  "limit_hosts",
 ] as const;
 
 /**
@@ -96,6 +101,11 @@ export type TaskRow = readonly [
   owner: string,
   era: string,
   steps: string,
+  depends_on: string,
+  dependents: string,
+  workflow_id: string,
+  retry_of: string,
+  limit_hosts: string,
   ...more: unknown[],
 ];
 
@@ -114,6 +124,14 @@ export interface NewTaskColumns {
   readonly origin: string;
   readonly owner: string;
   readonly era: string;
+  readonly workflow_id: string;
+  /** JSON list of ids. */
+  readonly depends_on: string;
+  readonly retry_of: string;
+  /** JSON list of host names. */
+  readonly limit_hosts: string;
+  /** Longest chain of dependencies below the task (0 without any). */
+  readonly depth: number;
   /** created_at and updated_at. */
   readonly now: number;
 }
@@ -134,6 +152,11 @@ export function newTaskColumns(t: NewTask, now: number): NewTaskColumns {
     origin: t.origin ?? "api",
     owner: t.owner ?? "",
     era: t.era ?? "",
+    workflow_id: t.workflowId ?? "",
+    depends_on: JSON.stringify(t.dependsOn ?? []),
+    retry_of: t.retryOf ?? "",
+    limit_hosts: JSON.stringify(t.limitHosts ?? []),
+    depth: t.depth ?? 0,
     now,
   };
 }
@@ -146,10 +169,10 @@ export function newTaskColumns(t: NewTask, now: number): NewTaskColumns {
  */
 export function newTaskRecord(
   c: NewTaskColumns,
-  payload: Readonly<Record<string, string>>,
-  metadata: Readonly<Record<string, string>>,
+  t: Pick<NewTask, "payload" | "metadata" | "dependsOn" | "limitHosts">,
   position: number,
 ): TaskRecord {
+  const { payload, metadata } = t;
   const task: Task = {
     $typeName: "spage.core.Task",
     id: c.id,
@@ -174,6 +197,11 @@ export function newTaskRecord(
     owner: c.owner,
     steps: [],
     era: c.era,
+    dependsOn: [...(t.dependsOn ?? [])],
+    dependents: [],
+    workflowId: c.workflow_id,
+    retryOf: c.retry_of,
+    limitHosts: [...(t.limitHosts ?? [])],
   };
   return { task, requestHash: c.request_hash, version: 1, position, outputSeq: 0 };
 }
@@ -252,6 +280,11 @@ export function rowToRecord(row: TaskRow): TaskRecord {
     owner,
     era,
     steps,
+    dependsOn,
+    dependents,
+    workflowId,
+    retryOf,
+    limitHosts,
   ] = row;
   const task: Task = {
     $typeName: "spage.core.Task",
@@ -277,6 +310,11 @@ export function rowToRecord(row: TaskRow): TaskRecord {
     owner,
     steps: steps === "[]" ? [] : stepsFromJson(steps),
     era,
+    dependsOn: dependsOn === "[]" ? [] : (JSON.parse(dependsOn) as string[]),
+    dependents: dependents === "[]" ? [] : (JSON.parse(dependents) as string[]),
+    workflowId,
+    retryOf,
+    limitHosts: limitHosts === "[]" ? [] : (JSON.parse(limitHosts) as string[]),
   };
   // Unset message fields stay absent, as protobuf's create leaves them.
   if (startedAt !== null) task.startedAt = timestampFromMs(startedAt);

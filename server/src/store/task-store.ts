@@ -57,6 +57,19 @@ export interface NewTask {
   readonly owner?: string;
   /** "play" for a play (Task.era); "" for a task-era run. */
   readonly era?: string;
+  /** Task.workflow_id; "" for none. */
+  readonly workflowId?: string;
+  /**
+   * Ids of stored tasks (or tasks created in the same createTasks call) it waits for; only
+   * createTasks stores dependencies.
+   */
+  readonly dependsOn?: readonly string[];
+  /** Longest chain of dependencies below it; 0 without any. */
+  readonly depth?: number;
+  /** Task.retry_of: the task this one retries. */
+  readonly retryOf?: string;
+  /** Task.limit_hosts. */
+  readonly limitHosts?: readonly string[];
 }
 
 /** How a task came to be (Task.origin). */
@@ -144,7 +157,24 @@ export interface TaskQuery {
   readonly createdAfter?: Date;
   readonly createdBefore?: Date;
   readonly idPrefix?: string;
+  readonly workflowId?: string;
+  /** Only tasks whose metadata has this key with this value. */
+  readonly label?: { readonly key: string; readonly value: string };
+  /** Only tasks that have not ended (when `status` is not given). */
+  readonly unfinished?: boolean;
 }
+
+/** The state of one dependency of a task. */
+export interface DependencyState {
+  readonly id: string;
+  readonly status: TaskStatus;
+  readonly depth: number;
+}
+
+/** What createTasks did: stored every task, or (an id was taken) none of them. */
+export type CreatedTasks =
+  | { readonly created: true; readonly records: TaskRecord[]; readonly events: Event[] }
+  | { readonly created: false; readonly taken: TaskRecord[] };
 
 /** A page of tasks and the event sequence it reflects. */
 export interface TaskPage {
@@ -183,6 +213,7 @@ export interface TaskStore {
   readonly kind: string;
   /**
    * Inserts a task and its first event; returns the existing record untouched if the id is taken.
+   * A task with dependencies goes through createTasks.
    * With `audit`, a created task's audit record is appended to the audit log in the same
    * transaction (nothing is appended when the id was taken).
    */
@@ -191,6 +222,24 @@ export interface TaskStore {
     event: NewEvent,
     audit?: AuditFields,
   ): Promise<{ record: TaskRecord; created: boolean; events: Event[] }>;
+  /**
+   * Inserts several tasks, their first events (`events[i]` for `tasks[i]`) and audit records in one
+   * transaction, all or none: when an id is taken, nothing is stored and the stored tasks with the
+   * taken ids come back. Stores their dependencies too: each dependency (a stored task or one of
+   * `tasks` before it) gets the new task appended to its `dependents`, without a version change.
+   */
+  createTasks(
+    tasks: readonly NewTask[],
+    events: readonly NewEvent[],
+    audit?: readonly AuditFields[],
+  ): Promise<CreatedTasks>;
+  /** The states and depths of these tasks (missing ones are left out). */
+  taskStates(ids: readonly string[]): Promise<DependencyState[]>;
+  /**
+   * WAITING tasks whose dependencies have all ended (or are missing), oldest first: the ones whose
+   * resolution a crash or a lost race left undone.
+   */
+  settledWaiting(limit: number): Promise<TaskRecord[]>;
   /** The task with this id, if any, and the last committed sequence at the time of the read. */
   getTask(id: string): Promise<{ record: TaskRecord | undefined; sequence: bigint }>;
   /**

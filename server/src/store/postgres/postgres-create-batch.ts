@@ -34,13 +34,54 @@ interface Pending {
 /** Most creations in one transaction. */
 const maxBatch = 128;
 
-const insertSql = `INSERT INTO tasks (id, type, priority, status, payload, metadata, request_hash, timeout_seconds,
-                      on_lost, max_attempts, origin, owner, era, created_at, updated_at)
-  SELECT r.*, $14::bigint, $14::bigint FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::text[],
-    $6::text[], $7::text[], $8::int[], $9::text[], $10::int[], $11::text[], $12::text[], $13::text[]) AS r
-  ORDER BY 1
+/**
+ * Inserts the rows of `taskInsertValues` (arrays of one column each); `order` is 1 for id order,
+ * `r.ordinality` for the order given.
+ */
+export const insertTasksSql = (
+  order: string,
+): string => `INSERT INTO tasks (id, type, priority, status, payload,
+      metadata, request_hash, timeout_seconds, on_lost, max_attempts, origin, owner, era, workflow_id, depends_on,
+      retry_of, limit_hosts, depth, created_at, updated_at)
+  SELECT r.id, r.type, r.priority, r.status, r.payload, r.metadata, r.request_hash, r.timeout_seconds, r.on_lost,
+    r.max_attempts, r.origin, r.owner, r.era, r.workflow_id, r.depends_on, r.retry_of, r.limit_hosts, r.depth,
+    $19::bigint, $19::bigint
+  FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::text[], $6::text[], $7::text[], $8::int[],
+    $9::text[], $10::int[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[],
+    $17::text[], $18::int[]) WITH ORDINALITY AS r(id, type, priority, status, payload, metadata, request_hash,
+    timeout_seconds, on_lost, max_attempts, origin, owner, era, workflow_id, depends_on, retry_of, limit_hosts,
+    depth, ordinality)
+  ORDER BY ${order}
   ON CONFLICT (id) DO NOTHING
   RETURNING id, position`;
+
+const insertSql = insertTasksSql("1");
+
+/** The values of insertTasksSql for these rows, inserted at `now`. */
+export function taskInsertValues(rows: readonly NewTaskColumns[], now: number): unknown[] {
+  const col = <K extends keyof NewTaskColumns>(k: K) => rows.map((c) => c[k]);
+  return [
+    col("id"),
+    col("type"),
+    col("priority"),
+    col("status"),
+    col("payload"),
+    col("metadata"),
+    col("request_hash"),
+    col("timeout_seconds"),
+    col("on_lost"),
+    col("max_attempts"),
+    col("origin"),
+    col("owner"),
+    col("era"),
+    col("workflow_id"),
+    col("depends_on"),
+    col("retry_of"),
+    col("limit_hosts"),
+    col("depth"),
+    now,
+  ];
+}
 
 /** Creates tasks in batches; `create` resolves once its batch committed. */
 export function createTaskBatcher(
@@ -87,24 +128,8 @@ async function createAll(
     if (!firstOf.has(c.id)) firstOf.set(c.id, i);
   });
   const unique = [...firstOf.values()].map((i) => columns[i] as NewTaskColumns);
-  const col = <K extends keyof NewTaskColumns>(k: K) => unique.map((c) => c[k]);
   const inserted = await client.query<{ id: string; position: number }>(
-    named(insertSql, [
-      col("id"),
-      col("type"),
-      col("priority"),
-      col("status"),
-      col("payload"),
-      col("metadata"),
-      col("request_hash"),
-      col("timeout_seconds"),
-      col("on_lost"),
-      col("max_attempts"),
-      col("origin"),
-      col("owner"),
-      col("era"),
-      now,
-    ]),
+    named(insertSql, taskInsertValues(unique, now)),
   );
   const positionOf = new Map(inserted.rows.map((r) => [r.id, r.position]));
   // Ids that were taken already: their stored tasks, untouched.
@@ -126,7 +151,7 @@ async function createAll(
     const position = positionOf.get(c.id);
     if (position === undefined || firstOf.get(c.id) !== i) return undefined;
     made.push(i);
-    return newTaskRecord(c, p.task.payload, p.task.metadata, position);
+    return newTaskRecord(c, p.task, position);
   });
   // Lock order: the audit head, then the event counter (always last), in every transaction.
   const audits = made.flatMap((i) => {

@@ -9,6 +9,7 @@
  */
 import type { GatewayStore } from "../gateway-store.js";
 import { createPostgresAccess } from "./postgres-access.js";
+import { createPostgresDependencies } from "./postgres-dependencies.js";
 import { createPostgresLiveness } from "./postgres-liveness.js";
 import { migratePostgres } from "./postgres-migrate.js";
 import { listenForCommits } from "./postgres-notify.js";
@@ -77,6 +78,7 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Gat
   return {
     ...createPostgresAccess(db),
     ...createPostgresTasks(db),
+    ...createPostgresDependencies(db),
     ...createPostgresLiveness(db),
     kind: "postgres",
     shared: true,

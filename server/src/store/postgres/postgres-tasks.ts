@@ -71,7 +71,11 @@ export function createPostgresTasks(db: PostgresDb): PostgresTaskMethods {
 
   return {
     // Creations are group-committed: see postgres-create-batch.ts.
-    createTask: (t: NewTask, event, audit?: AuditFields) => create(t, event, audit),
+    createTask(t: NewTask, event, audit?: AuditFields) {
+      if (t.dependsOn && t.dependsOn.length > 0)
+        throw new Error("a task with dependencies goes through createTasks");
+      return create(t, event, audit);
+    },
 
     async getTask(id) {
       const row = (await db.pool.query(namedArray(sql.taskWithSequence, [id]))).rows[0];
@@ -148,6 +152,10 @@ export function createPostgresTasks(db: PostgresDb): PostgresTaskMethods {
       if (q.createdAfter) where.push(`created_at >= ${param(q.createdAfter.getTime())}`);
       if (q.createdBefore) where.push(`created_at < ${param(q.createdBefore.getTime())}`);
       if (q.idPrefix) where.push(`starts_with(id, ${param(q.idPrefix)})`);
+      if (q.workflowId) where.push(`workflow_id = ${param(q.workflowId)}`);
+      if (q.label) where.push(`(metadata::jsonb ->> ${param(q.label.key)}) = ${param(q.label.value)}`);
+      if (q.unfinished && q.status === undefined)
+        where.push(`status NOT IN (${[...terminalStates].join(",")})`);
       const pageWhere = [...where];
       const direction = q.order === "newest" ? "DESC" : "ASC";
       if (q.afterPosition !== undefined)

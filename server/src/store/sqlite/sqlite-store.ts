@@ -30,6 +30,7 @@ import {
 } from "../task-rows.js";
 import type {
   CoreStreamEnd,
+  CreatedTasks,
   DaemonRecord,
   DisconnectedCoreRun,
   EventQuery,
@@ -75,10 +76,26 @@ export function openSqliteStore(opts: SqliteStoreOptions): GatewayStore {
   const stmt = {
     insertTask: db.prepare(
       `INSERT INTO tasks (id, type, priority, status, payload, metadata, request_hash, timeout_seconds, on_lost,
-                          max_attempts, origin, owner, era, created_at, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                          max_attempts, origin, owner, era, workflow_id, depends_on, retry_of, limit_hosts, depth,
+                          created_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (id) DO NOTHING`,
     ),
+    tasksByIds: db
+      .prepare(`SELECT ${taskColumns()} FROM tasks WHERE id IN (SELECT value FROM json_each(?))`)
+      .raw(true),
+    statesByIds: db.prepare(
+      "SELECT id, status, depth FROM tasks WHERE id IN (SELECT value FROM json_each(?))",
+    ),
+    addDependent: db.prepare("UPDATE tasks SET dependents = json_insert(dependents, '$[#]', ?) WHERE id = ?"),
+    settledWaiting: db
+      .prepare(
+        `SELECT ${taskColumns()} FROM tasks t WHERE t.status = ${TaskStatus.WAITING}
+         AND NOT EXISTS (SELECT 1 FROM json_each(t.depends_on) j JOIN tasks d ON d.id = j.value
+                         WHERE d.status NOT IN (${[...terminalStates].join(",")}))
+         ORDER BY t.position LIMIT ?`,
+      )
+      .raw(true),
     taskById: db.prepare(`SELECT ${taskColumns()} FROM tasks WHERE id = ?`).raw(true),
     insertEvent: db.prepare("INSERT INTO events (type, task_id, data, created_at) VALUES (?, ?, ?, ?)"),
     lastSequence: db.prepare("SELECT COALESCE(MAX(sequence), 0) AS s FROM events"),
@@ -185,31 +202,43 @@ export function openSqliteStore(opts: SqliteStoreOptions): GatewayStore {
     return st;
   };
 
+  const insertTask = (t: NewTask, now: number) => {
+    const c = newTaskColumns(t, now);
+    const info = stmt.insertTask.run(
+      c.id,
+      c.type,
+      c.priority,
+      c.status,
+      c.payload,
+      c.metadata,
+      c.request_hash,
+      c.timeout_seconds,
+      c.on_lost,
+      c.max_attempts,
+      c.origin,
+      c.owner,
+      c.era,
+      c.workflow_id,
+      c.depends_on,
+      c.retry_of,
+      c.limit_hosts,
+      c.depth,
+      now,
+      now,
+    );
+    return { c, info };
+  };
+
   return {
     ...createSqliteAccess(db, writer, appendAuditRows),
     kind: "sqlite",
 
     createTask(t: NewTask, event: NewEvent, audit?: AuditFields) {
+      if (t.dependsOn && t.dependsOn.length > 0)
+        throw new Error("a task with dependencies goes through createTasks");
       return writer.submit(() => {
         const now = Date.now();
-        const params = newTaskColumns(t, now);
-        const info = stmt.insertTask.run(
-          params.id,
-          params.type,
-          params.priority,
-          params.status,
-          params.payload,
-          params.metadata,
-          params.request_hash,
-          params.timeout_seconds,
-          params.on_lost,
-          params.max_attempts,
-          params.origin,
-          params.owner,
-          params.era,
-          now,
-          now,
-        );
+        const { c: params, info } = insertTask(t, now);
         if (info.changes === 0) {
           // The id was taken: the stored task, untouched.
           const row = getRow(t.id);
@@ -218,11 +247,43 @@ export function openSqliteStore(opts: SqliteStoreOptions): GatewayStore {
         }
         // The record as stored, built here rather than read back: a row object made by the driver
         // costs more than the whole insert.
-        const record = newTaskRecord(params, t.payload, t.metadata, Number(info.lastInsertRowid));
+        const record = newTaskRecord(params, t, Number(info.lastInsertRowid));
         const events = insertEvents([event], now);
         if (audit) appendAuditRows([audit]);
         return { record, created: true, events };
       });
+    },
+
+    createTasks(tasks, events, audit) {
+      return writer.submit((): CreatedTasks => {
+        const ids = JSON.stringify(tasks.map((t) => t.id));
+        const taken = (stmt.tasksByIds.all(ids) as TaskRow[]).map(rowToRecord);
+        if (taken.length > 0) return { created: false, taken };
+        const now = Date.now();
+        const records = tasks.map((t) => {
+          const { c, info } = insertTask(t, now);
+          // Within one request ids are unique (the service checks), and none was taken.
+          if (info.changes === 0) throw new Error(`task ${t.id} was inserted twice`);
+          for (const dep of t.dependsOn ?? []) stmt.addDependent.run(t.id, dep);
+          return newTaskRecord(c, t, Number(info.lastInsertRowid));
+        });
+        const stored = insertEvents(events, now);
+        if (audit && audit.length > 0) appendAuditRows(audit);
+        return { created: true, records, events: stored };
+      });
+    },
+
+    async taskStates(ids) {
+      const rows = stmt.statesByIds.all(JSON.stringify(ids)) as {
+        id: string;
+        status: number;
+        depth: number;
+      }[];
+      return rows.map((r) => ({ id: r.id, status: r.status as TaskStatus, depth: r.depth }));
+    },
+
+    async settledWaiting(limit) {
+      return (stmt.settledWaiting.all(limit) as TaskRow[]).map(rowToRecord);
     },
 
     async getTask(id) {
@@ -303,6 +364,16 @@ export function openSqliteStore(opts: SqliteStoreOptions): GatewayStore {
         where.push("substr(id, 1, ?) = ?");
         params.push(q.idPrefix.length, q.idPrefix);
       }
+      if (q.workflowId) {
+        where.push("workflow_id = ?");
+        params.push(q.workflowId);
+      }
+      if (q.label) {
+        where.push("json_extract(metadata, ?) = ?");
+        params.push(`$.${JSON.stringify(q.label.key)}`, q.label.value);
+      }
+      if (q.unfinished && q.status === undefined)
+        where.push(`status NOT IN (${[...terminalStates].join(",")})`);
       const filter = where.length > 0 ? `WHERE ${where.join(" AND ")}` : "";
       const total = (prepared(`SELECT COUNT(*) AS n FROM tasks ${filter}`).get(...params) as { n: number }).n;
       const pageWhere = [...where];
