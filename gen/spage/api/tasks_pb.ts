@@ -1054,9 +1054,14 @@ export const ListOrderSchema: GenEnum<ListOrder> = /*@__PURE__*/
  * Stored events (WatchEvents; gateway -> watchers):
  * | type             | data keys                                                           |
  * | ---------------- | ------------------------------------------------------------------- |
- * | task.submitted   | type, priority, status                                              |
+ * | task.submitted   | type, priority, status (PENDING, or WAITING with dependencies),     |
+ * |                  | workflow_id, depends_on (comma-separated ids), retry_of, limit      |
+ * |                  | (comma-separated hosts), each of the last four when set             |
  * | task.registered  | playbook, engine                                                    |
- * | task.status      | from, to, reason, error, daemon_id (each optional but from and to)  |
+ * | task.status      | from, to, reason, error, daemon_id (each optional but from and to); |
+ * |                  | ended by a dependency: reason "dependency", dependency (its id),    |
+ * |                  | dependency_status (how it ended)                                    |
+ * | task.retried     | retry_id (the new task), limit (hosts, when only failed ones)       |
  * | task.assigned    | daemon_id, attempt                                                  |
  * | task.progress    | progress, message, outcome, task, host, status, level, duration_ms, |
  * |                  | error, run_status, exit_code                                        |
@@ -1085,7 +1090,9 @@ export const ListOrderSchema: GenEnum<ListOrder> = /*@__PURE__*/
  * | ---------------- | ------------------------------------------------------------------- |
  * | daemon.welcome   | daemon_id, heartbeat_ms, lease_ms, reattached (ids), cancel (ids)   |
  * | task.assigned    | task_id, type, attempt, timeout_seconds, payload (JSON), playbook,  |
- * |                  | inventory, variables (JSON), era ("play" for a play, else absent)   |
+ * |                  | inventory, variables (JSON), era ("play" for a play, else absent),  |
+ * |                  | limit (comma-separated hosts to run on, as ansible-playbook         |
+ * |                  | --limit; absent: every host)                                        |
  * | task.cancel      | task_id, reason, deadline (RFC 3339)                                |
  * | ack              | ref (id of the event acknowledged), of (its type), task_id, seq     |
  * | error            | code, message, ref (id of the offending event); about a task's      |

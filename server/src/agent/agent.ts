@@ -338,6 +338,7 @@ export class Agent {
         inventory: d.inventory ?? "",
         variablesJson: d.variables || "{}",
         endpoint: this.coreEndpoint,
+        limit: d.limit ?? "",
       };
       command = this.opts.command
         ? renderTemplate(this.opts.command, values)
@@ -354,6 +355,8 @@ export class Agent {
       SPAGE_TASK_ID: id,
       SPAGE_GATEWAY: this.endpointHostPort,
       SPAGE_GATEWAY_URL: this.opts.endpoint,
+      // The hosts a retry of failed hosts is limited to (also --limit / {limit}).
+      ...(d.limit ? { SPAGE_LIMIT: d.limit } : {}),
       ...(this.opts.token ? { SPAGE_TOKEN: this.opts.token } : {}),
     };
     // Also in the environment, for templates and configurations that read the play id from there

@@ -15,6 +15,8 @@ export interface TaskCommandValues {
   readonly variablesJson: string;
   /** The gateway as host:port, the form Spage's --daemon-grpc takes. */
   readonly endpoint: string;
+  /** Hosts the run is limited to, comma-separated (a retry of failed hosts); "" for all. */
+  readonly limit?: string;
 }
 
 /** Placeholders understood in `--command` templates. */
@@ -25,6 +27,7 @@ export const placeholders = [
   "inventory",
   "endpoint",
   "variables_json",
+  "limit",
 ] as const;
 
 /** Quotes a value for POSIX sh: single quotes, with embedded single quotes closed and escaped. */
@@ -35,13 +38,14 @@ export function shellQuote(value: string): string {
 
 /**
  * The default, as Spage's own `run` takes it: `spage run <playbook> [-i <inventory>] [-e
- * <variables>] --daemon-grpc <endpoint>`, then `--task-id <id>` for a task-era core or
+ * <variables>] [--limit <hosts>] --daemon-grpc <endpoint>` (--limit as ansible-playbook takes it), then `--task-id <id>` for a task-era core or
  * `--play-id <id>` for a core of today (the play era).
  */
 export function defaultSpageCommand(v: TaskCommandValues, era: "task" | "play" = "task"): string {
   const parts = ["spage", "run", shellQuote(v.playbook)];
   if (v.inventory) parts.push("-i", shellQuote(v.inventory));
   if (v.variablesJson && v.variablesJson !== "{}") parts.push("-e", shellQuote(v.variablesJson));
+  if (v.limit) parts.push("--limit", shellQuote(v.limit));
   parts.push(
     "--daemon-grpc",
     shellQuote(v.endpoint),
@@ -60,6 +64,7 @@ export function renderTemplate(template: string, v: TaskCommandValues): string {
     inventory: v.inventory,
     endpoint: v.endpoint,
     variables_json: v.variablesJson,
+    limit: v.limit ?? "",
   };
   return template.replace(/\{([a-z_]+)\}/g, (whole, name: string) => {
     if (!(name in values))
