@@ -253,7 +253,7 @@ export class TaskService {
   }
 
   /**
-   * Cancels a task: PENDING ends CANCELED at once, ASSIGNED or RUNNING become CANCELING, an already
+   * Cancels a task: PENDING or WAITING ends CANCELED at once, ASSIGNED or RUNNING become CANCELING, an already
    * CANCELING task is accepted again, anything that has ended is FailedPrecondition.
    */
   async cancel(taskId: string, reason: string): Promise<Task> {
@@ -273,7 +273,11 @@ export class TaskService {
           },
         );
       }
-      const to = from === TaskStatus.PENDING ? TaskStatus.CANCELED : TaskStatus.CANCELING;
+      // Nothing runs a queued or waiting task yet: it ends at once.
+      const to =
+        from === TaskStatus.PENDING || from === TaskStatus.WAITING
+          ? TaskStatus.CANCELED
+          : TaskStatus.CANCELING;
       return statusChange(
         rec,
         to,

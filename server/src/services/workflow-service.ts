@@ -5,11 +5,9 @@
  * state machine; dependencies are checked in domain/task-graph.ts and resolved by
  * services/dependencies.ts.
  */
-import { Code, ConnectError } from "@connectrpc/connect";
-import { codeToString } from "@connectrpc/connect/protocol-connect";
 import type { CancelTaskOutcome, CancelTasksRequest } from "../../../gen/spage/api/tasks_pb.js";
 import { type Task, TaskPriority, TaskStatus } from "../../../gen/spage/core/common_pb.js";
-import { AlreadyExistsError, FailedPreconditionError, NotFoundError } from "../domain/errors.js";
+import { AlreadyExistsError, DomainError, FailedPreconditionError, NotFoundError } from "../domain/errors.js";
 import { checkGraph, graphLimits } from "../domain/task-graph.js";
 import { newTaskId } from "../domain/task-id.js";
 import type { Actor } from "../domain/task-owner.js";
@@ -249,14 +247,14 @@ export class WorkflowService {
       const task = await this.tasks.cancel(id, reason);
       return { taskId: id, success: true, status: task.status, error: "" };
     } catch (err) {
-      const e = ConnectError.from(err);
-      if (e.code === Code.Internal || e.code === Code.Unavailable) throw err;
+      // What refuses one task is in its result; anything else (the store failing) fails the call.
+      if (!(err instanceof DomainError) || err.kind === "unavailable") throw err;
       const { record } = await this.store.getTask(id);
       return {
         taskId: id,
         success: false,
         status: record?.task.status ?? TaskStatus.UNSPECIFIED,
-        error: `${codeToString(e.code)}: ${e.rawMessage}`,
+        error: `${err.kind}: ${err.message}`,
       };
     }
   }

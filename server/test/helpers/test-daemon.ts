@@ -39,6 +39,8 @@ export interface TestDaemonOptions {
   readonly hello?: boolean;
   /** How long `connect` waits for the welcome (default 2000 ms). */
   readonly welcomeTimeoutMs?: number;
+  /** Sent as `Authorization: Bearer <token>` (an API key or session token), for a gateway with auth on. */
+  readonly token?: string;
 }
 
 /** How the gateway's side of the stream ended. */
@@ -82,7 +84,22 @@ export class TestDaemon {
     readonly options: TestDaemonOptions,
   ) {
     this.sessionManager = new Http2SessionManager(baseUrl);
-    this.api = createClient(SpageAPI, createGrpcTransport({ baseUrl, sessionManager: this.sessionManager }));
+    const token = options.token;
+    this.api = createClient(
+      SpageAPI,
+      createGrpcTransport({
+        baseUrl,
+        sessionManager: this.sessionManager,
+        interceptors: token
+          ? [
+              (next) => (req) => {
+                req.header.set("authorization", `Bearer ${token}`);
+                return next(req);
+              },
+            ]
+          : [],
+      }),
+    );
     this.ended = this.read();
   }
 
