@@ -457,6 +457,135 @@ export function storeContract(name: string, open: OpenStore): void {
     );
 
     it(
+      "creates several tasks at once with their dependencies, or none when an id is taken",
+      withStore(async (store) => {
+        await store.createTask(newTask("root", { workflowId: "wf" }), submitted("root"));
+        const made = await store.createTasks(
+          [
+            newTask("w1", { status: TaskStatus.WAITING, dependsOn: ["root"], depth: 1, workflowId: "wf" }),
+            newTask("w2", {
+              status: TaskStatus.WAITING,
+              dependsOn: ["root", "w1"],
+              depth: 2,
+              workflowId: "wf",
+              retryOf: "old",
+              limitHosts: ["web2"],
+            }),
+          ],
+          [submitted("w1"), submitted("w2")],
+        );
+        assert.ok(made.created);
+        assert.deepEqual(
+          made.events.map((e) => [e.sequence, e.taskId]),
+          [
+            [2n, "w1"],
+            [3n, "w2"],
+          ],
+        );
+        for (const rec of made.records) {
+          const { record } = await store.getTask(rec.task.id);
+          assert.deepEqual(rec, record, "the created record is the one stored");
+        }
+        const w2 = (await store.getTask("w2")).record?.task;
+        assert.deepEqual(
+          [w2?.dependsOn, w2?.workflowId, w2?.retryOf, w2?.limitHosts, w2?.status],
+          [["root", "w1"], "wf", "old", ["web2"], TaskStatus.WAITING],
+        );
+        const root = (await store.getTask("root")).record;
+        assert.deepEqual(root?.task.dependents, ["w1", "w2"], "dependents in the order stored");
+        assert.equal(root?.version, 1, "a new dependent does not change the task's version");
+        assert.deepEqual((await store.getTask("w1")).record?.task.dependents, ["w2"]);
+
+        // An id taken: nothing of the call is stored, the taken task comes back.
+        const clash = await store.createTasks(
+          [newTask("w3"), newTask("w1", { type: "other" })],
+          [submitted("w3"), submitted("w1")],
+        );
+        assert.equal(clash.created, false);
+        assert.deepEqual(clash.created ? [] : clash.taken.map((r) => [r.task.id, r.task.type]), [
+          ["w1", "playbook"],
+        ]);
+        assert.equal((await store.getTask("w3")).record, undefined);
+        assert.equal((await store.readEvents({ afterSequence: 0n, limit: 10 })).length, 3);
+
+        const states = await store.taskStates(["w2", "root", "missing"]);
+        assert.deepEqual(states.map((s) => [s.id, s.status, s.depth]).sort(), [
+          ["root", TaskStatus.PENDING, 0],
+          ["w2", TaskStatus.WAITING, 2],
+        ]);
+        // Listing by workflow and by label; unfinished leaves ended tasks out.
+        const wf = await store.listTasks({ limit: 10, offset: 0, order: "oldest", workflowId: "wf" });
+        assert.deepEqual(
+          wf.records.map((r) => r.task.id),
+          ["root", "w1", "w2"],
+        );
+        const labeled = await store.listTasks({
+          limit: 10,
+          offset: 0,
+          order: "oldest",
+          label: { key: "owner", value: "contract" },
+        });
+        assert.equal(labeled.total, 3);
+        const none = await store.listTasks({
+          limit: 10,
+          offset: 0,
+          order: "oldest",
+          label: { key: "owner", value: "x" },
+        });
+        assert.equal(none.total, 0);
+      }),
+    );
+
+    it(
+      "finds waiting tasks whose dependencies all ended",
+      withStore(async (store) => {
+        await store.createTask(newTask("d1"), submitted("d1"));
+        await store.createTask(newTask("d2"), submitted("d2"));
+        await store.createTasks(
+          [
+            newTask("wa", { status: TaskStatus.WAITING, dependsOn: ["d1"], depth: 1 }),
+            newTask("wb", { status: TaskStatus.WAITING, dependsOn: ["d1", "d2"], depth: 1 }),
+          ],
+          [submitted("wa"), submitted("wb")],
+        );
+        assert.deepEqual(await store.settledWaiting(10), []);
+        const d1 = (await store.getTask("d1")).record;
+        assert.ok(d1);
+        await store.updateTask(
+          "d1",
+          { status: TaskStatus.PENDING, version: d1.version },
+          { status: TaskStatus.CANCELED },
+          [],
+        );
+        assert.deepEqual(
+          (await store.settledWaiting(10)).map((r) => r.task.id),
+          ["wa"],
+        );
+        const d2 = (await store.getTask("d2")).record;
+        assert.ok(d2);
+        await store.updateTask(
+          "d2",
+          { status: TaskStatus.PENDING, version: d2.version },
+          { status: TaskStatus.SKIPPED },
+          [],
+        );
+        assert.deepEqual(
+          (await store.settledWaiting(10)).map((r) => r.task.id),
+          ["wa", "wb"],
+        );
+        assert.deepEqual(
+          (await store.settledWaiting(1)).map((r) => r.task.id),
+          ["wa"],
+        );
+        const unfinished = await store.listTasks({ limit: 10, offset: 0, order: "oldest", unfinished: true });
+        assert.deepEqual(
+          unfinished.records.map((r) => r.task.id),
+          ["wa", "wb"],
+        );
+      }),
+    );
+
+    it(
       "keeps everything across close and reopen, and continues the sequence",
       withStore(async (store, reopen) => {
         await store.createTask(newTask("p1"), submitted("p1"));

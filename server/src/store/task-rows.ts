@@ -206,6 +206,15 @@ export function newTaskRecord(
   return { task, requestHash: c.request_hash, version: 1, position, outputSeq: 0 };
 }
 
+/**
+ * Fills in `dependents` of records created together (createTasks): a task of the batch that another
+ * of it depends on has that one among its dependents, as stored.
+ */
+export function linkBatchDependents(records: readonly TaskRecord[]): void {
+  const byId = new Map(records.map((r) => [r.task.id, r]));
+  for (const r of records) for (const dep of r.task.dependsOn) byId.get(dep)?.task.dependents.push(r.task.id);
+}
+
 /** A row of the daemons table. */
 export interface DaemonRow {
   id: string;

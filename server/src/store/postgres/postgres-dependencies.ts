@@ -8,7 +8,7 @@
  */
 import { TaskStatus } from "../../../../gen/spage/core/common_pb.js";
 import { terminalStates } from "../../domain/task-state.js";
-import { newTaskColumns, newTaskRecord, taskColumns } from "../task-rows.js";
+import { linkBatchDependents, newTaskColumns, newTaskRecord, taskColumns } from "../task-rows.js";
 import type { CreatedTasks, TaskRecord, TaskStore } from "../task-store.js";
 import { appendAuditRows } from "./postgres-audit.js";
 import { insertTasksSql, taskInsertValues } from "./postgres-create-batch.js";
@@ -75,6 +75,7 @@ export function createPostgresDependencies(db: PostgresDb): PostgresDependencyMe
           const records = tasks.map((t, i) =>
             newTaskRecord(columns[i] as (typeof columns)[number], t, positionOf.get(t.id) as number),
           );
+          linkBatchDependents(records);
           return { created: true as const, records, events: stored };
         });
       } catch (err) {

@@ -17,6 +17,7 @@ import {
   type DaemonRow,
   type EventRow,
   hostsToJson,
+  linkBatchDependents,
   newEvent,
   newTaskColumns,
   newTaskRecord,
@@ -267,6 +268,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): GatewayStore {
           for (const dep of t.dependsOn ?? []) stmt.addDependent.run(t.id, dep);
           return newTaskRecord(c, t, Number(info.lastInsertRowid));
         });
+        linkBatchDependents(records);
         const stored = insertEvents(events, now);
         if (audit && audit.length > 0) appendAuditRows(audit);
         return { created: true, records, events: stored };
