@@ -1128,8 +1128,9 @@ export const SpageAPI: GenService<{
     output: typeof GetTaskStatusResponseSchema;
   },
   /**
-   * Cancels a task. A PENDING or WAITING task ends CANCELED at once (and what waits on it); an assigned or running one goes through
-   * CANCELING until its runner confirms. Errors: NOT_FOUND, FAILED_PRECONDITION (already ended).
+   * Cancels a task. A PENDING or WAITING task ends CANCELED at once (and what waits on it); an
+   * assigned or running one goes through CANCELING until its runner confirms. Errors: NOT_FOUND,
+   * FAILED_PRECONDITION (already ended).
    *
    * @generated from rpc spage.api.SpageAPI.CancelTask
    */
