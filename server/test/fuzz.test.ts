@@ -96,6 +96,8 @@ const creatingMethods = new Set([
   "/spage.core.SpageExecution/RegisterTask",
   "/spage.core.SpageExecution/ExecutePlay",
   "/spage.core.SpageExecution/RegisterPlay",
+  "/spage.api.SpageAPI/SubmitTasks",
+  "/spage.api.SpageAPI/RetryTask",
 ]);
 
 /** Timestamp seconds of any int64, in and out of the range JSON can carry (years 1 to 9999). */
@@ -175,13 +177,20 @@ describe("fuzz: every RPC over Connect JSON and binary", () => {
           : (checked.error?.code ?? "ok");
     const byMethod = outcomes.get(outcome) ?? new Map<string, number>();
     outcomes.set(outcome, byMethod.set(target.method.name, (byMethod.get(target.method.name) ?? 0) + 1));
-    const first = checked.messages[0] as (Message & { taskId?: unknown; playId?: unknown }) | undefined;
+    const first = checked.messages[0] as
+      | (Message & { taskId?: unknown; playId?: unknown; taskIds?: unknown; task?: { id?: unknown } })
+      | undefined;
     if (!checked.error && creatingMethods.has(target.path) && first) {
-      // A play's id is its task's id.
-      const id = first.taskId ?? first.playId;
-      assert.equal(typeof id, "string");
-      assert.notEqual(id, "", `${target.path} succeeded without a task id`);
-      reportedTasks.add(id as string);
+      // A play's id is its task's id; SubmitTasks names several, RetryTask answers the new task.
+      const ids = Array.isArray(first.taskIds)
+        ? first.taskIds
+        : [first.taskId ?? first.playId ?? first.task?.id];
+      assert.ok(ids.length > 0, `${target.path} succeeded without a task id`);
+      for (const id of ids) {
+        assert.equal(typeof id, "string");
+        assert.notEqual(id, "", `${target.path} succeeded without a task id`);
+        reportedTasks.add(id as string);
+      }
     }
     return checked;
   }
