@@ -14,7 +14,6 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import { TaskPriority, TaskStatus } from "../../gen/spage/core/common_pb.js";
 import { shellQuote } from "../src/agent/command-template.js";
 import {
@@ -29,27 +28,12 @@ import {
   within,
 } from "./helpers/agent-harness.js";
 import { startAgentProcess } from "./helpers/agent-process.js";
+import { fakeCoreCommand as coreCommand, taskEraPlaceholders } from "./helpers/core-process.js";
 import { describeEvents } from "./helpers/event-watch.js";
-
-const fakeCore = fileURLToPath(new URL("./fixtures/fake-spage-core.ts", import.meta.url));
 
 /** The agent's --command running the fake Spage core for a task. */
 function fakeCoreCommand(extra: readonly string[] = []): string {
-  return [
-    shellQuote(process.execPath),
-    "--import",
-    "tsx",
-    shellQuote(fakeCore),
-    "--daemon-grpc",
-    "{endpoint}",
-    "--task-id",
-    "{task_id}",
-    "--playbook",
-    "{playbook}",
-    "--variables",
-    "{variables_json}",
-    ...extra.map(shellQuote),
-  ].join(" ");
+  return coreCommand(taskEraPlaceholders, extra);
 }
 
 describe("agent end to end", () => {

@@ -19,11 +19,9 @@
 import assert from "node:assert/strict";
 import { hostname } from "node:os";
 import { after, before, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { type Task, TaskStatus } from "../../gen/spage/core/common_pb.js";
 import { PlayStatus } from "../../gen/spage/core/play_pb.js";
-import { shellQuote } from "../src/agent/command-template.js";
 import {
   Cleanup,
   outputLines,
@@ -36,31 +34,28 @@ import {
   waitForStatus,
 } from "./helpers/agent-harness.js";
 import { type AgentProcess, startAgentProcess } from "./helpers/agent-process.js";
+import { fakeCoreCommand } from "./helpers/core-process.js";
 import { type GatewayClients, gatewayClients } from "./helpers/event-watch.js";
-
-const fakeCore = fileURLToPath(new URL("./fixtures/fake-spage-core.ts", import.meta.url));
 
 /**
  * The agent's --command running the fake core in the play era. `raw` parts go in as they are
  * (placeholders such as {endpoint}); `extra` ones are shell-quoted.
  */
 function playCoreCommand(extra: readonly string[] = [], raw: readonly string[] = []): string {
-  return [
-    shellQuote(process.execPath),
-    "--import",
-    "tsx",
-    shellQuote(fakeCore),
-    "--era",
-    "play",
-    "--playbook",
-    "{playbook}",
-    "--inventory",
-    "{inventory}",
-    "--variables",
-    "{variables_json}",
-    ...raw,
-    ...extra.map(shellQuote),
-  ].join(" ");
+  return fakeCoreCommand(
+    [
+      "--era",
+      "play",
+      "--playbook",
+      "{playbook}",
+      "--inventory",
+      "{inventory}",
+      "--variables",
+      "{variables_json}",
+      ...raw,
+    ],
+    extra,
+  );
 }
 
 /** Steps as `n name STATUS`, for compact assertions. */

@@ -13,7 +13,6 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import { TaskStatus } from "../../gen/spage/core/common_pb.js";
 import { shellQuote } from "../src/agent/command-template.js";
 import {
@@ -26,8 +25,7 @@ import {
   waitForStatus,
 } from "./helpers/agent-harness.js";
 import { startAgentProcess } from "./helpers/agent-process.js";
-
-const fakeCore = fileURLToPath(new URL("./fixtures/fake-spage-core.ts", import.meta.url));
+import { fakeCoreCommand } from "./helpers/core-process.js";
 
 /**
  * A step as a shell command: appends "start <id> <ms>" to `log`, sleeps `seconds`, appends
@@ -207,23 +205,10 @@ describe("workflows with real agents", () => {
     try {
       const dir = tempDir(cleanup, "spage-wf-retry-");
       const g = await startGateway(cleanup, dir);
-      const command = [
-        shellQuote(process.execPath),
-        "--import",
-        "tsx",
-        shellQuote(fakeCore),
-        "--daemon-grpc",
-        "{endpoint}",
-        "--task-id",
-        "{task_id}",
-        "--limit",
-        "{limit}",
-        "--upstream",
-        "--fail-host",
-        "web2",
-        "--exit-code",
-        "2",
-      ].join(" ");
+      const command = fakeCoreCommand(
+        ["--daemon-grpc", "{endpoint}", "--task-id", "{task_id}", "--limit", "{limit}"],
+        ["--upstream", "--fail-host", "web2", "--exit-code", "2"],
+      );
       const agent = startAgentProcess({ endpoint: g.url, daemonId: "retry-agent", capacity: 1, command });
       cleanup.add(() => agent.cleanup());
       await g.api.submitTask({ taskId: "site", type: "playbook", payload: { playbook: "site.yml" } });

@@ -1,12 +1,40 @@
 /**
  * The fake Spage core (fixtures/fake-spage-core.ts) as a real child process started by hand, as an
  * operator or a CI job starts `spage run --daemon-grpc ...` with no daemon involved: its stdout read
- * line by line, and signals to kill or stop it mid-run.
+ * line by line, and signals to kill or stop it mid-run. Also the agent's --command that runs it.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { shellQuote } from "../../src/agent/command-template.js";
 
 const fakeCore = fileURLToPath(new URL("../fixtures/fake-spage-core.ts", import.meta.url));
+
+/**
+ * An agent's --command running the fake core: `raw` parts go in as they are (placeholders such as
+ * {endpoint}, filled in shell-quoted by the agent), `extra` ones shell-quoted.
+ */
+export function fakeCoreCommand(raw: readonly string[], extra: readonly string[] = []): string {
+  return [
+    shellQuote(process.execPath),
+    "--import",
+    "tsx",
+    shellQuote(fakeCore),
+    ...raw,
+    ...extra.map(shellQuote),
+  ].join(" ");
+}
+
+/** The placeholders of a task-era run: endpoint, task id, playbook and variables. */
+export const taskEraPlaceholders: readonly string[] = [
+  "--daemon-grpc",
+  "{endpoint}",
+  "--task-id",
+  "{task_id}",
+  "--playbook",
+  "{playbook}",
+  "--variables",
+  "{variables_json}",
+];
 
 /** A running fake core. */
 export interface CoreProcess {
