@@ -2,7 +2,8 @@
  * Two gateways on one PostgreSQL schema, each with its own pool and its own listener, as two
  * replicas behind a load balancer: events written through either reach watchers on both in one
  * sequence order with no gap and no duplicate, a watcher resumes on the other replica exactly, and
- * a task submitted on A is handed to a daemon connected to B (woken by NOTIFY), assigned once.
+ * a task submitted on A is handed to a daemon connected to B (woken by NOTIFY), assigned once; the
+ * dependents of a task that ended are decided by both gateways and change once.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
@@ -108,6 +109,53 @@ describe("two gateways on one PostgreSQL schema", () => {
       await daemon.waitFor("task.cancel", (e) => e.data.task_id === "cross-cancel", 2000);
       await daemon.ack("task.canceled", { task_id: "cross-cancel" });
       await waitForTask(cb.api, "cross-cancel", TaskStatus.CANCELED);
+    } finally {
+      daemon.close();
+      await daemon.ended;
+    }
+  });
+
+  it("both gateways decide the dependents of a task that ended, and each changes once", async () => {
+    const n = 40;
+    await ca.api.submitTasks({
+      workflowId: "rep-fan",
+      tasks: [
+        { taskId: "fan-root", type: "fan" },
+        ...Array.from({ length: n }, (_, i) => ({
+          taskId: `fan-${i}`,
+          type: "fan",
+          dependsOn: ["fan-root"],
+        })),
+      ],
+    });
+    const daemon = await TestDaemon.connect(b.url, {
+      daemonId: "fan-daemon",
+      capacity: 1000,
+      heartbeatMs: 200,
+    });
+    try {
+      await daemon.waitFor("task.assigned", (e) => e.data.task_id === "fan-root", 3000);
+      await daemon.ack("task.accepted", { task_id: "fan-root" });
+      await daemon.ack("task.started", { task_id: "fan-root", pid: "1" });
+      await daemon.ack("task.completed", { task_id: "fan-root", exit_code: "0" });
+      // Both gateways hear of the end (one wrote it, the other reads it back) and resolve at once.
+      for (let i = 0; i < n; i++) {
+        await daemon.waitFor("task.assigned", (e) => e.data.task_id === `fan-${i}`, 5000);
+      }
+      const events = await watchUntil(
+        ca.api,
+        { workflowId: "rep-fan", types: ["task.status"] },
+        (evs) => evs.filter((e) => e.data.to === "ASSIGNED").length >= n + 1,
+        10_000,
+      );
+      for (let i = 0; i < n; i++) {
+        const queued = events.filter((e) => e.taskId === `fan-${i}` && e.data.from === "WAITING");
+        assert.deepEqual(
+          queued.map((e) => e.data.to),
+          ["PENDING"],
+          `fan-${i} left WAITING once`,
+        );
+      }
     } finally {
       daemon.close();
       await daemon.ended;
