@@ -17,7 +17,20 @@ function run(args: readonly string[]) {
 }
 
 describe("command-line help", () => {
-  const commands = ["agent", "submit", "get", "list", "cancel", "watch", "keys", "audit", "store"];
+  const commands = [
+    "agent",
+    "submit",
+    "submit-workflow",
+    "get",
+    "list",
+    "cancel",
+    "retry",
+    "workflow",
+    "watch",
+    "keys",
+    "audit",
+    "store",
+  ];
   for (const command of commands) {
     it(`${command} --help and -h print its usage and exit 0`, () => {
       for (const flag of ["--help", "-h"]) {

@@ -3,6 +3,15 @@
  * SPAGE_* variable, plus the subcommand's own flags. A bad flag is a UsageError with a clear message.
  */
 import { parseArgs } from "node:util";
+import { TaskPriority } from "../../../gen/spage/core/common_pb.js";
+
+/** Priorities by their flag names. */
+export const priorities: Readonly<Record<string, TaskPriority>> = {
+  low: TaskPriority.LOW,
+  normal: TaskPriority.NORMAL,
+  high: TaskPriority.HIGH,
+  critical: TaskPriority.CRITICAL,
+};
 
 /** A mistake on the command line; printed with the usage hint, exit code 2. */
 export class UsageError extends Error {

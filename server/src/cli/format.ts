@@ -27,6 +27,11 @@ export function formatTask(t: Task): string {
     `progress   ${t.progress}%`,
     `created    ${time(t.createdAt)}    started ${time(t.startedAt)}    ended ${time(t.completedAt)}`,
   ];
+  if (t.workflowId) lines.push(`workflow   ${t.workflowId}`);
+  if (t.dependsOn.length > 0) lines.push(`after      ${t.dependsOn.join(", ")}`);
+  if (t.dependents.length > 0) lines.push(`before     ${t.dependents.join(", ")}`);
+  if (t.retryOf) lines.push(`retry of   ${t.retryOf}`);
+  if (t.limitHosts.length > 0) lines.push(`limit      ${t.limitHosts.join(",")}`);
   if (Object.keys(t.payload).length > 0) {
     lines.push(
       `payload    ${Object.entries(t.payload)

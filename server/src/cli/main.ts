@@ -1,6 +1,6 @@
 /**
- * `spage-gateway`: the gateway (serve, the default) and its command-line tools: agent, submit, get,
- * list, cancel, watch, keys, audit. Client commands talk to --endpoint (SPAGE_ENDPOINT, default
+ * `spage-gateway`: the gateway (serve, the default) and its command-line tools: agent, submit,
+ * submit-workflow, get, list, cancel, retry, workflow, watch, keys, audit. Client commands talk to --endpoint (SPAGE_ENDPOINT, default
  * http://127.0.0.1:9091), print for people by default and JSON with --json.
  */
 import { ConnectError } from "@connectrpc/connect";
@@ -15,6 +15,7 @@ import { storeCommand } from "./store-command.js";
 import { cancelCommand, getCommand, listCommand, submitCommand } from "./task-commands.js";
 import { commandUsage, overviewUsage, wantsHelp } from "./usage.js";
 import { watchCommand } from "./watch-command.js";
+import { retryCommand, submitWorkflowCommand, workflowCommand } from "./workflow-commands.js";
 
 /** Runs the command line; resolves with the exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
@@ -48,6 +49,12 @@ export async function main(argv: readonly string[]): Promise<number> {
         return await listCommand(rest, out);
       case "cancel":
         return await cancelCommand(rest, out);
+      case "submit-workflow":
+        return await submitWorkflowCommand(rest, out);
+      case "workflow":
+        return await workflowCommand(rest, out);
+      case "retry":
+        return await retryCommand(rest, out);
       case "watch":
         process.once("SIGINT", onSignal);
         process.once("SIGTERM", onSignal);

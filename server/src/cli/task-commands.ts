@@ -9,19 +9,12 @@ import {
   ListTasksResponseSchema,
   SubmitTaskResponseSchema,
 } from "../../../gen/spage/api/tasks_pb.js";
-import { TaskPriority } from "../../../gen/spage/core/common_pb.js";
-import { intFlag, keyValues, parseCommand, UsageError } from "./cli-args.js";
+import { cancelBatch, cancelFlags } from "./cancel-batch.js";
+import { intFlag, keyValues, parseCommand, priorities, UsageError } from "./cli-args.js";
 import { formatTask, formatTaskTable, json } from "./format.js";
 import { openClient } from "./gateway-client.js";
 
 type Out = (text: string) => void;
-
-const priorities: Record<string, TaskPriority> = {
-  low: TaskPriority.LOW,
-  normal: TaskPriority.NORMAL,
-  high: TaskPriority.HIGH,
-  critical: TaskPriority.CRITICAL,
-};
 
 /** `submit`: creates a task. */
 export async function submitCommand(argv: readonly string[], out: Out): Promise<number> {
@@ -38,6 +31,8 @@ export async function submitCommand(argv: readonly string[], out: Out): Promise<
     timeout: { type: "string" },
     "on-lost": { type: "string" },
     "max-attempts": { type: "string" },
+    after: { type: "string", multiple: true },
+    workflow: { type: "string" },
   });
   const priorityName = String(v.priority ?? "normal").toLowerCase();
   const priority = priorities[priorityName];
@@ -60,6 +55,10 @@ export async function submitCommand(argv: readonly string[], out: Out): Promise<
       timeoutSeconds: intFlag("timeout", v.timeout, 0, 604_800, 0),
       onLost: (v["on-lost"] as string | undefined) ?? "",
       maxAttempts: intFlag("max-attempts", v["max-attempts"], 0, 20, 0),
+      dependsOn: ((v.after as string[] | undefined) ?? [])
+        .flatMap((a) => a.split(","))
+        .filter((a) => a !== ""),
+      workflowId: (v.workflow as string | undefined) ?? "",
     });
     out(common.json ? json(SubmitTaskResponseSchema, res) : res.taskId);
     return 0;
@@ -90,6 +89,8 @@ export async function listCommand(argv: readonly string[], out: Out): Promise<nu
     type: { type: "string" },
     limit: { type: "string" },
     prefix: { type: "string" },
+    workflow: { type: "string" },
+    label: { type: "string" },
     oldest: { type: "boolean" },
     "page-token": { type: "string" },
   });
@@ -100,6 +101,8 @@ export async function listCommand(argv: readonly string[], out: Out): Promise<nu
       type: (v.type as string | undefined) ?? "",
       limit: intFlag("limit", v.limit, 1, 1000, 50),
       idPrefix: (v.prefix as string | undefined) ?? "",
+      workflowId: (v.workflow as string | undefined) ?? "",
+      label: (v.label as string | undefined) ?? "",
       order: v.oldest ? ListOrder.OLDEST_FIRST : ListOrder.NEWEST_FIRST,
       pageToken: (v["page-token"] as string | undefined) ?? "",
     });
@@ -114,12 +117,15 @@ export async function listCommand(argv: readonly string[], out: Out): Promise<nu
   }
 }
 
-/** `cancel ID`: cancels a task. */
+/** `cancel ID`: cancels a task; `cancel --filter ...` many (cancel-batch.ts). */
 export async function cancelCommand(argv: readonly string[], out: Out): Promise<number> {
-  const { values: v, positionals, common } = parseCommand(argv, { reason: { type: "string" } });
+  const { values: v, positionals, common } = parseCommand(argv, cancelFlags);
+  if (v.filter !== undefined || v.all === true) return cancelBatch(v, positionals, common, out);
   const id = positionals[0];
   if (!id || positionals.length > 1)
-    throw new UsageError("usage: spage-gateway cancel TASK_ID [--reason TEXT]");
+    throw new UsageError(
+      "usage: spage-gateway cancel TASK_ID [--reason TEXT] | cancel --filter k=v,... [--yes]",
+    );
   const client = openClient(common);
   try {
     const res = await client.api.cancelTask({ taskId: id, reason: (v.reason as string | undefined) ?? "" });

@@ -54,9 +54,11 @@ process, streaming its output back and reporting its exit code.
   --daemon-id ID       stable id of this daemon (default <hostname>-<pid>)
   --command TEMPLATE   shell command run for each task instead of Spage's own
                        "spage run <playbook> -i <inventory> -e <variables> --daemon-grpc <endpoint>
-                       --task-id <id>" (SPAGE_AGENT_COMMAND); {task_id}, {play_id} (the same id),
-                       {playbook}, {inventory}, {endpoint} and {variables_json} are replaced by
-                       shell-quoted values
+                       --task-id <id>" (SPAGE_AGENT_COMMAND), with "--limit <hosts>" when the task
+                       is limited to some hosts (a retry of failed hosts); {task_id}, {play_id}
+                       (the same id), {playbook}, {inventory}, {endpoint}, {variables_json} and
+                       {limit} (comma-separated hosts, or empty) are replaced by shell-quoted values;
+                       the process also gets SPAGE_LIMIT when the task is limited
   --kill-grace-ms MS   time from SIGTERM to SIGKILL when a task is canceled (default 10000)
   --core-relay on|off  on (default): the cores it starts report to the agent's local relay
                        ({endpoint} is its 127.0.0.1 address), which passes their calls on with the
@@ -86,25 +88,73 @@ Submits a task and prints its id.
   --on-lost POLICY     fail (default) or requeue, when its daemon vanishes mid-run
   --max-attempts N     most attempts under requeue (default 3)
   --id ID              the task id (default: generated); the same request again returns the same task
+  --after ID           run only once task ID has COMPLETED (repeat, or comma-separate, for more);
+                       it waits as WAITING, and is SKIPPED or CANCELED if ID ends otherwise
+  --workflow ID        put the task in this workflow
+${client}`,
+  "submit-workflow": `Usage: spage-gateway submit-workflow FILE.yaml
+
+Submits every task of a workflow file at once (all or none) and prints the workflow id and the task
+ids. The file:
+
+  workflow: rollout-42          # optional; generated when absent
+  tasks:
+    - id: provision
+      payload: {playbook: provision.yml, inventory: hosts.ini}
+    - id: configure
+      after: [provision]        # runs once provision COMPLETED
+      payload: {playbook: configure.yml}
+    - id: deploy
+      type: playbook            # the default
+      after: configure
+      priority: high            # low, normal, high, critical
+      metadata: {team: web}
+      timeout_seconds: 600      # also on_lost, max_attempts
+
+A task whose dependency fails ends SKIPPED, one whose dependency is canceled ends CANCELED, and so
+does everything after it.
+${client}`,
+  workflow: `Usage: spage-gateway workflow show WORKFLOW_ID
+
+Draws a workflow's tasks as a tree of dependencies, each with its state and what it waits for.
+${client}`,
+  retry: `Usage: spage-gateway retry TASK_ID [--failed-hosts] [--id NEW_ID]
+
+Starts a new attempt of a finished task with the same input and prints the new task's id.
+
+  --failed-hosts       only on the hosts that failed in its last run (passed to the run as --limit)
+  --id NEW_ID          the new task's id (default: generated)
 ${client}`,
   get: `Usage: spage-gateway get TASK_ID
 
 Shows one task: its state, per-host recap (task era) or steps (a play), result and error.
 ${client}`,
-  list: `Usage: spage-gateway list [--status S] [--type T] [--prefix P] [--limit N] [--oldest] [--page-token T]
+  list: `Usage: spage-gateway list [--status S] [--type T] [--prefix P] [--workflow W] [--label k=v] [--limit N]
+                           [--oldest] [--page-token T]
 
 Lists tasks, newest first, with the total that match.
 
   --status S           e.g. running, failed
   --type T             the task type
   --prefix P           ids starting with P
+  --workflow W         the tasks of workflow W
+  --label k=v          tasks with this metadata label
   --limit N            tasks per page, 1 to 1000 (default 50)
   --oldest             oldest first
   --page-token T       the next page, as the previous one printed
 ${client}`,
   cancel: `Usage: spage-gateway cancel TASK_ID [--reason TEXT]
+       spage-gateway cancel --filter k=v[,k=v...] [--all] [--limit N] [--dry-run] [--yes] [--reason TEXT]
 
-Cancels a task: a pending one at once, a running one once its runner confirms.
+Cancels a task: a pending or waiting one at once, a running one once its runner confirms.
+
+With --filter, cancels every unfinished task that matches, at most --limit (1 to 1000, default 100)
+a call, oldest first. It first counts them and asks before cancelling (--yes: do not ask; without a
+terminal --yes is required), then prints each task's outcome.
+
+  --filter k=v,...     status, type, priority, workflow, id-prefix, label (label=key=value)
+  --all                match every unfinished task (a filter that sets nothing needs it)
+  --dry-run            only list what would be canceled
 ${client}`,
   watch: `Usage: spage-gateway watch [--task ID] [--type T ...] [--after SEQ] [--until-end]
 
@@ -128,9 +178,13 @@ Commands:
   agent     run a daemon: --capacity N [--command TEMPLATE] [--labels k=v,...] [--daemon-id ID]
   submit    submit a task: --type T | --playbook P [--inventory I] [--var k=v ...] [--priority P]
             [--labels k=v,...] [--timeout SECONDS] [--on-lost fail|requeue] [--max-attempts N] [--id ID]
+            [--after ID ...] [--workflow W]
+  submit-workflow FILE.yaml   submit a workflow's tasks and their dependencies at once
   get ID    show a task
-  list      list tasks: [--status S] [--type T] [--prefix P] [--limit N] [--oldest]
-  cancel ID cancel a task [--reason TEXT]
+  list      list tasks: [--status S] [--type T] [--prefix P] [--workflow W] [--label k=v] [--limit N] [--oldest]
+  cancel ID cancel a task [--reason TEXT]; cancel --filter k=v,... [--yes]: cancel many
+  retry ID  a new attempt of a finished task [--failed-hosts] [--id NEW_ID]
+  workflow  show WORKFLOW_ID: a workflow's tasks as a tree
   watch     follow events live: [--task ID] [--type T ...] [--after SEQ] [--until-end]
   keys      API keys: create --name N --scopes a,b [--quiet] | list [--all] | revoke ID
   store     copy --from DATA_DIR --to postgres://... [--schema S]: move a SQLite store to PostgreSQL
