@@ -5,8 +5,8 @@
  */
 import { useEffect, useState } from "react";
 import { api } from "./api.js";
-import { useRoute } from "./hooks.js";
 import { live } from "./live-events.js";
+import { useRoute, useRouteQuery } from "./route.js";
 import { clearSession, currentSession, onSession, type Session } from "./session.js";
 import { ConnectionIndicator } from "./views/connection-indicator.js";
 import { DaemonsView } from "./views/daemons-view.js";
@@ -26,6 +26,7 @@ export function App() {
 
 function SignedIn() {
   const route = useRoute();
+  const workflow = useRouteQuery().get("workflow") ?? "";
   useEffect(() => {
     const abort = new AbortController();
     // The event log position to follow from: what a listing reflects right now (retried with
@@ -86,7 +87,7 @@ function SignedIn() {
         ) : view === "tasks" && id ? (
           <TaskDetail taskId={id} />
         ) : (
-          <TaskList />
+          <TaskList workflow={workflow} />
         )}
       </main>
     </div>

@@ -7,6 +7,31 @@ export function statusName(s: TaskStatus): string {
   return (TaskStatus[s] ?? String(s)).toLowerCase().replace("_", " ");
 }
 
+/** The CSS class of a state's badge, e.g. "st-timed_out". */
+export function statusClass(s: TaskStatus): string {
+  return `st-${(TaskStatus[s] ?? "unspecified").toLowerCase()}`;
+}
+
+/** Every state a task can be in, in the order filters list them. */
+export const allStates: readonly TaskStatus[] = [
+  TaskStatus.WAITING,
+  TaskStatus.PENDING,
+  TaskStatus.ASSIGNED,
+  TaskStatus.RUNNING,
+  TaskStatus.CANCELING,
+  TaskStatus.COMPLETED,
+  TaskStatus.FAILED,
+  TaskStatus.CANCELED,
+  TaskStatus.SKIPPED,
+  TaskStatus.TIMED_OUT,
+  TaskStatus.LOST,
+];
+
+/** An id cut to `max` characters with an ellipsis (the whole id belongs in a title). */
+export function shortId(id: string, max = 14): string {
+  return id.length > max ? `${id.slice(0, max - 2)}…` : id;
+}
+
 /** Short priority name, e.g. "high". */
 export function priorityName(p: TaskPriority): string {
   return (TaskPriority[p] ?? String(p)).toLowerCase();
@@ -20,6 +45,11 @@ export const endedStates: ReadonlySet<TaskStatus> = new Set([
   TaskStatus.TIMED_OUT,
   TaskStatus.SKIPPED,
 ]);
+
+/** Whether a cancel request can still change the task (it has not ended and is not being canceled). */
+export function cancelable(s: TaskStatus): boolean {
+  return !endedStates.has(s) && s !== TaskStatus.CANCELING;
+}
 
 /** A timestamp as a Date, or undefined. */
 export function dateOf(t: Timestamp | undefined): Date | undefined {

@@ -1,19 +1,7 @@
 /** Small React hooks shared by the views. */
-import { useEffect, useState, useSyncExternalStore } from "react";
+import { useEffect, useState } from "react";
 import type { Event } from "../../gen/spage/core/common_pb.js";
 import { type LiveState, live } from "./live-events.js";
-
-/** The hash route, e.g. ["tasks", "3f0c…"] for #/tasks/3f0c…. */
-export function useRoute(): string[] {
-  const hash = useSyncExternalStore(
-    (cb) => {
-      window.addEventListener("hashchange", cb);
-      return () => window.removeEventListener("hashchange", cb);
-    },
-    () => window.location.hash,
-  );
-  return hash.replace(/^#\/?/, "").split("/").filter(Boolean).map(decodeURIComponent);
-}
 
 /** Calls `fn` with each batch of live events while the component is mounted. */
 export function useLiveEvents(fn: (events: readonly Event[]) => void, deps: unknown[]): void {

@@ -1,19 +1,25 @@
 /**
- * One task: its state and times, a timeline of state changes, per-host results like Ansible's
- * recap, a play's steps, the live output log (follows new lines; can be paused), the result map
- * and error, and Cancel with confirmation. Replays the task's events from the start, then follows
- * them live; every event of the task refreshes it (TaskRefresher), which is how the hosts and
- * steps tables follow a run.
+ * One task: its state and times, its workflow, dependencies, dependents and retries with their
+ * live states and the workflow's graph, a timeline of state changes, per-host results like
+ * Ansible's recap, a play's steps, the live output log (follows new lines; can be paused), the
+ * result map and error, Cancel with confirmation, and Retry once it has ended. Replays the task's
+ * events from the start, then follows them live; every event of the task refreshes it
+ * (TaskRefresher), which is how the hosts and steps tables follow a run. The linked tasks follow
+ * the dashboard's stream (related-tasks.ts).
  */
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import type { Event, Task } from "../../../gen/spage/core/common_pb.js";
 import { TaskStatus } from "../../../gen/spage/core/common_pb.js";
 import { api, describeError } from "../api.js";
-import { clock, dateOf, endedStates, priorityName, span, statusName } from "../format.js";
+import { clock, dateOf, endedStates, priorityName, span } from "../format.js";
 import { useTick } from "../hooks.js";
 import { LiveEvents } from "../live-events.js";
+import { useRelatedTasks } from "../related-tasks.js";
 import { TaskRefresher } from "../task-refresher.js";
+import { RetryActions } from "./retry-actions.js";
+import { StatusBadge } from "./status-badge.js";
 import { StepTable } from "./step-table.js";
+import { TaskRelations } from "./task-relations.js";
 
 const maxOutputLines = 5000;
 /** Events the timeline leaves out: output lines, progress and step updates show elsewhere. */
@@ -95,6 +101,14 @@ export function TaskDetail({ taskId }: { taskId: string }) {
     };
   }, [taskId, refresher, add, show]);
 
+  const retryIdsKey = history
+    .filter((e) => e.type === "task.retried" && e.data.retry_id)
+    .map((e) => e.data.retry_id)
+    .join(",");
+  const retryIds = useMemo(() => (retryIdsKey ? retryIdsKey.split(",") : []), [retryIdsKey]);
+  const refreshSelf = useCallback(() => refresher.touch(taskId), [refresher, taskId]);
+  const related = useRelatedTasks(task?.id === taskId ? task : undefined, retryIds, refreshSelf);
+
   if (error) {
     return (
       <section>
@@ -116,6 +130,8 @@ export function TaskDetail({ taskId }: { taskId: string }) {
       </h1>
       <Summary task={task} />
       <CancelButton task={task} />
+      <RetryActions task={task} />
+      <TaskRelations task={task} related={related} retryIds={retryIds} />
       <Hosts task={task} />
       <StepTable steps={task.steps} />
       <Timeline events={history} />
@@ -135,9 +151,7 @@ function Summary({ task: t }: { task: Task }) {
     <dl className="summary">
       <dt>Status</dt>
       <dd>
-        <span className={`badge st-${TaskStatus[t.status]?.toLowerCase()}`} data-testid="task-status">
-          {statusName(t.status)}
-        </span>
+        <StatusBadge status={t.status} testId="task-status" />
       </dd>
       <dt>Type</dt>
       <dd>
@@ -159,6 +173,12 @@ function Summary({ task: t }: { task: Task }) {
           ? span((endedStates.has(t.status) && ended ? ended.getTime() : Date.now()) - started.getTime())
           : "-"}
       </dd>
+      {t.limitHosts.length > 0 && (
+        <>
+          <dt>Limited to hosts</dt>
+          <dd data-testid="limit-hosts">{t.limitHosts.join(", ")}</dd>
+        </>
+      )}
       {t.payload.playbook && (
         <>
           <dt>Playbook</dt>

@@ -1,43 +1,31 @@
 /**
- * The task list: filters (status, type, priority, id prefix), paging, and live updates. Rows of
+ * The task list: filters (status, type, priority, id prefix, workflow, label), paging, live
+ * updates, and batch cancel of selected rows or of everything the filter matches. Rows of
  * tasks the page shows are refreshed from their events; a new task appears on the first page
  * (newest first) as soon as it is submitted or a core registers a run of its own. A play (a run
  * of a Spage core of today) carries a "play" marker; listings do not carry its steps, and its
- * progress is the share of the steps seen so far that have ended.
+ * progress is the share of the steps seen so far that have ended. The workflow filter follows the
+ * route (#/tasks?workflow=<id>), so a link to a workflow opens the list filtered by it.
  */
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import type { Task } from "../../../gen/spage/core/common_pb.js";
-import { TaskPriority, TaskStatus } from "../../../gen/spage/core/common_pb.js";
+import { TaskStatus } from "../../../gen/spage/core/common_pb.js";
 import { api, describeError } from "../api.js";
-import { dateOf, endedStates, priorityName, span, statusName } from "../format.js";
+import { cancelable } from "../format.js";
 import { useLiveEvents, useTick } from "../hooks.js";
 import { live } from "../live-events.js";
+import { replaceRoute, tasksHref } from "../route.js";
 import { TaskRefresher } from "../task-refresher.js";
+import { BatchCancel } from "./batch-cancel.js";
+import { filterQuery, noFilter, TaskFilters, type TaskFilterValues } from "./task-filters.js";
+import { TaskRow } from "./task-row.js";
 
 const pageSize = 50;
-const statuses = [
-  TaskStatus.PENDING,
-  TaskStatus.ASSIGNED,
-  TaskStatus.RUNNING,
-  TaskStatus.CANCELING,
-  TaskStatus.COMPLETED,
-  TaskStatus.FAILED,
-  TaskStatus.CANCELED,
-  TaskStatus.TIMED_OUT,
-  TaskStatus.LOST,
-];
-const priorities = [TaskPriority.LOW, TaskPriority.NORMAL, TaskPriority.HIGH, TaskPriority.CRITICAL];
 
-interface Filter {
-  status: string;
-  type: string;
-  priority: number;
-  text: string;
-}
-
-/** The list view. */
-export function TaskList() {
-  const [filter, setFilter] = useState<Filter>({ status: "", type: "", priority: 0, text: "" });
+/** The list view, filtered to `workflow` (from the route) when given. */
+export function TaskList({ workflow = "" }: { workflow?: string }) {
+  const [filter, setFilter] = useState<TaskFilterValues>({ ...noFilter, workflow });
+  const [selected, setSelected] = useState<ReadonlySet<string>>(new Set());
   const [tokens, setTokens] = useState<string[]>([""]);
   const [rows, setRows] = useState<Task[]>([]);
   const [total, setTotal] = useState(0);
@@ -55,14 +43,7 @@ export function TaskList() {
   const load = useCallback(async () => {
     const mine = ++latest.current;
     try {
-      const r = await api.listTasks({
-        limit: pageSize,
-        status: filter.status,
-        type: filter.type.trim(),
-        priority: filter.priority,
-        idPrefix: filter.text.trim(),
-        pageToken,
-      });
+      const r = await api.listTasks({ limit: pageSize, ...filterQuery(filter), pageToken });
       if (mine !== latest.current) return;
       pageSequence.current = r.sequence;
       setRows(r.tasks);
@@ -99,7 +80,7 @@ export function TaskList() {
           const i = rs.findIndex((r) => r.id === t.id);
           if (i < 0) return rs;
           // A row that no longer matches the status filter leaves the page.
-          if (filter.status && statusName(t.status).replace(" ", "_").toUpperCase() !== filter.status) {
+          if (filter.status && TaskStatus[t.status] !== filter.status) {
             return rs.filter((r) => r.id !== t.id);
           }
           const copy = rs.slice();
@@ -135,46 +116,54 @@ export function TaskList() {
   );
   useEffect(() => () => clearTimeout(reload.current), []);
 
-  const set = (patch: Partial<Filter>) => {
+  const set = (patch: Partial<TaskFilterValues>) => {
     setFilter((f) => ({ ...f, ...patch }));
     setTokens([""]);
+    setSelected(new Set());
+    if (patch.workflow !== undefined) replaceRoute(tasksHref(patch.workflow.trim()));
   };
+  const turn = (to: (t: string[]) => string[]) => {
+    setTokens(to);
+    setSelected(new Set());
+  };
+  // A link to a workflow (or to the plain list) changes the route: the filter follows it.
+  const filterRef = useRef(filter);
+  filterRef.current = filter;
+  // biome-ignore lint/correctness/useExhaustiveDependencies: follows the route only.
+  useEffect(() => {
+    if (filterRef.current.workflow.trim() !== workflow) set({ workflow });
+  }, [workflow]);
+
+  // Only rows a cancel can still change are selectable; a row that ends or leaves the page drops out.
+  const selectable = useMemo(() => rows.filter((r) => cancelable(r.status)).map((r) => r.id), [rows]);
+  const selectedIds = selectable.filter((id) => selected.has(id));
+  const select = useCallback((id: string, on: boolean) => {
+    setSelected((s) => {
+      const copy = new Set(s);
+      if (on) copy.add(id);
+      else copy.delete(id);
+      return copy;
+    });
+  }, []);
+  const allOnPage = selectable.length > 0 && selectedIds.length === selectable.length;
+  const someOnPage = selectedIds.length > 0 && !allOnPage;
+  const allBox = useRef<HTMLInputElement>(null);
+  useEffect(() => {
+    if (allBox.current) allBox.current.indeterminate = someOnPage;
+  }, [someOnPage]);
 
   return (
     <section aria-labelledby="tasks-title">
       <h1 id="tasks-title">Tasks</h1>
-      <form className="filters" onSubmit={(e) => e.preventDefault()} aria-label="Filter tasks">
-        <label>
-          Status
-          <select value={filter.status} onChange={(e) => set({ status: e.target.value })}>
-            <option value="">any</option>
-            {statuses.map((s) => (
-              <option key={s} value={TaskStatus[s]}>
-                {statusName(s)}
-              </option>
-            ))}
-          </select>
-        </label>
-        <label>
-          Type
-          <input value={filter.type} onChange={(e) => set({ type: e.target.value })} placeholder="any" />
-        </label>
-        <label>
-          Priority
-          <select value={filter.priority} onChange={(e) => set({ priority: Number(e.target.value) })}>
-            <option value={0}>any</option>
-            {priorities.map((p) => (
-              <option key={p} value={p}>
-                {priorityName(p)}
-              </option>
-            ))}
-          </select>
-        </label>
-        <label>
-          Id starts with
-          <input value={filter.text} onChange={(e) => set({ text: e.target.value })} placeholder="id" />
-        </label>
-      </form>
+      <TaskFilters filter={filter} onChange={set} />
+      <BatchCancel
+        selectedIds={selectedIds}
+        filter={filter}
+        onDone={() => {
+          setSelected(new Set());
+          void load();
+        }}
+      />
       {error && (
         <p role="alert" className="error">
           {error}
@@ -187,9 +176,22 @@ export function TaskList() {
         <table className="tasks">
           <thead>
             <tr>
+              <th scope="col" className="select">
+                <label title="Select all on page">
+                  <input
+                    ref={allBox}
+                    type="checkbox"
+                    checked={allOnPage}
+                    disabled={selectable.length === 0}
+                    onChange={(e) => setSelected(e.target.checked ? new Set(selectable) : new Set())}
+                  />
+                  <span className="sr-only">Select all on page</span>
+                </label>
+              </th>
               <th scope="col">Task</th>
               <th scope="col">Status</th>
               <th scope="col">Type</th>
+              <th scope="col">Workflow</th>
               <th scope="col">Priority</th>
               <th scope="col">Daemon</th>
               <th scope="col">Progress</th>
@@ -199,54 +201,20 @@ export function TaskList() {
           </thead>
           <tbody>
             {rows.map((t) => (
-              <TaskRow key={t.id} task={t} />
+              <TaskRow key={t.id} task={t} selected={selected.has(t.id)} onSelect={select} />
             ))}
           </tbody>
         </table>
       </div>
       <nav className="pager" aria-label="Pages">
-        <button type="button" disabled={tokens.length === 1} onClick={() => setTokens((t) => t.slice(0, -1))}>
+        <button type="button" disabled={tokens.length === 1} onClick={() => turn((t) => t.slice(0, -1))}>
           Newer
         </button>
         <span>Page {tokens.length}</span>
-        <button type="button" disabled={!next} onClick={() => setTokens((t) => [...t, next])}>
+        <button type="button" disabled={!next} onClick={() => turn((t) => [...t, next])}>
           Older
         </button>
       </nav>
     </section>
-  );
-}
-
-function TaskRow({ task: t }: { task: Task }) {
-  const created = dateOf(t.createdAt);
-  const started = dateOf(t.startedAt);
-  const ended = dateOf(t.completedAt);
-  const pct = Math.max(0, Math.min(100, Math.round(t.progress)));
-  const status = statusName(t.status);
-  return (
-    <tr data-task-id={t.id} data-status={TaskStatus[t.status]}>
-      <td>
-        <a href={`#/tasks/${encodeURIComponent(t.id)}`} title={t.id}>
-          {t.id.length > 14 ? `${t.id.slice(0, 12)}…` : t.id}
-        </a>
-      </td>
-      <td>
-        <span className={`badge st-${TaskStatus[t.status]?.toLowerCase()}`}>{status}</span>
-      </td>
-      <td>
-        {t.type} {t.era === "play" && <span className="chip">play</span>}
-      </td>
-      <td>{priorityName(t.priority)}</td>
-      <td>{t.daemonId || t.attempts[t.attempts.length - 1]?.daemonId || "-"}</td>
-      <td>
-        <progress max={100} value={pct} aria-label={`${pct} %`} />
-      </td>
-      <td title={created?.toISOString()}>{created ? span(Date.now() - created.getTime()) : "-"}</td>
-      <td>
-        {started
-          ? span((endedStates.has(t.status) && ended ? ended.getTime() : Date.now()) - started.getTime())
-          : "-"}
-      </td>
-    </tr>
   );
 }
