@@ -25,7 +25,8 @@ export interface DispatchResult {
   readonly latencyP99Ms: number;
 }
 
-class Inbox implements AsyncIterable<Event> {
+/** The events a daemon sends on its channel, as a request stream that waits for more. */
+export class Inbox implements AsyncIterable<Event> {
   private items: Event[] = [];
   private wake: (() => void) | undefined;
   private done = false;

@@ -19,6 +19,7 @@ import { describeMachine, renderResults, writeBenchmarksMd } from "./report.js";
 import type { UnaryRow } from "./unary.js";
 import { measureUnaryPhase } from "./unary-phase.js";
 import { measureStreaming, type StreamingResult } from "./watchers.js";
+import { measureWorkflows, renderWorkflows, type WorkflowResult } from "./workflows.js";
 import { measureWritePath, renderWritePath, type WritePathRow } from "./write-path.js";
 
 const protocols: readonly Protocol[] = ["grpc", "grpc-web", "connect-json"];
@@ -91,6 +92,10 @@ async function main(): Promise<number> {
   await phase("dispatch", async () => {
     dispatch = await withGateway((gw) => measureDispatch(gw));
   });
+  let workflows: WorkflowResult | undefined;
+  await phase("workflows", async () => {
+    workflows = await withGateway((gw) => measureWorkflows(gw));
+  });
   let postgres: PostgresResult | undefined;
   await phase("PostgreSQL", async () => {
     postgres = await measurePostgres();
@@ -119,6 +124,7 @@ async function main(): Promise<number> {
     renderWritePath(writePath).join("\n"),
     renderAuthCost(authCost).join("\n"),
     dispatch ? renderDispatch(dispatch).join("\n") : "",
+    workflows ? renderWorkflows(workflows).join("\n") : "",
     postgres ? renderPostgres(postgres).join("\n") : "",
     dashboard ? renderDashboard(dashboard).join("\n") : "",
   ];
