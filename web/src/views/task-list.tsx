@@ -51,13 +51,17 @@ export function TaskList({ workflow = "" }: { workflow?: string }) {
       setNext(r.nextPageToken);
       setError("");
       const start = live.startSequence;
-      if (start !== undefined && r.sequence < start) void load();
+      if (start !== undefined && r.sequence < start) void loadLatest.current();
     } catch (err) {
       if (mine === latest.current) setError(describeError(err).message);
     } finally {
       if (mine === latest.current) setLoaded(true);
     }
   }, [filter, pageToken]);
+  // Timers and retries call the load of the filter shown when they fire, never the one of the
+  // filter they were set under (an older filter's answer would replace the newer one's rows).
+  const loadLatest = useRef(load);
+  loadLatest.current = load;
 
   useEffect(
     () =>
@@ -108,7 +112,7 @@ export function TaskList({ workflow = "" }: { workflow?: string }) {
       if (fresh && tokens.length === 1 && reload.current === undefined) {
         reload.current = setTimeout(() => {
           reload.current = undefined;
-          void load();
+          void loadLatest.current();
         }, 300);
       }
     },
