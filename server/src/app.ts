@@ -35,6 +35,7 @@ import { createRoutes } from "./routes.js";
 import { createServices, type Services } from "./services/create-services.js";
 import type { HealthState } from "./services/health-state.js";
 import type { GatewayStore } from "./store/gateway-store.js";
+import { type GatewayTracing, startTracing } from "./tracing/tracer-setup.js";
 
 /** Responses at least this large are compressed when the client accepts it (Connect's default). */
 const compressMinBytes = 1024;
@@ -61,9 +62,12 @@ export interface Gateway {
   readonly health: HealthState;
   readonly bus: EventBus;
   readonly services: Services;
+  /** OpenTelemetry tracing, when configured (`--otel-endpoint`); undefined otherwise. */
+  readonly tracing: GatewayTracing | undefined;
   /**
    * Stops accepting, ends open streams with UNAVAILABLE (watchers at once, other calls after the
-   * configured grace), waits for connections to close (bounded), then closes the store.
+   * configured grace), waits for connections to close (bounded), then closes the store and sends
+   * the spans still buffered.
    */
   shutdown(): Promise<void>;
 }
@@ -135,10 +139,18 @@ export async function buildApp(deps: AppDeps): Promise<Gateway> {
     done();
   });
 
-  // Outermost first: logging and metrics see every outcome, audit records the code the client
-  // gets, and auth runs before the rate limiter so limits are per principal. The same list serves
-  // Connect's handler and the fast path.
+  // Tracing loads the OpenTelemetry SDK and its interceptor only when configured: a gateway that
+  // does not trace runs the same chain as before, with nothing added per call.
+  const tracing = config.tracing ? await startTracing(config.tracing, deps.version) : undefined;
+  const tracingInterceptors = tracing
+    ? [(await import("./interceptors/tracing.js")).createTracingInterceptor(tracing)]
+    : [];
+
+  // Outermost first: the tracing span covers the whole call, logging and metrics see every
+  // outcome, audit records the code the client gets, and auth runs before the rate limiter so
+  // limits are per principal. The same list serves Connect's handler and the fast path.
   const interceptors = [
+    ...tracingInterceptors,
     createLoggingInterceptor(),
     createMetricsInterceptor(metrics),
     createAuditInterceptor(services.access.audit),
@@ -209,11 +221,16 @@ export async function buildApp(deps: AppDeps): Promise<Gateway> {
         await app.close();
       } finally {
         clearTimeout(hardStop);
-        await store.close();
+        try {
+          await store.close();
+        } finally {
+          // Last, so the spans of the calls that ended during shutdown are sent too.
+          await tracing?.shutdown();
+        }
       }
     })();
     return shuttingDown;
   };
 
-  return { app, server: listener, health, bus, services, shutdown };
+  return { app, server: listener, health, bus, services, tracing, shutdown };
 }

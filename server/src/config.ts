@@ -10,6 +10,7 @@ import type { Rate } from "./auth/rate-limiter.js";
 import { allScopes, type Scope } from "./auth/scopes.js";
 import { parseProxyEntry } from "./http/client-address.js";
 import { isPostgresUrl, isSchemaName } from "./store/postgres/postgres-store.js";
+import { type TracingConfig, tracingConfigOf } from "./tracing/tracing-config.js";
 
 /** The parsed configuration of `spage-gateway serve`. */
 export interface GatewayConfig {
@@ -45,6 +46,8 @@ export interface GatewayConfig {
   readonly fastPath: boolean;
   /** Authentication, anonymous cores and limits. */
   readonly access: AccessPolicy;
+  /** OpenTelemetry tracing; undefined (the default) when the gateway does not trace. */
+  readonly tracing: TracingConfig | undefined;
 }
 
 /** Calls per second per principal, by class, unless --rate-limits says otherwise. */
@@ -352,6 +355,13 @@ export const serveOptions: readonly Option[] = [
     min: 0,
     help: "failed authentications allowed per client address and minute before it must wait (0: no limit)",
   },
+  {
+    flag: "otel-endpoint",
+    env: "SPAGE_OTEL_ENDPOINT",
+    kind: "string",
+    def: "",
+    help: "OTLP/HTTP collector URL (e.g. http://127.0.0.1:4318): send OpenTelemetry traces there; off by default, also on with the standard OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT, off with OTEL_SDK_DISABLED=true",
+  },
 ];
 
 /** The `--help` text of `serve`. */
@@ -479,7 +489,18 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pr
     dispatchPollMs: int("dispatch-poll-ms"),
     fastPath: onOff("fast-path"),
     access: Object.freeze(accessPolicy(str, int, list)),
+    tracing: tracingOf(raw(opt("otel-endpoint")), env),
   });
+}
+
+function tracingOf(
+  flag: { value: string; source: string },
+  env: NodeJS.ProcessEnv,
+): TracingConfig | undefined {
+  const tracing = tracingConfigOf(flag, env, (message) => {
+    throw new ConfigError(message);
+  });
+  return tracing && Object.freeze(tracing);
 }
 
 function databaseOf(str: (flag: string) => string, int: (flag: string) => number): GatewayConfig["database"] {

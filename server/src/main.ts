@@ -57,6 +57,16 @@ export async function serve(argv: readonly string[]): Promise<number> {
     await gateway.shutdown();
     return 1;
   }
+  if (config.tracing) {
+    log.info(
+      {
+        tracesUrl: config.tracing.tracesUrl,
+        serviceName: config.tracing.serviceName,
+        from: config.tracing.source,
+      },
+      "sending OpenTelemetry traces",
+    );
+  }
   const addr = gateway.server.address();
   const port = typeof addr === "object" && addr ? addr.port : config.port;
   log.info(
