@@ -7,13 +7,23 @@
  *
  * A write may run twice (the second time after its first run was rolled back): it must only
  * change the database, or state its owner resets in `onDiscard`.
+ *
+ * While tracing, each transaction is a span (tracing/store-spans.ts): its parent is the call
+ * whose write came first in the batch, linked to the calls of the others.
  */
+import type { Context } from "@opentelemetry/api";
 import type Database from "better-sqlite3";
+import { captureContext } from "../tracing/active-tracer.js";
+import { endTransactionSpan, startTransactionSpan } from "../tracing/store-spans.js";
 
 interface Pending {
   readonly run: () => unknown;
   readonly resolve: (value: unknown) => void;
   readonly reject: (err: unknown) => void;
+  /** The store method that queued it, for the transaction's span. */
+  readonly op: string;
+  /** The trace context it was queued under; undefined while tracing is off. */
+  readonly trace: Context | undefined;
 }
 
 type Outcome = { ok: true; value: unknown } | { ok: false; err: unknown };
@@ -54,11 +64,14 @@ export class GroupCommit {
     this.inSavepoint = db.transaction((run: () => unknown) => run());
   }
 
-  /** Queues `run` for the next commit; resolves with its result once committed. */
-  submit<T>(run: () => T): Promise<T> {
+  /**
+   * Queues `run` for the next commit; resolves with its result once committed. `op` names the
+   * store method (the transaction span's `db.operation.name`).
+   */
+  submit<T>(run: () => T, op = "write"): Promise<T> {
     if (this.closed) return Promise.reject(new Error("store is closed"));
     return new Promise<T>((resolve, reject) => {
-      this.queue.push({ run, resolve: resolve as (v: unknown) => void, reject });
+      this.queue.push({ run, resolve: resolve as (v: unknown) => void, reject, op, trace: captureContext() });
       if (!this.scheduled) {
         this.scheduled = true;
         setImmediate(() => this.flush());
@@ -71,6 +84,15 @@ export class GroupCommit {
     this.scheduled = false;
     while (this.queue.length > 0) {
       const batch = this.queue.splice(0, maxBatch);
+      // Only while tracing: the first write's trace context is then captured.
+      const span =
+        batch[0]?.trace === undefined
+          ? undefined
+          : startTransactionSpan(
+              "sqlite",
+              batch.map((p) => p.op),
+              batch.map((p) => p.trace),
+            );
       let outcomes: Outcome[];
       try {
         outcomes = this.runAll(batch);
@@ -86,11 +108,13 @@ export class GroupCommit {
           }
         }
         if (!retried) {
+          endTransactionSpan(span, failure);
           for (const p of batch) p.reject(failure);
           continue;
         }
         outcomes = retried;
       }
+      endTransactionSpan(span);
       batch.forEach((p, i) => {
         const o = outcomes[i];
         if (o?.ok) p.resolve(o.value);

@@ -79,7 +79,7 @@ export function createPostgresAccess(db: PostgresDb): AccessStore {
         await client.query(named(sql.revokeSessionsOfKey, [at.getTime(), id]));
         const row = (await client.query<KeyRow>(named(sql.keyById, [id]))).rows[0];
         return row && rowToKey(row);
-      });
+      }, "revokeApiKey");
     },
 
     async createSession(s: SessionRecord) {
@@ -126,7 +126,7 @@ export function createPostgresAccess(db: PostgresDb): AccessStore {
 
     appendAudit(records: readonly AuditFields[]) {
       if (records.length === 0) return db.guard(async () => []);
-      return db.transaction((client) => appendAuditRows(client, records));
+      return db.transaction((client) => appendAuditRows(client, records), "appendAudit");
     },
 
     async listAudit(q: AuditQuery) {

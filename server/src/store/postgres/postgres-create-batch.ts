@@ -7,8 +7,12 @@
  * batch rows go in id order, so two gateways' batches inserting the same ids cannot deadlock.
  * A batch that fails fails each of its calls with the error; nothing of it is stored.
  */
+
+import type { Context } from "@opentelemetry/api";
 import type { Event } from "../../../../gen/spage/core/common_pb.js";
 import type { AuditFields } from "../../domain/audit-chain.js";
+import { captureContext } from "../../tracing/active-tracer.js";
+import { endTransactionSpan, startTransactionSpan } from "../../tracing/store-spans.js";
 import { type NewTaskColumns, newTaskColumns, newTaskRecord, taskColumns } from "../task-rows.js";
 import type { NewEvent, NewTask, TaskRecord } from "../task-store.js";
 import { appendAuditRows } from "./postgres-audit.js";
@@ -29,6 +33,8 @@ interface Pending {
   readonly audit?: AuditFields;
   readonly resolve: (c: Created) => void;
   readonly reject: (err: unknown) => void;
+  /** The trace context it was queued under; undefined while tracing is off. */
+  readonly trace: Context | undefined;
 }
 
 /** Most creations in one transaction. */
@@ -91,10 +97,22 @@ export function createTaskBatcher(
   let running = false;
 
   const runBatch = async (batch: Pending[]) => {
+    // One span for the batch's transaction: the first creation's call is its parent, the others
+    // are linked (tracing/store-spans.ts).
+    const span =
+      batch[0]?.trace === undefined
+        ? undefined
+        : startTransactionSpan(
+            "postgresql",
+            batch.map(() => "createTask"),
+            batch.map((p) => p.trace),
+          );
     try {
       const results = await db.transaction((client) => createAll(client, batch));
+      endTransactionSpan(span);
       for (const [i, p] of batch.entries()) p.resolve(results[i] as Created);
     } catch (err) {
+      endTransactionSpan(span, err);
       for (const p of batch) p.reject(err);
     }
   };
@@ -110,7 +128,7 @@ export function createTaskBatcher(
 
   return (task, event, audit) =>
     new Promise<Created>((resolve, reject) => {
-      queue.push({ task, event, audit, resolve, reject });
+      queue.push({ task, event, audit, resolve, reject, trace: captureContext() });
       if (!running) void drain();
     });
 }

@@ -77,7 +77,7 @@ export function createPostgresDependencies(db: PostgresDb): PostgresDependencyMe
           );
           linkBatchDependents(records);
           return { created: true as const, records, events: stored };
-        });
+        }, "createTasks");
       } catch (err) {
         if (err instanceof Taken) return { created: false, taken: err.records };
         throw err;

@@ -5,6 +5,7 @@
  */
 import pg from "pg";
 import { UnavailableError } from "../../domain/errors.js";
+import { tracedWrite } from "../../tracing/store-spans.js";
 import { pgTypes } from "./postgres-rows.js";
 
 /** How the pool connects. */
@@ -91,8 +92,12 @@ export interface Queryable {
 export interface PostgresDb {
   /** One statement on any connection, as its own transaction. */
   readonly pool: Queryable;
-  /** Runs `fn` inside BEGIN … COMMIT on one connection; resolves once committed. */
-  transaction<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T>;
+  /**
+   * Runs `fn` inside BEGIN … COMMIT on one connection; resolves once committed. With `op` (the
+   * store method) the transaction is a span while tracing; a caller that makes the span itself
+   * (a batch of several calls' writes) leaves it out.
+   */
+  transaction<T>(fn: (client: pg.PoolClient) => Promise<T>, op?: string): Promise<T>;
   /** Runs a call, refusing it once the store is closed and tracking it until it settles. */
   guard<T>(run: () => Promise<T>): Promise<T>;
   /** Refuses new calls, waits for those in flight, and closes every connection. */
@@ -146,7 +151,10 @@ export function createPostgresDb(pool: pg.Pool, log: (err: Error) => void): Post
 
   return {
     pool: anyConnection,
-    transaction: (fn) => guard(() => transaction(fn)),
+    transaction: (fn, op) =>
+      guard(() =>
+        op === undefined ? transaction(fn) : tracedWrite("postgresql", op, () => transaction(fn)),
+      ),
     guard,
     async close() {
       if (closed) return;

@@ -9,6 +9,7 @@
 import { TaskStatus } from "../../../../gen/spage/core/common_pb.js";
 import type { AuditFields } from "../../domain/audit-chain.js";
 import { terminalStates } from "../../domain/task-state.js";
+import { tracedWrite } from "../../tracing/store-spans.js";
 import {
   attemptsToJson,
   type EventRow,
@@ -119,7 +120,7 @@ export function createPostgresTasks(db: PostgresDb): PostgresTaskMethods {
       const ends = patch.status !== undefined && terminalStates.has(patch.status);
       if (events.length === 0 && !ends) {
         // One statement: its own transaction.
-        return db.pool.query(update).then((res) => {
+        return tracedWrite("postgresql", "updateTask", () => db.pool.query(update)).then((res) => {
           const row = res.rows[0];
           return row ? { record: taskRecordOf(row), events: [] } : undefined;
         });
@@ -130,13 +131,13 @@ export function createPostgresTasks(db: PostgresDb): PostgresTaskMethods {
         if (ends) await client.query(named(sql.forgetCoreStream, [id]));
         const stored = await appendEventRows(client, events, now);
         return { record: taskRecordOf(row), events: stored };
-      });
+      }, "updateTask");
     },
 
     appendEvents(events) {
       if (events.length === 0) return db.guard(async () => []);
       // One statement: its own transaction, so the counter is locked only for its commit.
-      return appendEventRows(db.pool, events, Date.now());
+      return tracedWrite("postgresql", "appendEvents", () => appendEventRows(db.pool, events, Date.now()));
     },
 
     async listTasks(q: TaskQuery) {

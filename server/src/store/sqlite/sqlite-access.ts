@@ -133,7 +133,7 @@ export function createSqliteAccess(
           revoked_at: k.revokedAt?.getTime() ?? null,
           created_by: k.createdBy,
         });
-      });
+      }, "createApiKey");
     },
 
     async getApiKey(id) {
@@ -155,7 +155,7 @@ export function createSqliteAccess(
         stmt.revokeSessionsOfKey.run(at.getTime(), id);
         const row = stmt.keyById.get(id) as KeyRow | undefined;
         return row && rowToKey(row);
-      });
+      }, "revokeApiKey");
     },
 
     createSession(s: SessionRecord) {
@@ -170,7 +170,7 @@ export function createSqliteAccess(
           created_at: s.createdAt.getTime(),
           expires_at: s.expiresAt.getTime(),
         });
-      });
+      }, "createSession");
     },
 
     async getSession(id) {
@@ -194,15 +194,18 @@ export function createSqliteAccess(
     },
 
     revokeSession(id, at) {
-      return writer.submit(() => stmt.revokeSession.run({ id, at: at.getTime() }).changes > 0);
+      return writer.submit(
+        () => stmt.revokeSession.run({ id, at: at.getTime() }).changes > 0,
+        "revokeSession",
+      );
     },
 
     deleteExpiredSessions(before) {
-      return writer.submit(() => stmt.deleteExpired.run(before.getTime()).changes);
+      return writer.submit(() => stmt.deleteExpired.run(before.getTime()).changes, "deleteExpiredSessions");
     },
 
     appendAudit(records: readonly AuditFields[]) {
-      return writer.submit(() => appendAuditRows(records));
+      return writer.submit(() => appendAuditRows(records), "appendAudit");
     },
 
     async listAudit(q: AuditQuery) {

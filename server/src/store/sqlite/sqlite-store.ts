@@ -252,7 +252,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): GatewayStore {
         const events = insertEvents([event], now);
         if (audit) appendAuditRows([audit]);
         return { record, created: true, events };
-      });
+      }, "createTask");
     },
 
     createTasks(tasks, events, audit) {
@@ -272,7 +272,7 @@ export function openSqliteStore(opts: SqliteStoreOptions): GatewayStore {
         const stored = insertEvents(events, now);
         if (audit && audit.length > 0) appendAuditRows(audit);
         return { created: true, records, events: stored };
-      });
+      }, "createTasks");
     },
 
     async taskStates(ids) {
@@ -332,11 +332,11 @@ export function openSqliteStore(opts: SqliteStoreOptions): GatewayStore {
         if (!row) return undefined;
         if (patch.status !== undefined && terminalStates.has(patch.status)) stmt.coreStreamForget.run(id);
         return { record: rowToRecord(row), events: insertEvents(events, now) };
-      });
+      }, "updateTask");
     },
 
     appendEvents(events) {
-      return writer.submit(() => insertEvents(events, Date.now()));
+      return writer.submit(() => insertEvents(events, Date.now()), "appendEvents");
     },
 
     async listTasks(q: TaskQuery): Promise<TaskPage> {
@@ -448,13 +448,13 @@ export function openSqliteStore(opts: SqliteStoreOptions): GatewayStore {
       return writer.submit(() => {
         const now = Date.now();
         for (const id of taskIds) stmt.coreStreamOpen.run(id, now);
-      });
+      }, "coreStreamsOpen");
     },
 
     coreStreamEnded(taskId, end) {
       return writer.submit(() => {
         stmt.coreStreamEnded.run(Date.now(), end, taskId);
-      });
+      }, "coreStreamEnded");
     },
 
     async disconnectedCoreRuns(staleBefore, limit): Promise<DisconnectedCoreRun[]> {
@@ -486,20 +486,20 @@ export function openSqliteStore(opts: SqliteStoreOptions): GatewayStore {
           labels: JSON.stringify(d.labels),
           now: Date.now(),
         });
-      });
+      }, "daemonConnected");
     },
 
     daemonSeen(id) {
       return writer.submit(() => {
         stmt.daemonSeen.run(Date.now(), id);
-      });
+      }, "daemonSeen");
     },
 
     daemonDisconnected(id) {
       return writer.submit(() => {
         const now = Date.now();
         stmt.daemonGone.run(now, now, id);
-      });
+      }, "daemonDisconnected");
     },
 
     async listDaemons(includeDisconnected, seenSince): Promise<DaemonRecord[]> {
