@@ -25,6 +25,7 @@ import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-no
 import { SpageAPI } from "../../../gen/spage/api/tasks_pb.js";
 import { type Event, EventSchema } from "../../../gen/spage/core/common_pb.js";
 import { statusName, terminalStates } from "../domain/task-state.js";
+import { isTraceparent } from "../tracing/trace-context.js";
 import { AsyncQueue } from "./async-queue.js";
 import { defaultSpageCommand, renderTemplate } from "./command-template.js";
 import { type CoreRelay, startCoreRelay } from "./core-relay.js";
@@ -358,6 +359,9 @@ export class Agent {
       // The hosts a retry of failed hosts is limited to (also --limit / {limit}).
       ...(d.limit ? { SPAGE_LIMIT: d.limit } : {}),
       ...(this.opts.token ? { SPAGE_TOKEN: this.opts.token } : {}),
+      // The trace of the submit that made the task (W3C Trace Context, the de-facto variable
+      // name): a traced process continues the trace from the browser click that started it.
+      ...(isTraceparent(d.traceparent) ? { TRACEPARENT: d.traceparent } : {}),
     };
     // Also in the environment, for templates and configurations that read the play id from there
     // (Spage's own config key is daemon.play_id); its --play-id and --daemon-grpc flags win.

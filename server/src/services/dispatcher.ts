@@ -14,6 +14,7 @@ import type { FastifyBaseLogger } from "fastify";
 import { type Event, EventSchema } from "../../../gen/spage/core/common_pb.js";
 import type { EventBus } from "../events/event-bus.js";
 import type { TaskRecord, TaskStore } from "../store/task-store.js";
+import { isTraceparent } from "../tracing/trace-context.js";
 import type { DaemonRegistry, DaemonSession } from "./daemon-registry.js";
 import type { DaemonTasks } from "./daemon-tasks.js";
 
@@ -49,6 +50,9 @@ export function assignedEvent(rec: TaskRecord): Event {
       ...(t.era ? { era: t.era } : {}),
       // Hosts the run is limited to (a retry of the failed hosts), as ansible-playbook --limit.
       ...(t.limitHosts.length > 0 ? { limit: t.limitHosts.join(",") } : {}),
+      // The trace the run belongs to (W3C Trace Context): the daemon hands it to the process as
+      // TRACEPARENT. Set by a tracing gateway at submit, or by the client in the task's metadata.
+      ...(isTraceparent(t.metadata.traceparent) ? { traceparent: t.metadata.traceparent } : {}),
     },
   });
 }

@@ -31,6 +31,7 @@ import {
 } from "../domain/task-validation.js";
 import type { EventBus } from "../events/event-bus.js";
 import type { NewEvent, NewTask, TaskPatch, TaskRecord, TaskStore } from "../store/task-store.js";
+import { currentTraceparent } from "../tracing/active-tracer.js";
 import type { AuditInWrite } from "./audit-log.js";
 import { type ListInput, parseListInput } from "./list-query.js";
 import { encodePageToken } from "./page-token.js";
@@ -500,14 +501,19 @@ export function prepareSubmit(v: Violations, input: SubmitInput, actor?: Actor):
   if (dependsOn.length > 0) data.depends_on = dependsOn.join(",");
   if (input.retryOf) data.retry_of = input.retryOf;
   if (input.limitHosts && input.limitHosts.length > 0) data.limit = input.limitHosts.join(",");
+  // While tracing, the task keeps the submitting call's span as `metadata.traceparent`, which its
+  // daemon receives with the assignment (unless the client chose a traceparent of its own). The
+  // stored metadata then differs from the request's, so the request's fingerprint is kept too.
+  const traceparent = input.metadata.traceparent === undefined ? currentTraceparent() : undefined;
+  const metadata = traceparent ? { ...input.metadata, traceparent } : input.metadata;
   return {
     task: {
       id,
       type: input.type,
       priority,
       payload: input.payload,
-      metadata: input.metadata,
-      requestHash: input.taskId ? fingerprint : "",
+      metadata,
+      requestHash: input.taskId || traceparent ? fingerprint : "",
       status,
       timeoutSeconds,
       onLost,
