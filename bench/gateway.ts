@@ -200,6 +200,8 @@ export interface GatewayOptions {
   readonly database?: { readonly url: string; readonly schema: string };
   /** The session token to use when this gateway prints no first admin key (a second replica). */
   readonly token?: string;
+  /** More `serve` flags, e.g. `["--otel-endpoint", url]`. */
+  readonly extraArgs?: readonly string[];
 }
 
 /** Whether the gateway has the unary fast path (and so `--no-fast-path`). */
@@ -230,6 +232,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<ServerPro
   }
   const hasAuth = gatewayHas("--auth ");
   if (hasAuth) args.push("--auth", auth ? "on" : "off", ...benchLimits);
+  args.push(...(opts.extraArgs ?? []));
   const child = launch("gateway", gatewayDir, [...gatewayNodeFlags(), ...gatewayArgv()], args, {});
   const logs = collect(child);
   const stop = stopper(child, () => {

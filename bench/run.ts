@@ -16,6 +16,7 @@ import { type MemoryResult, measureMemory } from "./memory.js";
 import { measurePostgres, type PostgresResult, renderPostgres } from "./postgres.js";
 import type { Protocol } from "./protocols.js";
 import { describeMachine, renderResults, writeBenchmarksMd } from "./report.js";
+import { measureTracingCost, renderTracingCost, type TracingCostRow } from "./tracing-cost.js";
 import type { UnaryRow } from "./unary.js";
 import { measureUnaryPhase } from "./unary-phase.js";
 import { measureStreaming, type StreamingResult } from "./watchers.js";
@@ -88,6 +89,10 @@ async function main(): Promise<number> {
   await phase("auth cost", async () => {
     authCost = await measureAuthCost(protocols);
   });
+  let tracingCost: TracingCostRow[] = [];
+  await phase("tracing cost", async () => {
+    tracingCost = await measureTracingCost(protocols);
+  });
   let dispatch: DispatchResult | undefined;
   await phase("dispatch", async () => {
     dispatch = await withGateway((gw) => measureDispatch(gw));
@@ -123,6 +128,7 @@ async function main(): Promise<number> {
     results0,
     renderWritePath(writePath).join("\n"),
     renderAuthCost(authCost).join("\n"),
+    renderTracingCost(tracingCost).join("\n"),
     dispatch ? renderDispatch(dispatch).join("\n") : "",
     workflows ? renderWorkflows(workflows).join("\n") : "",
     postgres ? renderPostgres(postgres).join("\n") : "",
