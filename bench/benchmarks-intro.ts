@@ -134,6 +134,14 @@ Sections:
   fast or slow for its whole life from deciding the check. Target: the token's calls per
   CPU-second at least 90 % of the open gateway's (a check, on the median of the pairs); real-client
   samples on both sides before and after.
+- **Cost of tracing**: GetTaskStatus and SubmitTask at 256 in flight on fresh pairs of gateways
+  (three per row), one with \`--otel-endpoint\` pointing at an OTLP/HTTP sink in the bench process
+  (one RPC span per call, and for SubmitTask a store transaction span per group-commit batch, sent
+  as JSON by the batch span processor) and one as it ships, with tracing off. Loaded as the
+  authentication cost is, in alternating slices; the cost is the traced side's server CPU per call
+  minus the untraced side's (median of the pairs). The sink counts the spans received after each
+  run, so a gateway that dropped spans to keep up would show under one span per call. Alone:
+  \`npx tsx bench/tracing-cost.ts\`.
 - How the write path is loaded: all three protocols with h2load
   (HTTP/1.1 with \`--h1\`, 256 connections), each run after a 1 s warm-up on the same connections
   (no connection ramp in the figures), eight short runs of each side in the order A B B A A B ...
