@@ -17,6 +17,7 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { type Client, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
 import {
   createConnectTransport,
+  createGrpcTransport,
   createGrpcWebTransport,
   Http2SessionManager,
 } from "@connectrpc/connect-node";
@@ -305,6 +306,34 @@ for (const { label, backend, flags } of setups) {
       for (const id of ids) assert.ok(reached.has(id), `call span ${id} reaches no transaction`);
     });
 
+    it("a server stream's span lasts until the stream ends, with its parent from traceparent", async () => {
+      const caller = callerContext();
+      const sessionManager = new Http2SessionManager(server.url);
+      const api = createClient(
+        SpageAPI,
+        createGrpcTransport({
+          baseUrl: server.url,
+          sessionManager,
+          interceptors: [withHeader("traceparent", () => caller.header)],
+        }),
+      );
+      const ac = new AbortController();
+      const deadline = setTimeout(() => ac.abort(), 10_000);
+      try {
+        for await (const ev of api.watchEvents({ afterSequence: 0n }, { signal: ac.signal })) {
+          assert.ok(ev.sequence > 0n);
+          break;
+        }
+      } finally {
+        clearTimeout(deadline);
+        sessionManager.abort();
+      }
+      const span = await rpcSpan(server, rx, caller.traceId, "WatchEvents");
+      assert.equal(span.parentSpanId, caller.spanId);
+      assert.equal(span.attributes["spage.protocol"], "grpc");
+      assert.equal(span.attributes["spage.code"], "canceled", JSON.stringify(span));
+    });
+
     it("the submit's traceparent reaches the daemon in task.assigned", async () => {
       const caller = callerContext();
       const client = fetchClient(server.url);
@@ -321,7 +350,14 @@ for (const { label, backend, flags } of setups) {
         daemon.halfClose();
         await daemon.ended;
         await server.gateway.tracing?.forceFlush();
-        await rx.waitFor((s: ReceivedSpan) => s.name === "spage.api.SpageAPI/StreamEvents");
+        const stream = await rx.waitFor((s: ReceivedSpan) => s.name === "spage.api.SpageAPI/StreamEvents");
+        // The writes the stream's handler made while it streamed are its children.
+        await rx.waitFor(
+          (s) =>
+            s.name === "store.transaction" &&
+            s.parentSpanId === stream.spanId &&
+            String(s.attributes["db.operation.name"]).includes("daemonConnected"),
+        );
       } finally {
         daemon.close();
       }

@@ -12,6 +12,7 @@ import { Code, ConnectError, type Interceptor, type StreamResponse } from "@conn
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import {
   type Attributes,
+  type Context,
   context,
   ROOT_CONTEXT,
   type Span,
@@ -85,9 +86,10 @@ export function createTracingInterceptor(tracing: GatewayTracing): Interceptor {
     if (requestTask) attributes["spage.task_id"] = requestTask;
     const parent = propagator.extract(ROOT_CONTEXT, req.header, headerGetter);
     const span = tracer.startSpan(rpcNameOf(req.method), { kind: SpanKind.SERVER, attributes }, parent);
+    const active = trace.setSpan(parent, span);
     let res: Awaited<ReturnType<typeof next>>;
     try {
-      res = await context.with(trace.setSpan(parent, span), () => next(req));
+      res = await context.with(active, () => next(req));
     } catch (err) {
       endSpan(span, grpcLike, err, false);
       throw err;
@@ -100,8 +102,45 @@ export function createTracingInterceptor(tracing: GatewayTracing): Interceptor {
       endSpan(span, grpcLike, undefined, false);
       return res;
     }
-    return hookStream(res as StreamResponse, {
+    const hooked = hookStream(res as StreamResponse, {
       onEnd: (err, aborted) => endSpan(span, grpcLike, err, aborted),
     });
+    return withMessage(hooked, inContext(active, hooked.message));
   };
+}
+
+/**
+ * `source` iterated with `ctx` current. A stream handler's body runs when its response is read,
+ * and the server reads it after the interceptors have returned, outside the call's context: bound
+ * here, the writes the handler makes while it streams (a daemon's reports) are children of the
+ * stream's span. It costs a wrapper per stream, so only a tracing gateway has it.
+ */
+function inContext<T>(ctx: Context, source: AsyncIterable<T>): AsyncIterable<T> {
+  return {
+    [Symbol.asyncIterator](): AsyncIterator<T> {
+      const it = context.with(ctx, () => source[Symbol.asyncIterator]());
+      const done: IteratorReturnResult<T> = { done: true, value: undefined as T };
+      return {
+        next: () => context.with(ctx, () => it.next()),
+        return: (value?: unknown) => {
+          const end = it.return;
+          return end ? context.with(ctx, () => end.call(it, value)) : Promise.resolve(done);
+        },
+        throw: (err?: unknown) => {
+          const fail = it.throw;
+          return fail ? context.with(ctx, () => fail.call(it, err)) : Promise.reject(err);
+        },
+      };
+    },
+  };
+}
+
+/**
+ * `res` with another message stream. Made from the same prototype, not spread into a literal: the
+ * fast path's responses are class instances whose headers and trailers are prototype getters
+ * (fast-path/call-objects.ts), which a spread would drop.
+ */
+function withMessage(res: StreamResponse, message: AsyncIterable<unknown>): StreamResponse {
+  const copy = Object.create(Object.getPrototypeOf(res) as object) as StreamResponse;
+  return Object.assign(copy, res, { message });
 }

@@ -4,6 +4,7 @@
  * these writes appends events, so none takes the event counter's lock.
  */
 import { TaskStatus } from "../../../../gen/spage/core/common_pb.js";
+import { tracedWrite } from "../../tracing/store-spans.js";
 import { taskColumnCount, taskColumns } from "../task-rows.js";
 import type { CoreStreamEnd, TaskStore } from "../task-store.js";
 import { named, namedArray, type PostgresDb } from "./postgres-pool.js";
@@ -67,8 +68,9 @@ export type PostgresLivenessMethods = Pick<
 
 /** Creates the liveness methods on an open, migrated database. */
 export function createPostgresLiveness(db: PostgresDb): PostgresLivenessMethods {
-  const run = async (text: string, values: unknown[]) => {
-    await db.pool.query(named(text, values));
+  // Each is a statement of its own (its own transaction), a span of its own while tracing.
+  const run = async (op: string, text: string, values: unknown[]) => {
+    await tracedWrite("postgresql", op, () => db.pool.query(named(text, values)));
   };
 
   return {
@@ -92,10 +94,11 @@ export function createPostgresLiveness(db: PostgresDb): PostgresLivenessMethods 
 
     async coreStreamsOpen(taskIds) {
       if (taskIds.length === 0) return db.guard(async () => undefined);
-      await run(sql.coreStreamsOpen, [[...taskIds], Date.now()]);
+      await run("coreStreamsOpen", sql.coreStreamsOpen, [[...taskIds], Date.now()]);
     },
 
-    coreStreamEnded: (taskId, end: CoreStreamEnd) => run(sql.coreStreamEnded, [Date.now(), end, taskId]),
+    coreStreamEnded: (taskId, end: CoreStreamEnd) =>
+      run("coreStreamEnded", sql.coreStreamEnded, [Date.now(), end, taskId]),
 
     async disconnectedCoreRuns(staleBefore, limit) {
       const rows = (await db.pool.query(namedArray(sql.disconnectedCoreRuns, [staleBefore.getTime(), limit])))
@@ -118,11 +121,18 @@ export function createPostgresLiveness(db: PostgresDb): PostgresLivenessMethods 
     },
 
     daemonConnected: (d) =>
-      run(sql.daemonUpsert, [d.id, d.hostname, d.version, d.capacity, JSON.stringify(d.labels), Date.now()]),
+      run("daemonConnected", sql.daemonUpsert, [
+        d.id,
+        d.hostname,
+        d.version,
+        d.capacity,
+        JSON.stringify(d.labels),
+        Date.now(),
+      ]),
 
-    daemonSeen: (id) => run(sql.daemonSeen, [Date.now(), id]),
+    daemonSeen: (id) => run("daemonSeen", sql.daemonSeen, [Date.now(), id]),
 
-    daemonDisconnected: (id) => run(sql.daemonGone, [Date.now(), id]),
+    daemonDisconnected: (id) => run("daemonDisconnected", sql.daemonGone, [Date.now(), id]),
 
     async replicaSeen(id, liveSince) {
       const now = Date.now();
