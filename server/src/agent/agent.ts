@@ -363,6 +363,9 @@ export class Agent {
       // name): a traced process continues the trace from the browser click that started it.
       ...(isTraceparent(d.traceparent) ? { TRACEPARENT: d.traceparent } : {}),
     };
+    // A trace context the agent itself was started with belongs to another trace, never the task's.
+    if (!isTraceparent(d.traceparent)) delete env.TRACEPARENT;
+    delete env.TRACESTATE;
     // Also in the environment, for templates and configurations that read the play id from there
     // (Spage's own config key is daemon.play_id); its --play-id and --daemon-grpc flags win.
     if (era === "play") {
