@@ -9,29 +9,13 @@
  *   agent runs sees it as TRACEPARENT.
  */
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { type Client, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
-import {
-  createConnectTransport,
-  createGrpcTransport,
-  createGrpcWebTransport,
-  Http2SessionManager,
-} from "@connectrpc/connect-node";
-import * as grpc from "@grpc/grpc-js";
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { context, ROOT_CONTEXT, trace } from "@opentelemetry/api";
-import {
-  type GetTaskStatusRequest,
-  GetTaskStatusRequestSchema,
-  GetTaskStatusResponseSchema,
-  SpageAPI,
-  type SubmitTaskRequest,
-  SubmitTaskRequestSchema,
-  SubmitTaskResponseSchema,
-} from "../../gen/spage/api/tasks_pb.js";
+import { SpageAPI } from "../../gen/spage/api/tasks_pb.js";
 import { TaskPriority } from "../../gen/spage/core/common_pb.js";
 import { shellQuote } from "../src/agent/command-template.js";
 import { openPostgresStore } from "../src/store/postgres/postgres-store.js";
@@ -41,144 +25,7 @@ import { type OtlpReceiver, type ReceivedSpan, startOtlpReceiver } from "./helpe
 import { dropSchema, freshSchemaName, testDatabaseUrl } from "./helpers/postgres.js";
 import { TestDaemon } from "./helpers/test-daemon.js";
 import { startTestServer, type TestServer } from "./helpers/test-server.js";
-
-/** A caller's trace context: a fresh trace id and the caller's own span id. */
-function callerContext(): { traceId: string; spanId: string; header: string } {
-  const traceId = randomBytes(16).toString("hex");
-  const spanId = randomBytes(8).toString("hex");
-  return { traceId, spanId, header: `00-${traceId}-${spanId}-01` };
-}
-
-const withHeader =
-  (name: string, value: () => string): Interceptor =>
-  (next) =>
-  (req) => {
-    req.header.set(name, value());
-    return next(req);
-  };
-
-/** A SubmitTask and a GetTaskStatus by some client, each sent with `traceparent`. */
-interface TracedClient {
-  readonly protocol: string;
-  submit(traceparent: string): Promise<string>;
-  /** Resolves with the error's code name for an unknown task. */
-  getUnknown(traceparent: string): Promise<void>;
-  close(): void;
-}
-
-function connectClient(
-  protocol: string,
-  make: (i: Interceptor[]) => Transport,
-  close: () => void = () => {},
-): TracedClient {
-  let header = "";
-  const api: Client<typeof SpageAPI> = createClient(
-    SpageAPI,
-    make([withHeader("traceparent", () => header)]),
-  );
-  return {
-    protocol,
-    async submit(tp) {
-      header = tp;
-      return (await api.submitTask({ type: "job" })).taskId;
-    },
-    async getUnknown(tp) {
-      header = tp;
-      await api.getTaskStatus({ taskId: "no-such-task" }).then(
-        () => assert.fail("GetTaskStatus of an unknown task succeeded"),
-        () => undefined,
-      );
-    },
-    close,
-  };
-}
-
-function grpcJsClient(url: string): TracedClient {
-  const client = new grpc.Client(new URL(url).host, grpc.credentials.createInsecure());
-  const unary = <I, O>(path: string, enc: (i: I) => Buffer, dec: (b: Buffer) => O, req: I, tp: string) =>
-    new Promise<O>((resolve, reject) => {
-      const md = new grpc.Metadata();
-      md.set("traceparent", tp);
-      client.makeUnaryRequest(path, enc, dec, req, md, { deadline: Date.now() + 5000 }, (err, res) =>
-        err ? reject(err) : resolve(res as O),
-      );
-    });
-  return {
-    protocol: "grpc",
-    async submit(tp) {
-      const res = await unary(
-        "/spage.api.SpageAPI/SubmitTask",
-        (m: SubmitTaskRequest) => Buffer.from(toBinary(SubmitTaskRequestSchema, m)),
-        (b) => fromBinary(SubmitTaskResponseSchema, b),
-        create(SubmitTaskRequestSchema, { type: "job" }),
-        tp,
-      );
-      return res.taskId;
-    },
-    async getUnknown(tp) {
-      await unary(
-        "/spage.api.SpageAPI/GetTaskStatus",
-        (m: GetTaskStatusRequest) => Buffer.from(toBinary(GetTaskStatusRequestSchema, m)),
-        (b) => fromBinary(GetTaskStatusResponseSchema, b),
-        create(GetTaskStatusRequestSchema, { taskId: "no-such-task" }),
-        tp,
-      ).then(
-        () => assert.fail("GetTaskStatus of an unknown task succeeded"),
-        (err: grpc.ServiceError) => assert.equal(err.code, grpc.status.NOT_FOUND),
-      );
-    },
-    close: () => client.close(),
-  };
-}
-
-function fetchClient(url: string): TracedClient {
-  const post = (method: string, body: unknown, tp: string) =>
-    fetch(`${url}/spage.api.SpageAPI/${method}`, {
-      method: "POST",
-      headers: { "content-type": "application/json", traceparent: tp },
-      body: JSON.stringify(body),
-    });
-  return {
-    protocol: "connect+json",
-    async submit(tp) {
-      const res = await post("SubmitTask", { type: "job" }, tp);
-      assert.equal(res.status, 200);
-      return ((await res.json()) as { taskId: string }).taskId;
-    },
-    async getUnknown(tp) {
-      const res = await post("GetTaskStatus", { taskId: "no-such-task" }, tp);
-      assert.equal(res.status, 404);
-      await res.arrayBuffer();
-    },
-    close() {},
-  };
-}
-
-function everyClient(url: string): TracedClient[] {
-  const sessionManager = new Http2SessionManager(url);
-  return [
-    grpcJsClient(url),
-    connectClient("grpc-web", (interceptors) =>
-      createGrpcWebTransport({ baseUrl: url, httpVersion: "1.1", interceptors }),
-    ),
-    connectClient(
-      "connect+proto",
-      (interceptors) =>
-        createConnectTransport({
-          baseUrl: url,
-          httpVersion: "2",
-          useBinaryFormat: true,
-          sessionManager,
-          interceptors,
-        }),
-      () => sessionManager.abort(),
-    ),
-    connectClient("connect+json", (interceptors) =>
-      createConnectTransport({ baseUrl: url, httpVersion: "1.1", useBinaryFormat: false, interceptors }),
-    ),
-    fetchClient(url),
-  ];
-}
+import { callerContext, everyClient, fetchClient, withHeader } from "./helpers/traced-clients.js";
 
 /** The RPC span of `method` in `traceId`, once the gateway has sent it. */
 async function rpcSpan(server: TestServer, rx: OtlpReceiver, traceId: string, method: string) {
@@ -332,6 +179,31 @@ for (const { label, backend, flags } of setups) {
       assert.equal(span.parentSpanId, caller.spanId);
       assert.equal(span.attributes["spage.protocol"], "grpc");
       assert.equal(span.attributes["spage.code"], "canceled", JSON.stringify(span));
+    });
+
+    it("a task keeps its submit's traceparent, and stays idempotent; a client's own traceparent wins", async () => {
+      const tasks = server.gateway.services.deps.tasks;
+      const tracing = server.gateway.tracing;
+      assert.ok(tracing);
+      const call = tracing.tracer.startSpan("caller");
+      const input = {
+        taskId: "",
+        type: "job",
+        priority: TaskPriority.NORMAL,
+        payload: { a: "1" },
+        metadata: {},
+      };
+      const first = await context.with(trace.setSpan(ROOT_CONTEXT, call), () => tasks.submit(input));
+      call.end();
+      const sc = call.spanContext();
+      assert.equal(first.task.metadata.traceparent, `00-${sc.traceId}-${sc.spanId}-01`);
+      // The generated id reused with the same request is the same task, though metadata differs.
+      const again = await tasks.submit({ ...input, taskId: first.task.id });
+      assert.equal(again.created, false);
+      assert.equal(again.task.id, first.task.id);
+      const own = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+      const chosen = await tasks.submit({ ...input, metadata: { traceparent: own } });
+      assert.equal(chosen.task.metadata.traceparent, own);
     });
 
     it("the submit's traceparent reaches the daemon in task.assigned", async () => {
