@@ -3,9 +3,11 @@
  * (flags win) into a frozen, typed object. A bad value stops the start with a message naming the
  * flag, the variable and what is expected.
  */
+import { X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import type { AccessPolicy, AnonymousExecution } from "./auth/access-policy.js";
+import { type ClientCertMap, parseClientCertMap } from "./auth/client-cert-map.js";
 import type { Rate } from "./auth/rate-limiter.js";
 import { allScopes, type Scope } from "./auth/scopes.js";
 import { parseProxyEntry } from "./http/client-address.js";
@@ -15,7 +17,13 @@ import { isPostgresUrl, isSchemaName } from "./store/postgres/postgres-store.js"
 export interface GatewayConfig {
   readonly host: string;
   readonly port: number;
-  readonly tls?: { readonly cert: Buffer; readonly key: Buffer; readonly certPath: string };
+  readonly tls?: {
+    readonly cert: Buffer;
+    readonly key: Buffer;
+    readonly certPath: string;
+    /** Client certificates (mutual TLS), with --tls-client-ca. */
+    readonly clientAuth?: ClientAuth;
+  };
   readonly corsOrigins: readonly string[];
   readonly logLevel: string;
   readonly readMaxBytes: number;
@@ -45,6 +53,16 @@ export interface GatewayConfig {
   readonly fastPath: boolean;
   /** Authentication, anonymous cores and limits. */
   readonly access: AccessPolicy;
+}
+
+/** How client certificates are asked for, verified and turned into scopes. */
+export interface ClientAuth {
+  /** PEM bundle of the CAs whose certificates are trusted. */
+  readonly ca: Buffer;
+  /** Refuse the TLS handshake of a client without a valid certificate. */
+  readonly require: boolean;
+  /** Which certificates get which scopes (auth/client-cert-map.ts). */
+  readonly map: ClientCertMap;
 }
 
 /** Calls per second per principal, by class, unless --rate-limits says otherwise. */
@@ -125,6 +143,27 @@ export const serveOptions: readonly Option[] = [
     help: "PEM certificate file; with --tls-key serves TLS (ALPN h2, http/1.1)",
   },
   { flag: "tls-key", env: "SPAGE_TLS_KEY", kind: "string", def: "", help: "PEM private key file" },
+  {
+    flag: "tls-client-ca",
+    env: "SPAGE_TLS_CLIENT_CA",
+    kind: "string",
+    def: "",
+    help: "PEM file of the CAs whose client certificates are trusted (mutual TLS; needs --tls-cert); clients may then present a certificate, and --client-cert-scopes says what it may do",
+  },
+  {
+    flag: "require-client-cert",
+    env: "SPAGE_REQUIRE_CLIENT_CERT",
+    kind: "string",
+    def: "off",
+    help: "on (or the bare flag): the TLS handshake refuses a client without a certificate the --tls-client-ca CAs signed; off: a certificate is optional",
+  },
+  {
+    flag: "client-cert-scopes",
+    env: "SPAGE_CLIENT_CERT_SCOPES",
+    kind: "string",
+    def: "",
+    help: "scopes of client certificates by name, as kind:pattern=scope[,scope] entries separated by ';', kinds cn, dns, ip, uri, email; * matches any run of characters (within one label for dns); the first matching entry wins, e.g. \"cn:daemon-*=agent; dns:core.example.com=execution,tasks:read\"",
+  },
   {
     flag: "cors-origins",
     env: "SPAGE_CORS_ORIGINS",
@@ -377,8 +416,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pr
   let parsed: ReturnType<typeof parseArgs>;
   try {
     parsed = parseArgs({
-      // --no-fast-path is short for --fast-path off.
-      args: argv.flatMap((a) => (a === "--no-fast-path" ? ["--fast-path", "off"] : [a])),
+      args: shorthands(argv),
       options: Object.fromEntries(serveOptions.map((o) => [o.flag, { type: "string" as const }])),
       strict: true,
       allowPositionals: false,
@@ -439,8 +477,14 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pr
   if ((certPath === "") !== (keyPath === "")) {
     throw new ConfigError("TLS needs both --tls-cert and --tls-key (env SPAGE_TLS_CERT and SPAGE_TLS_KEY)");
   }
+  const clientAuth = clientAuthOf(str, onOff, certPath !== "");
   if (certPath !== "") {
-    tlsFiles = { cert: readPem(certPath, "--tls-cert"), key: readPem(keyPath, "--tls-key"), certPath };
+    tlsFiles = {
+      cert: readPem(certPath, "--tls-cert"),
+      key: readPem(keyPath, "--tls-key"),
+      certPath,
+      ...(clientAuth ? { clientAuth: Object.freeze(clientAuth) } : {}),
+    };
   }
 
   for (const origin of list("cors-origins")) {
@@ -480,6 +524,68 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pr
     fastPath: onOff("fast-path"),
     access: Object.freeze(accessPolicy(str, int, list)),
   });
+}
+
+/**
+ * Expands the flags that stand alone: --no-fast-path is short for --fast-path off, and a bare
+ * --require-client-cert (followed by no value, only another flag or nothing) for
+ * --require-client-cert on.
+ */
+function shorthands(argv: readonly string[]): string[] {
+  return argv.flatMap((a, i) => {
+    if (a === "--no-fast-path") return ["--fast-path", "off"];
+    const next = argv[i + 1];
+    if (a === "--require-client-cert" && (next === undefined || next.startsWith("-"))) {
+      return ["--require-client-cert=on"];
+    }
+    return [a];
+  });
+}
+
+/** The mutual-TLS settings, checked against each other; undefined without --tls-client-ca. */
+function clientAuthOf(
+  str: (flag: string) => string,
+  onOff: (flag: string) => boolean,
+  tls: boolean,
+): ClientAuth | undefined {
+  const caPath = str("tls-client-ca");
+  const require = onOff("require-client-cert");
+  const scopes = str("client-cert-scopes");
+  if (caPath === "") {
+    if (require) {
+      throw new ConfigError(
+        "--require-client-cert needs --tls-client-ca FILE (env SPAGE_TLS_CLIENT_CA): the CAs the client certificates must be signed by",
+      );
+    }
+    if (scopes.trim() !== "") {
+      throw new ConfigError(
+        "--client-cert-scopes needs --tls-client-ca FILE (env SPAGE_TLS_CLIENT_CA): without it no client certificate is asked for",
+      );
+    }
+    return undefined;
+  }
+  if (!tls) {
+    throw new ConfigError(
+      "--tls-client-ca needs TLS: give --tls-cert and --tls-key too (env SPAGE_TLS_CERT and SPAGE_TLS_KEY)",
+    );
+  }
+  let map: ClientCertMap;
+  try {
+    map = parseClientCertMap(scopes);
+  } catch (err) {
+    throw new ConfigError(
+      `invalid --client-cert-scopes (env SPAGE_CLIENT_CERT_SCOPES): ${(err as Error).message}`,
+    );
+  }
+  const ca = readPem(caPath, "--tls-client-ca");
+  try {
+    new X509Certificate(ca);
+  } catch {
+    throw new ConfigError(
+      `--tls-client-ca file "${caPath}" holds no PEM certificate: expected one or more CA certificates`,
+    );
+  }
+  return { ca, require, map: Object.freeze(map) };
 }
 
 function databaseOf(str: (flag: string) => string, int: (flag: string) => number): GatewayConfig["database"] {
