@@ -124,7 +124,11 @@ class AuditedCall implements StreamHook {
       taskId: this.requestTask || taskId,
       code,
       requestId: values.get(kRequestId),
-      detail,
+      // A certificate principal is named by its subject, which a second certificate can share:
+      // the fingerprint says which one it was.
+      detail: principal?.certificate
+        ? `${detail ? `${detail}; ` : ""}client certificate ${principal.certificate}`
+        : detail,
     };
   }
 
