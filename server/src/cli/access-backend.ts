@@ -63,7 +63,7 @@ export function storeFlagsOf(v: Record<string, unknown>, env: NodeJS.ProcessEnv 
 
 /**
  * Opens the backend the flags ask for: the store (--database-url, or --data-dir) or a gateway
- * (--endpoint with --token).
+ * (--endpoint with --token or a client certificate).
  */
 export async function openAccessBackend(
   at: StoreFlags,
@@ -71,9 +71,10 @@ export async function openAccessBackend(
   action: string,
 ): Promise<AccessBackend> {
   if (at.databaseUrl !== undefined || at.dataDir !== undefined) return storeBackend(at, action);
-  if (common.token === "") {
+  // A client certificate the gateway maps to "admin" is credentials too.
+  if (common.token === "" && !common.tls?.cert) {
     throw new UsageError(
-      "give --data-dir DIR or --database-url URL to work on the store directly, or --token with an admin key or token (SPAGE_TOKEN) to go through the gateway at --endpoint",
+      "give --data-dir DIR or --database-url URL to work on the store directly, or --token with an admin key or token (SPAGE_TOKEN), or an admin client certificate (--tls-client-cert, --tls-client-key), to go through the gateway at --endpoint",
     );
   }
   return gatewayBackend(common);

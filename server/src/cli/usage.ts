@@ -7,6 +7,10 @@ import { allScopes } from "../auth/scopes.js";
 const client = `Client options:
   --endpoint URL   the gateway (SPAGE_ENDPOINT; default http://127.0.0.1:9091)
   --token TOKEN    an API key or session token, sent as a bearer token (SPAGE_TOKEN)
+  --tls-ca FILE    PEM CA certificates to trust the https:// gateway by (SPAGE_TLS_CA)
+  --tls-client-cert FILE, --tls-client-key FILE
+                   a client certificate and its key to authenticate with over mutual TLS, instead
+                   of a token (SPAGE_TLS_CLIENT_CERT, SPAGE_TLS_CLIENT_KEY)
   --json           print the answer as JSON, for scripts
   --help, -h       show this help`;
 
@@ -44,7 +48,8 @@ with --database-url and --database-schema.`;
 export const commandUsage: Readonly<Record<string, string>> = {
   agent: `Usage: spage-gateway agent [--capacity N] [--labels k=v,...] [--daemon-id ID] [--command TEMPLATE]
                            [--kill-grace-ms MS] [--core-relay on|off] [--core-era auto|task|play]
-                           [--endpoint URL] [--token TOKEN]
+                           [--endpoint URL] [--token TOKEN] [--tls-ca FILE]
+                           [--tls-client-cert FILE --tls-client-key FILE]
 
 Runs a daemon until SIGTERM or SIGINT: it takes the tasks the gateway hands it and runs each as a
 process, streaming its output back and reporting its exit code.
@@ -71,7 +76,10 @@ process, streaming its output back and reporting its exit code.
                        (also SPAGE_DAEMON_PLAY_ID and SPAGE_DAEMON_ENDPOINT in its environment); a
                        --command template passes the id with {play_id}
   --endpoint, --token  as for the client commands; the token is also passed to the task's process
-                       as SPAGE_TOKEN`,
+                       as SPAGE_TOKEN
+  --tls-ca, --tls-client-cert, --tls-client-key
+                       as for the client commands: with a client certificate the gateway maps to
+                       scope "agent" (--client-cert-scopes), the daemon needs no token on disk`,
   submit: `Usage: spage-gateway submit (--playbook PATH | --type TYPE) [options]
 
 Submits a task and prints its id.
@@ -193,7 +201,8 @@ Commands:
             or through the gateway)
 
 Every command prints its own options with --help.
-Client options: --endpoint URL (SPAGE_ENDPOINT), --token TOKEN (SPAGE_TOKEN), --json`;
+Client options: --endpoint URL (SPAGE_ENDPOINT), --token TOKEN (SPAGE_TOKEN), --json,
+--tls-ca FILE, --tls-client-cert FILE --tls-client-key FILE (mutual TLS)`;
 
 /** Whether `argv` asks for help (before any `--`). */
 export function wantsHelp(argv: readonly string[]): boolean {
