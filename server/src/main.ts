@@ -58,9 +58,18 @@ export async function serve(argv: readonly string[]): Promise<number> {
     return 1;
   }
   const addr = gateway.server.address();
+  const clientAuth = config.tls?.clientAuth;
   const port = typeof addr === "object" && addr ? addr.port : config.port;
   log.info(
-    { host: config.host, port, tls: Boolean(config.tls), version: gatewayVersion, database: dbPath },
+    {
+      host: config.host,
+      port,
+      tls: Boolean(config.tls),
+      // Mutual TLS: whether client certificates are asked for, and whether the handshake needs one.
+      clientCerts: clientAuth ? (clientAuth.require ? "required" : "optional") : "off",
+      version: gatewayVersion,
+      database: dbPath,
+    },
     `spage gateway serving gRPC, gRPC-Web and Connect on ${config.tls ? "https" : "http"}://${config.host}:${port}`,
   );
 
