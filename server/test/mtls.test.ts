@@ -216,6 +216,42 @@ for (const fastPath of ["on", "off"]) {
       });
     }
 
+    for (const kind of ["grpc-js", "connect-node gRPC h2"] as const) {
+      it(`${kind}: a server stream runs as the certificate too; an untrusted one is refused`, async () => {
+        const taskId = `watched-${kind.replace(/\W+/g, "-")}-${fastPath}`;
+        const admin = client(kind, undefined, server.adminKey);
+        await admin.unary(SpageAPI, "SubmitTask", { taskId, type: "playbook" });
+        const seen: string[] = [];
+        await refused(
+          (async () => {
+            const stream = client(kind, reader).serverStream(
+              SpageAPI,
+              "WatchEvents",
+              { taskId },
+              { timeoutMs: 1500 },
+            );
+            for await (const ev of stream) seen.push(String(ev.type));
+          })(),
+          "deadline_exceeded",
+          /./,
+        );
+        assert.deepEqual(seen, ["task.submitted"]);
+        await refused(
+          (async () => {
+            const stream = client(kind, untrusted).serverStream(
+              SpageAPI,
+              "WatchEvents",
+              { taskId },
+              { timeoutMs: 1500 },
+            );
+            for await (const _ of stream) assert.fail("an event reached an untrusted certificate");
+          })(),
+          "unauthenticated",
+          /client certificate CN=reader-2 refused/,
+        );
+      });
+    }
+
     it("audits a certificate principal by its name and fingerprint", async () => {
       const admin = client("connect-node gRPC h2", undefined, server.adminKey);
       const res = await admin.unary(SpageAPI, "ListAuditEvents", { limit: 500 });
