@@ -3,15 +3,17 @@
  * (flags win) into a frozen, typed object. A bad value stops the start with a message naming the
  * flag, the variable and what is expected.
  */
-import { X509Certificate } from "node:crypto";
-import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import type { AccessPolicy, AnonymousExecution } from "./auth/access-policy.js";
-import { type ClientCertMap, parseClientCertMap } from "./auth/client-cert-map.js";
 import type { Rate } from "./auth/rate-limiter.js";
 import { allScopes, type Scope } from "./auth/scopes.js";
+import { type ClientAuth, clientAuthOf } from "./client-auth-config.js";
+import { ConfigError } from "./config-error.js";
 import { parseProxyEntry } from "./http/client-address.js";
+import { readPem } from "./pem-file.js";
 import { isPostgresUrl, isSchemaName } from "./store/postgres/postgres-store.js";
+
+export { ConfigError } from "./config-error.js";
 
 /** The parsed configuration of `spage-gateway serve`. */
 export interface GatewayConfig {
@@ -55,16 +57,6 @@ export interface GatewayConfig {
   readonly access: AccessPolicy;
 }
 
-/** How client certificates are asked for, verified and turned into scopes. */
-export interface ClientAuth {
-  /** PEM bundle of the CAs whose certificates are trusted. */
-  readonly ca: Buffer;
-  /** Refuse the TLS handshake of a client without a valid certificate. */
-  readonly require: boolean;
-  /** Which certificates get which scopes (auth/client-cert-map.ts). */
-  readonly map: ClientCertMap;
-}
-
 /** Calls per second per principal, by class, unless --rate-limits says otherwise. */
 const defaultRates: Readonly<Record<Scope | "streams", number>> = {
   "tasks:read": 1000,
@@ -75,11 +67,6 @@ const defaultRates: Readonly<Record<Scope | "streams", number>> = {
   admin: 20,
   streams: 50,
 };
-
-/** Thrown for a bad flag or variable; its message is meant for the person starting the gateway. */
-export class ConfigError extends Error {
-  override readonly name = "ConfigError";
-}
 
 type Kind = "string" | "int" | "list";
 
@@ -542,52 +529,6 @@ function shorthands(argv: readonly string[]): string[] {
   });
 }
 
-/** The mutual-TLS settings, checked against each other; undefined without --tls-client-ca. */
-function clientAuthOf(
-  str: (flag: string) => string,
-  onOff: (flag: string) => boolean,
-  tls: boolean,
-): ClientAuth | undefined {
-  const caPath = str("tls-client-ca");
-  const require = onOff("require-client-cert");
-  const scopes = str("client-cert-scopes");
-  if (caPath === "") {
-    if (require) {
-      throw new ConfigError(
-        "--require-client-cert needs --tls-client-ca FILE (env SPAGE_TLS_CLIENT_CA): the CAs the client certificates must be signed by",
-      );
-    }
-    if (scopes.trim() !== "") {
-      throw new ConfigError(
-        "--client-cert-scopes needs --tls-client-ca FILE (env SPAGE_TLS_CLIENT_CA): without it no client certificate is asked for",
-      );
-    }
-    return undefined;
-  }
-  if (!tls) {
-    throw new ConfigError(
-      "--tls-client-ca needs TLS: give --tls-cert and --tls-key too (env SPAGE_TLS_CERT and SPAGE_TLS_KEY)",
-    );
-  }
-  let map: ClientCertMap;
-  try {
-    map = parseClientCertMap(scopes);
-  } catch (err) {
-    throw new ConfigError(
-      `invalid --client-cert-scopes (env SPAGE_CLIENT_CERT_SCOPES): ${(err as Error).message}`,
-    );
-  }
-  const ca = readPem(caPath, "--tls-client-ca");
-  try {
-    new X509Certificate(ca);
-  } catch {
-    throw new ConfigError(
-      `--tls-client-ca file "${caPath}" holds no PEM certificate: expected one or more CA certificates`,
-    );
-  }
-  return { ca, require, map: Object.freeze(map) };
-}
-
 function databaseOf(str: (flag: string) => string, int: (flag: string) => number): GatewayConfig["database"] {
   const url = str("database-url");
   if (url !== "" && !isPostgresUrl(url)) {
@@ -652,14 +593,4 @@ function accessPolicy(
     authFailureRate: { perSecond: failures / 60, burst: failures },
     trustedProxies: Object.freeze(trustedProxies),
   };
-}
-
-function readPem(path: string, flag: string): Buffer {
-  try {
-    return readFileSync(path);
-  } catch (err) {
-    throw new ConfigError(
-      `cannot read ${flag} file "${path}": ${(err as NodeJS.ErrnoException).code ?? err}`,
-    );
-  }
 }
