@@ -50,6 +50,11 @@ export async function serve(argv: readonly string[]): Promise<number> {
   } else {
     log.warn("authentication is off (--auth off): anyone who reaches this port may call anything");
   }
+  if (config.tls?.clientAuth?.map.length === 0) {
+    log.warn(
+      "client certificates are asked for (--tls-client-ca) but --client-cert-scopes is empty: a verified certificate authenticates nothing",
+    );
+  }
   try {
     await gateway.app.listen({ host: config.host, port: config.port });
   } catch (err) {
