@@ -1,9 +1,13 @@
 /** Who is calling: the identity every authorised RPC runs as. */
+import type { PersonRecord } from "../store/access-store.js";
 import type { Scope } from "./scopes.js";
 
 /** An authenticated caller. */
 export interface Principal {
-  /** "key:<key id>", "anonymous" (a core allowed without credentials) or "open" (auth is off). */
+  /**
+   * "key:<key id>", "person:<issuer>#<subject>" (signed in through an OpenID provider, or calling
+   * with its access token), "anonymous" (a core allowed without credentials) or "open" (auth is off).
+   */
   readonly name: string;
   /** The API key behind the call ("" for anonymous and open). */
   readonly keyId: string;
@@ -12,11 +16,28 @@ export interface Principal {
   /** The client id given to Authenticate, for session tokens. */
   readonly clientId: string;
   readonly scopes: ReadonlySet<Scope>;
-  /** When the credentials stop working (session tokens only). */
+  /** When the credentials stop working (session tokens and access tokens). */
   readonly expiresAt?: Date;
+  /** The person behind a single sign-on session or an identity provider's access token. */
+  readonly person?: PersonRecord;
 }
 
 /** The name of the principal of an API key. */
 export function keyPrincipalName(keyId: string): string {
   return `key:${keyId}`;
+}
+
+/** The name of the principal of a person an OpenID provider vouches for. */
+export function personPrincipalName(issuer: string, subject: string): string {
+  return `person:${issuer}#${subject}`;
+}
+
+/**
+ * The detail of an audit record of a call by `principal`: a person's e-mail leads it (the
+ * principal names them by issuer and subject, which never change; the e-mail is what people read).
+ */
+export function auditDetailOf(principal: Principal | undefined, detail: string): string {
+  const email = principal?.person?.email;
+  if (!email) return detail;
+  return detail === "" ? `email=${email}` : `email=${email}; ${detail}`;
 }
