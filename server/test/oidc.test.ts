@@ -358,3 +358,50 @@ describe("single sign-on through an OpenID provider", { timeout: 170_000 }, () =
     );
   });
 });
+
+describe("a gateway whose OpenID provider is down", () => {
+  let down: TestServer;
+  let issuer: string;
+  before(async () => {
+    issuer = `http://127.0.0.1:${await freePort()}`;
+    down = await startTestServer([
+      "--auth",
+      "on",
+      "--auth-failures-per-minute",
+      "0",
+      "--oidc-issuer",
+      issuer,
+      "--oidc-client-id",
+      "spage-gateway",
+      "--oidc-client-secret",
+      "secret",
+      "--oidc-group-scopes",
+      "ops=tasks:read",
+    ]);
+  });
+  after(async () => {
+    await down?.close();
+  });
+
+  it("starts and serves keys; sign-in and access tokens say the provider cannot be reached", async () => {
+    const keyed = makeClient("fetch Connect JSON h1", down.url, down.adminKey);
+    try {
+      await keyed.unary(SpageAPI, "ListTasks", { limit: 1 });
+    } finally {
+      await keyed.close();
+    }
+    const login = await fetch(`${down.url}/auth/oidc/login`, { redirect: "manual" });
+    assert.equal(login.status, 502);
+    assert.match(await login.text(), new RegExp(`the OpenID provider ${issuer} could not be discovered`));
+    const jwt = makeClient("fetch Connect JSON h1", down.url, "aaaa.bbbb.cccc");
+    try {
+      await refused(
+        jwt.unary(SpageAPI, "ListTasks", { limit: 1 }),
+        "unauthenticated",
+        /access token not checked: the OpenID provider .* could not be discovered/,
+      );
+    } finally {
+      await jwt.close();
+    }
+  });
+});
