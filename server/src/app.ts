@@ -11,6 +11,7 @@ import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import fastifyCors from "@fastify/cors";
 import Fastify, { type FastifyInstance, LogController } from "fastify";
 import { clientCertOf, rememberClientCert } from "./auth/client-cert.js";
+import { createOidcSignIn } from "./auth/oidc/oidc-sign-in.js";
 import { CallValues } from "./call-values.js";
 import type { GatewayConfig } from "./config.js";
 import {
@@ -33,6 +34,7 @@ import { registerGrpcMessageEncoding } from "./http/grpc-message-encoding.js";
 import { registerHealthRoutes } from "./http/health-routes.js";
 import { registerMetricsRoute } from "./http/metrics-route.js";
 import { registerNotFound } from "./http/not-found.js";
+import { registerOidcRoutes } from "./http/oidc-routes.js";
 import { createAuditInterceptor } from "./interceptors/audit.js";
 import { createAuthInterceptor } from "./interceptors/auth.js";
 import { createErrorMappingInterceptor } from "./interceptors/error-mapping.js";
@@ -140,6 +142,16 @@ export async function buildApp(deps: AppDeps): Promise<Gateway> {
   registerHealthRoutes(app, health);
   registerMetricsRoute(app, metrics);
   await registerDashboardRoutes(app);
+  const { oidc } = services.access;
+  registerOidcRoutes(app, {
+    ...(oidc ? { signIn: createOidcSignIn(oidc, services.access.authn) } : {}),
+    clientSecret: config.oidc?.clientSecret ?? "",
+    audit: services.access.audit,
+    publicUrl: config.oidc?.publicUrl ?? "",
+    tls: config.tls !== undefined,
+    clientAddress: (req) =>
+      clientOf(req.ip ?? "", req.headers.forwarded, req.headers["x-forwarded-for"]).address,
+  });
   registerNotFound(app);
 
   // Aborted shutdownTimeoutMs after close starts: every RPC still running then ends with

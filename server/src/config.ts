@@ -5,6 +5,7 @@
  */
 import { parseArgs } from "node:util";
 import type { AccessPolicy, AnonymousExecution } from "./auth/access-policy.js";
+import { type OidcSettings, oidcServeOptions, parseOidcSettings } from "./auth/oidc/oidc-settings.js";
 import type { Rate } from "./auth/rate-limiter.js";
 import { allScopes, type Scope } from "./auth/scopes.js";
 import { type ClientAuth, clientAuthOf } from "./client-auth-config.js";
@@ -55,6 +56,8 @@ export interface GatewayConfig {
   readonly fastPath: boolean;
   /** Authentication, anonymous cores and limits. */
   readonly access: AccessPolicy;
+  /** Single sign-on through an OpenID provider, when configured. */
+  readonly oidc?: OidcSettings;
 }
 
 /** Calls per second per principal, by class, unless --rate-limits says otherwise. */
@@ -378,6 +381,7 @@ export const serveOptions: readonly Option[] = [
     min: 0,
     help: "failed authentications allowed per client address and minute before it must wait (0: no limit)",
   },
+  ...oidcServeOptions,
 ];
 
 /** The `--help` text of `serve`. */
@@ -482,6 +486,9 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pr
     }
   }
 
+  const oidc = parseOidcSettings(str, list);
+  if (oidc && "error" in oidc) throw new ConfigError(oidc.error);
+
   return Object.freeze({
     host: str("host"),
     port: int("port"),
@@ -510,6 +517,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pr
     dispatchPollMs: int("dispatch-poll-ms"),
     fastPath: onOff("fast-path"),
     access: Object.freeze(accessPolicy(str, int, list)),
+    ...(oidc ? { oidc: Object.freeze(oidc) } : {}),
   });
 }
 

@@ -35,6 +35,15 @@ and names the first broken record when one was altered, removed or inserted. Rec
 end leave no broken link: compare the last hash it prints with one kept elsewhere.
 ${store}`;
 
+/** `sessions`: single sign-on sessions. */
+export const sessionsUsage = `Usage: spage-gateway sessions revoke --subject SUB [--issuer URL]
+
+Ends every session token of a person signed in through single sign-on (their identity provider's
+"sub" claim; the audit log names them person:<issuer>#<subject>), from every issuer unless --issuer
+says which. Their dashboards are signed out at their next call. Their provider's own access tokens
+keep working until they expire: stop them at the provider.
+${store}`;
+
 /** `store`: moving a store. */
 export const storeUsage = `Usage: spage-gateway store copy --from PATH --to postgres://... [--schema NAME]
 
@@ -174,6 +183,7 @@ Follows events live, like tail -f, and resumes after reconnects.
   --until-end          with --task: exit when the task ends, 0 if it COMPLETED and 1 otherwise
 ${client}`,
   keys: keysUsage,
+  sessions: sessionsUsage,
   audit: auditUsage,
   store: storeUsage,
 };
@@ -195,9 +205,10 @@ Commands:
   workflow  show WORKFLOW_ID: a workflow's tasks as a tree
   watch     follow events live: [--task ID] [--type T ...] [--after SEQ] [--until-end]
   keys      API keys: create --name N --scopes a,b [--quiet] | list [--all] | revoke ID
+  sessions  revoke --subject SUB [--issuer URL]: sign a single sign-on person out everywhere
   store     copy --from DATA_DIR --to postgres://... [--schema S]: move a SQLite store to PostgreSQL
   audit     the audit log: list [--after SEQ] [--principal P] [--task ID] | verify
-            (keys and audit work on the store with --data-dir DIR or --database-url URL,
+            (keys, sessions and audit work on the store with --data-dir DIR or --database-url URL,
             or through the gateway)
 
 Every command prints its own options with --help.
