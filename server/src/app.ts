@@ -176,7 +176,12 @@ export async function buildApp(deps: AppDeps): Promise<Gateway> {
     createMetricsInterceptor(metrics),
     createAuditInterceptor(services.access.audit),
     createErrorMappingInterceptor(),
-    createAuthInterceptor(services.access.authn, services.access.limiter, config.access),
+    createAuthInterceptor(
+      services.access.authn,
+      services.access.limiter,
+      config.access,
+      config.tls?.clientAuth !== undefined,
+    ),
     createRateLimitInterceptor(services.access.limiter, services.access.streams, config.access),
   ];
   const served = recordRoutes(createRoutes(services.deps), config);

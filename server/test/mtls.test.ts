@@ -162,7 +162,11 @@ for (const fastPath of ["on", "off"]) {
 
       it(`${kind}: without a certificate, Bearer keys and anonymous loopback cores work as before`, async () => {
         const anon = client(kind);
-        await refused(anon.unary(SpageAPI, "ListTasks", {}), "unauthenticated", /missing credentials/);
+        await refused(
+          anon.unary(SpageAPI, "ListTasks", {}),
+          "unauthenticated",
+          /missing credentials: .*, or connect with a client certificate \(mutual TLS\)/,
+        );
         const reg = await anon.unary(SpageExecution, "RegisterTask", {
           taskId: `core-run-${kind.replace(/\W+/g, "-")}-${fastPath}`,
           playbook: "site.yml",

@@ -41,13 +41,21 @@ const anonymousPrincipal: Principal = {
   scopes: new Set<Scope>(["execution"]),
 };
 
-/** Creates the auth interceptor; place it inside error mapping, outside the rate limiter. */
+/**
+ * Creates the auth interceptor; place it inside error mapping, outside the rate limiter.
+ * `clientCertificates`: the listener asks for client certificates, so a call without credentials
+ * is told it may present one.
+ */
 export function createAuthInterceptor(
   authn: Authenticator,
   limiter: RateLimiter,
   policy: AccessPolicy,
+  clientCertificates = false,
 ): Interceptor {
   const bearer = lastBearer();
+  const missing = `missing credentials: send the header "Authorization: Bearer <api key or session token>"${
+    clientCertificates ? ", or connect with a client certificate (mutual TLS)" : ""
+  }`;
   return (next) => async (req) => {
     const need = requirementOf(req.service.typeName, req.method);
     if (!need) {
@@ -91,7 +99,7 @@ export function createAuthInterceptor(
             noAnonymousCore(rpcNameOf(req.method), need, policy, viaUntrustedProxy),
           );
         } else {
-          const got = authenticate(authn, header, bearer);
+          const got = authenticate(authn, header, bearer, missing);
           principal = got instanceof Promise ? await got : got;
         }
       } catch (err) {
@@ -169,12 +177,9 @@ function authenticate(
   authn: Authenticator,
   header: string | null,
   bearer: (header: string) => string | undefined,
+  missing: string,
 ): Principal | Promise<Principal> {
-  if (header === null || header.trim() === "") {
-    throw new UnauthenticatedError(
-      'missing credentials: send the header "Authorization: Bearer <api key or session token>"',
-    );
-  }
+  if (header === null || header.trim() === "") throw new UnauthenticatedError(missing);
   const credential = bearer(header);
   if (!credential) {
     throw new UnauthenticatedError(
