@@ -4,9 +4,12 @@
  * README describes.
  */
 import assert from "node:assert/strict";
+import { X509Certificate } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { before, describe, it } from "node:test";
+import type { PeerCertificate } from "node:tls";
+import { certNames } from "../src/auth/client-cert.js";
 import { matchClientCert, parseClientCertMap } from "../src/auth/client-cert-map.js";
 import { ConfigError, parseConfig, serveHelp } from "../src/config.js";
 import { createTestCa, type IssuedCert, type TestCa } from "./helpers/test-pki.js";
@@ -126,5 +129,37 @@ describe("--client-cert-scopes matching", () => {
   it("matches a name only against entries of its kind", () => {
     assert.equal(match("cn", "b.example.com"), undefined);
     assert.equal(match("ip", "127.0.0.1"), undefined);
+  });
+});
+
+describe("a certificate's names", () => {
+  it("are its CN and every subject alternative name, as Node lists them", () => {
+    const issued = createTestCa("names-ca").issue("core-1", {
+      san: ["DNS:core.example.com", "IP:10.0.0.7", "URI:spiffe://example.com/core", "email:ops@example.com"],
+    });
+    const x509 = new X509Certificate(issued.cert);
+    // The fields a TLS socket's getPeerCertificate() has, in the same text form.
+    const peer = {
+      subject: { CN: "core-1" },
+      subjectaltname: x509.subjectAltName,
+    } as unknown as PeerCertificate;
+    assert.deepEqual(certNames(peer), [
+      { kind: "cn", value: "core-1" },
+      { kind: "dns", value: "core.example.com" },
+      { kind: "ip", value: "10.0.0.7" },
+      { kind: "uri", value: "spiffe://example.com/core" },
+      { kind: "email", value: "ops@example.com" },
+    ]);
+  });
+
+  it("read a quoted value whole, commas and all", () => {
+    const peer = {
+      subject: { CN: ["a", "b"] },
+      subjectaltname: 'URI:"spiffe://x/a,b", DNS:c.example.com',
+    } as unknown as PeerCertificate;
+    assert.deepEqual(
+      certNames(peer).map((n) => `${n.kind}:${n.value}`),
+      ["cn:a", "cn:b", "uri:spiffe://x/a,b", "dns:c.example.com"],
+    );
   });
 });
