@@ -4,14 +4,24 @@
  */
 
 import { setMaxListeners } from "node:events";
+import type * as net from "node:net";
 import { Code, ConnectError, cors as connectCors } from "@connectrpc/connect";
 import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import fastifyCors from "@fastify/cors";
 import Fastify, { type FastifyInstance, LogController } from "fastify";
+import { clientCertOf, rememberClientCert } from "./auth/client-cert.js";
+import { createOidcSignIn } from "./auth/oidc/oidc-sign-in.js";
 import { CallValues } from "./call-values.js";
 import type { GatewayConfig } from "./config.js";
-import { kLog, kNodeRequest, kPeerAddress, kRequestId, kViaUntrustedProxy } from "./context-keys.js";
+import {
+  kClientCert,
+  kLog,
+  kNodeRequest,
+  kPeerAddress,
+  kRequestId,
+  kViaUntrustedProxy,
+} from "./context-keys.js";
 import { UnavailableError } from "./domain/errors.js";
 import type { EventBus } from "./events/event-bus.js";
 import type { NodeRequestHeaders } from "./fast-path/call-context.js";
@@ -24,6 +34,7 @@ import { registerGrpcMessageEncoding } from "./http/grpc-message-encoding.js";
 import { registerHealthRoutes } from "./http/health-routes.js";
 import { registerMetricsRoute } from "./http/metrics-route.js";
 import { registerNotFound } from "./http/not-found.js";
+import { registerOidcRoutes } from "./http/oidc-routes.js";
 import { createAuditInterceptor } from "./interceptors/audit.js";
 import { createAuthInterceptor } from "./interceptors/auth.js";
 import { createErrorMappingInterceptor } from "./interceptors/error-mapping.js";
@@ -85,8 +96,17 @@ export async function buildApp(deps: AppDeps): Promise<Gateway> {
     // Shared with the fast path, so request ids stay unique across both.
     genReqId: () => nextRequestId(),
     serverFactory: (handler) => {
+      const clientAuth = config.tls?.clientAuth;
       server = createOnePortServer(handler as unknown as DualHandler, {
-        tls: config.tls,
+        tls: config.tls && {
+          cert: config.tls.cert,
+          key: config.tls.key,
+          ...(clientAuth && {
+            clientCa: clientAuth.ca,
+            requireClientCert: clientAuth.require,
+            onSecureConnection: (socket) => rememberClientCert(socket, clientAuth.map),
+          }),
+        },
         headersTimeoutMs: config.headersTimeoutMs,
         requestTimeoutMs: config.requestTimeoutMs,
         keepAliveTimeoutMs: config.keepAliveTimeoutMs,
@@ -108,12 +128,15 @@ export async function buildApp(deps: AppDeps): Promise<Gateway> {
     });
   }
 
-  // The client's address, seen through the proxies the gateway trusts (http/client-address.ts).
+  // The client's address, seen through the proxies the gateway trusts (http/client-address.ts),
+  // and what its connection's client certificate says (auth/client-cert.ts).
   const clientOf = createClientAddressResolver(config.access.trustedProxies);
-  const withClient = (values: CallValues, peer: string, headers: NodeRequestHeaders) => {
-    const client = clientOf(peer, headers.forwarded, headers["x-forwarded-for"]);
+  const withClient = (values: CallValues, socket: net.Socket | undefined, headers: NodeRequestHeaders) => {
+    const client = clientOf(socket?.remoteAddress ?? "", headers.forwarded, headers["x-forwarded-for"]);
     values.set(kPeerAddress, client.address);
     if (client.viaUntrustedProxy) values.set(kViaUntrustedProxy, true);
+    const cert = clientCertOf(socket);
+    if (cert) values.set(kClientCert, cert);
     return values;
   };
 
@@ -123,6 +146,16 @@ export async function buildApp(deps: AppDeps): Promise<Gateway> {
   registerHealthRoutes(app, health);
   registerMetricsRoute(app, metrics);
   await registerDashboardRoutes(app);
+  const { oidc } = services.access;
+  registerOidcRoutes(app, {
+    ...(oidc ? { signIn: createOidcSignIn(oidc, services.access.authn) } : {}),
+    clientSecret: config.oidc?.clientSecret ?? "",
+    audit: services.access.audit,
+    publicUrl: config.oidc?.publicUrl ?? "",
+    tls: config.tls !== undefined,
+    clientAddress: (req) =>
+      clientOf(req.ip ?? "", req.headers.forwarded, req.headers["x-forwarded-for"]).address,
+  });
   registerNotFound(app);
 
   // Aborted shutdownTimeoutMs after close starts: every RPC still running then ends with
@@ -155,7 +188,12 @@ export async function buildApp(deps: AppDeps): Promise<Gateway> {
     createMetricsInterceptor(metrics),
     createAuditInterceptor(services.access.audit),
     createErrorMappingInterceptor(),
-    createAuthInterceptor(services.access.authn, services.access.limiter, config.access),
+    createAuthInterceptor(
+      services.access.authn,
+      services.access.limiter,
+      config.access,
+      config.tls?.clientAuth !== undefined,
+    ),
     createRateLimitInterceptor(services.access.limiter, services.access.streams, config.access),
   ];
   const served = recordRoutes(createRoutes(services.deps), config);
@@ -169,7 +207,7 @@ export async function buildApp(deps: AppDeps): Promise<Gateway> {
     acceptCompression,
     shutdownSignal: shutdownController.signal,
     contextValues: (req) =>
-      withClient(new CallValues(), req.ip ?? "", req.headers)
+      withClient(new CallValues(), req.raw.socket, req.headers)
         .set(kLog, req.log)
         .set(kRequestId, String(req.id))
         .set(kNodeRequest, req.raw),
@@ -186,9 +224,9 @@ export async function buildApp(deps: AppDeps): Promise<Gateway> {
         shutdownSignal: shutdownController.signal,
         corsEnabled: config.corsOrigins.length > 0,
         served: () => metrics.count("fast_path_calls_total"),
-        contextValues: (peer, headers) => {
+        contextValues: (socket, headers) => {
           const id = (headers["x-request-id"] as string | undefined) || nextRequestId();
-          return withClient(new CallValues(), peer, headers)
+          return withClient(new CallValues(), socket, headers)
             .set(kLog, lazyChildLogger(app.log, { reqId: id }))
             .set(kRequestId, id);
         },

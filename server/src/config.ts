@@ -3,20 +3,31 @@
  * (flags win) into a frozen, typed object. A bad value stops the start with a message naming the
  * flag, the variable and what is expected.
  */
-import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import type { AccessPolicy, AnonymousExecution } from "./auth/access-policy.js";
+import { type OidcSettings, oidcServeOptions, parseOidcSettings } from "./auth/oidc/oidc-settings.js";
 import type { Rate } from "./auth/rate-limiter.js";
 import { allScopes, type Scope } from "./auth/scopes.js";
+import { type ClientAuth, clientAuthOf } from "./client-auth-config.js";
+import { ConfigError } from "./config-error.js";
 import { parseProxyEntry } from "./http/client-address.js";
+import { readPem } from "./pem-file.js";
 import { isPostgresUrl, isSchemaName } from "./store/postgres/postgres-store.js";
 import { type TracingConfig, tracingConfigOf } from "./tracing/tracing-config.js";
+
+export { ConfigError } from "./config-error.js";
 
 /** The parsed configuration of `spage-gateway serve`. */
 export interface GatewayConfig {
   readonly host: string;
   readonly port: number;
-  readonly tls?: { readonly cert: Buffer; readonly key: Buffer; readonly certPath: string };
+  readonly tls?: {
+    readonly cert: Buffer;
+    readonly key: Buffer;
+    readonly certPath: string;
+    /** Client certificates (mutual TLS), with --tls-client-ca. */
+    readonly clientAuth?: ClientAuth;
+  };
   readonly corsOrigins: readonly string[];
   readonly logLevel: string;
   readonly readMaxBytes: number;
@@ -46,6 +57,8 @@ export interface GatewayConfig {
   readonly fastPath: boolean;
   /** Authentication, anonymous cores and limits. */
   readonly access: AccessPolicy;
+  /** Single sign-on through an OpenID provider, when configured. */
+  readonly oidc?: OidcSettings;
   /** OpenTelemetry tracing; undefined (the default) when the gateway does not trace. */
   readonly tracing: TracingConfig | undefined;
 }
@@ -60,11 +73,6 @@ const defaultRates: Readonly<Record<Scope | "streams", number>> = {
   admin: 20,
   streams: 50,
 };
-
-/** Thrown for a bad flag or variable; its message is meant for the person starting the gateway. */
-export class ConfigError extends Error {
-  override readonly name = "ConfigError";
-}
 
 type Kind = "string" | "int" | "list";
 
@@ -128,6 +136,27 @@ export const serveOptions: readonly Option[] = [
     help: "PEM certificate file; with --tls-key serves TLS (ALPN h2, http/1.1)",
   },
   { flag: "tls-key", env: "SPAGE_TLS_KEY", kind: "string", def: "", help: "PEM private key file" },
+  {
+    flag: "tls-client-ca",
+    env: "SPAGE_TLS_CLIENT_CA",
+    kind: "string",
+    def: "",
+    help: "PEM file of the CAs whose client certificates are trusted (mutual TLS; needs --tls-cert); clients may then present a certificate, and --client-cert-scopes says what it may do",
+  },
+  {
+    flag: "require-client-cert",
+    env: "SPAGE_REQUIRE_CLIENT_CERT",
+    kind: "string",
+    def: "off",
+    help: "on (or the bare flag): the TLS handshake refuses a client without a certificate the --tls-client-ca CAs signed; off: a certificate is optional",
+  },
+  {
+    flag: "client-cert-scopes",
+    env: "SPAGE_CLIENT_CERT_SCOPES",
+    kind: "string",
+    def: "",
+    help: "scopes of client certificates by name, as kind:pattern=scope[,scope] entries separated by ';', kinds cn, dns, ip, uri, email; * matches any run of characters (within one label for dns); the first matching entry wins, e.g. \"cn:daemon-*=agent; dns:core.example.com=execution,tasks:read\"",
+  },
   {
     flag: "cors-origins",
     env: "SPAGE_CORS_ORIGINS",
@@ -355,6 +384,7 @@ export const serveOptions: readonly Option[] = [
     min: 0,
     help: "failed authentications allowed per client address and minute before it must wait (0: no limit)",
   },
+  ...oidcServeOptions,
   {
     flag: "otel-endpoint",
     env: "SPAGE_OTEL_ENDPOINT",
@@ -387,8 +417,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pr
   let parsed: ReturnType<typeof parseArgs>;
   try {
     parsed = parseArgs({
-      // --no-fast-path is short for --fast-path off.
-      args: argv.flatMap((a) => (a === "--no-fast-path" ? ["--fast-path", "off"] : [a])),
+      args: shorthands(argv),
       options: Object.fromEntries(serveOptions.map((o) => [o.flag, { type: "string" as const }])),
       strict: true,
       allowPositionals: false,
@@ -449,8 +478,14 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pr
   if ((certPath === "") !== (keyPath === "")) {
     throw new ConfigError("TLS needs both --tls-cert and --tls-key (env SPAGE_TLS_CERT and SPAGE_TLS_KEY)");
   }
+  const clientAuth = clientAuthOf(str, onOff, certPath !== "");
   if (certPath !== "") {
-    tlsFiles = { cert: readPem(certPath, "--tls-cert"), key: readPem(keyPath, "--tls-key"), certPath };
+    tlsFiles = {
+      cert: readPem(certPath, "--tls-cert"),
+      key: readPem(keyPath, "--tls-key"),
+      certPath,
+      ...(clientAuth ? { clientAuth: Object.freeze(clientAuth) } : {}),
+    };
   }
 
   for (const origin of list("cors-origins")) {
@@ -460,6 +495,9 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pr
       );
     }
   }
+
+  const oidc = parseOidcSettings(str, list);
+  if (oidc && "error" in oidc) throw new ConfigError(oidc.error);
 
   return Object.freeze({
     host: str("host"),
@@ -490,6 +528,23 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pr
     fastPath: onOff("fast-path"),
     access: Object.freeze(accessPolicy(str, int, list)),
     tracing: tracingOf(raw(opt("otel-endpoint")), env),
+    ...(oidc ? { oidc: Object.freeze(oidc) } : {}),
+  });
+}
+
+/**
+ * Expands the flags that stand alone: --no-fast-path is short for --fast-path off, and a bare
+ * --require-client-cert (followed by no value, only another flag or nothing) for
+ * --require-client-cert on.
+ */
+function shorthands(argv: readonly string[]): string[] {
+  return argv.flatMap((a, i) => {
+    if (a === "--no-fast-path") return ["--fast-path", "off"];
+    const next = argv[i + 1];
+    if (a === "--require-client-cert" && (next === undefined || next.startsWith("-"))) {
+      return ["--require-client-cert=on"];
+    }
+    return [a];
   });
 }
 
@@ -567,14 +622,4 @@ function accessPolicy(
     authFailureRate: { perSecond: failures / 60, burst: failures },
     trustedProxies: Object.freeze(trustedProxies),
   };
-}
-
-function readPem(path: string, flag: string): Buffer {
-  try {
-    return readFileSync(path);
-  } catch (err) {
-    throw new ConfigError(
-      `cannot read ${flag} file "${path}": ${(err as NodeJS.ErrnoException).code ?? err}`,
-    );
-  }
 }

@@ -1,6 +1,6 @@
 /**
  * Typed per-request values that travel with each RPC in Connect's context (never on mutated request
- * objects). The first five are filled in once per request from the Fastify request (app.ts); the
+ * objects). The first six are filled in once per request from the Fastify request (app.ts); the
  * principal by the auth interceptor.
  */
 import type { IncomingMessage } from "node:http";
@@ -8,6 +8,7 @@ import type { Http2ServerRequest } from "node:http2";
 import { createContextKey } from "@connectrpc/connect";
 import type { FastifyBaseLogger } from "fastify";
 import { pino } from "pino";
+import type { ClientCertIdentity } from "./auth/client-cert.js";
 import type { Principal } from "./auth/principal.js";
 import type { AuditInWrite } from "./services/audit-log.js";
 
@@ -31,6 +32,14 @@ export const kViaUntrustedProxy = createContextKey<boolean>(false, { description
  */
 export const kNodeRequest = createContextKey<IncomingMessage | Http2ServerRequest | undefined>(undefined, {
   description: "node request",
+});
+
+/**
+ * What the connection's TLS client certificate says about the caller (auth/client-cert.ts);
+ * undefined when it presented none (or the connection is not TLS).
+ */
+export const kClientCert = createContextKey<ClientCertIdentity | undefined>(undefined, {
+  description: "client certificate",
 });
 
 /** The request id assigned by Fastify, echoed in logs. */

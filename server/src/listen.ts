@@ -26,7 +26,16 @@ export type DualHandler = (
 /** Connection limits of the listener. */
 export interface ListenerOptions {
   /** Serve TLS with ALPN h2 and http/1.1 instead of cleartext. */
-  readonly tls?: { readonly cert: Buffer | string; readonly key: Buffer | string };
+  readonly tls?: {
+    readonly cert: Buffer | string;
+    readonly key: Buffer | string;
+    /** Ask clients for a certificate, verified against these CAs (mutual TLS). */
+    readonly clientCa?: Buffer | string;
+    /** With clientCa: refuse the handshake of a client without a valid certificate. */
+    readonly requireClientCert?: boolean;
+    /** Called once per connection when its handshake completed, before any request is read. */
+    readonly onSecureConnection?: (socket: tls.TLSSocket) => void;
+  };
   /** Time for a new connection to send its preface or request headers (and finish a TLS handshake). */
   readonly headersTimeoutMs: number;
   /** Time for an HTTP/1.1 request to arrive in full. */
@@ -234,14 +243,22 @@ export function createOnePortServer(handler: DualHandler, opts: ListenerOptions)
 
   let outer: net.Server;
   if (opts.tls) {
+    const { clientCa, onSecureConnection } = opts.tls;
     const secure = tls.createServer({
       cert: opts.tls.cert,
       key: opts.tls.key,
       ALPNProtocols: ["h2", "http/1.1"],
       handshakeTimeout: opts.headersTimeoutMs,
+      // Without requireClientCert a certificate is optional, and one that fails verification still
+      // completes the handshake: its calls are refused with a message saying why, which a client
+      // can show, where a failed handshake tells it little.
+      ...(clientCa
+        ? { requestCert: true, ca: clientCa, rejectUnauthorized: opts.tls.requireClientCert === true }
+        : {}),
     });
     secure.on("connection", track);
     secure.on("secureConnection", (socket: tls.TLSSocket) => {
+      onSecureConnection?.(socket);
       route(socket, socket.alpnProtocol === "h2");
     });
     secure.on("tlsClientError", (_err: Error, socket: tls.TLSSocket) => socket.destroy());

@@ -50,6 +50,11 @@ export async function serve(argv: readonly string[]): Promise<number> {
   } else {
     log.warn("authentication is off (--auth off): anyone who reaches this port may call anything");
   }
+  if (config.tls?.clientAuth?.map.length === 0) {
+    log.warn(
+      "client certificates are asked for (--tls-client-ca) but --client-cert-scopes is empty: a verified certificate authenticates nothing",
+    );
+  }
   try {
     await gateway.app.listen({ host: config.host, port: config.port });
   } catch (err) {
@@ -68,9 +73,18 @@ export async function serve(argv: readonly string[]): Promise<number> {
     );
   }
   const addr = gateway.server.address();
+  const clientAuth = config.tls?.clientAuth;
   const port = typeof addr === "object" && addr ? addr.port : config.port;
   log.info(
-    { host: config.host, port, tls: Boolean(config.tls), version: gatewayVersion, database: dbPath },
+    {
+      host: config.host,
+      port,
+      tls: Boolean(config.tls),
+      // Mutual TLS: whether client certificates are asked for, and whether the handshake needs one.
+      clientCerts: clientAuth ? (clientAuth.require ? "required" : "optional") : "off",
+      version: gatewayVersion,
+      database: dbPath,
+    },
     `spage gateway serving gRPC, gRPC-Web and Connect on ${config.tls ? "https" : "http"}://${config.host}:${port}`,
   );
 

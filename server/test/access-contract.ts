@@ -191,6 +191,36 @@ export function accessStoreContract(name: string, open: OpenAccessStore): void {
     );
 
     it(
+      "keeps a person's sessions without a key, and revokes all of one person's valid ones at once",
+      withStore(async (store) => {
+        const alice = { issuer: "https://id.example", subject: "alice", email: "alice@example.com" };
+        const elsewhere = { issuer: "https://other.example", subject: "alice", email: "" };
+        const bob = { issuer: "https://id.example", subject: "bob", email: "bob@example.com" };
+        const p1 = sessionRecord("s-p1", "", { person: alice });
+        await store.createSession(p1);
+        await store.createSession(sessionRecord("s-p2", "", { person: alice }));
+        await store.createSession(sessionRecord("s-p3", "", { person: alice, expiresAt: at(1000) }));
+        await store.createSession(sessionRecord("s-p4", "", { person: elsewhere }));
+        await store.createSession(sessionRecord("s-p5", "", { person: bob }));
+        assert.deepEqual(await store.getSession("s-p1"), p1);
+        assert.deepEqual(await store.revocation("session", "s-p1"), {});
+
+        assert.equal(
+          await store.revokePersonSessions(alice.issuer, "alice", at(2000)),
+          2,
+          "not the expired one",
+        );
+        assert.deepEqual(await store.revocation("session", "s-p1"), { revokedAt: at(2000) });
+        assert.equal((await store.getSession("s-p3"))?.revokedAt, undefined);
+        assert.equal((await store.getSession("s-p4"))?.revokedAt, undefined, "another issuer's alice");
+        assert.equal((await store.getSession("s-p5"))?.revokedAt, undefined, "another person");
+        assert.equal(await store.revokePersonSessions(alice.issuer, "alice", at(3000)), 0, "already revoked");
+        assert.equal(await store.revokePersonSessions("", "alice", at(3000)), 1, "any issuer");
+        assert.equal(await store.revokePersonSessions("", "", at(3000)), 0, "key sessions have no subject");
+      }),
+    );
+
+    it(
       "deletes the sessions that expired before a time, and only those",
       withStore(async (store) => {
         await store.createApiKey(keyRecord("00000000000000b1"));

@@ -28,6 +28,7 @@ describe("command-line help", () => {
     "workflow",
     "watch",
     "keys",
+    "sessions",
     "audit",
     "store",
   ];

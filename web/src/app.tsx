@@ -51,6 +51,7 @@ function SignedIn() {
     };
   }, []);
   const [view, id] = route;
+  const person = currentSession()?.person;
   const signOut = async () => {
     const s = currentSession();
     if (s) await api.revokeToken({ token: s.token }).catch(() => {});
@@ -74,6 +75,11 @@ function SignedIn() {
           </a>
         </nav>
         <ConnectionIndicator />
+        {person && (
+          <span className="who" data-testid="signed-in-as" title={person.email}>
+            {person.name || person.email}
+          </span>
+        )}
         <button type="button" className="link" onClick={signOut}>
           Sign out
         </button>

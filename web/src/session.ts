@@ -10,6 +10,8 @@ export interface Session {
   /** Seconds since the epoch. */
   readonly expiresAt: number;
   readonly permissions: readonly string[];
+  /** Who signed in through single sign-on (absent for an API key's session). */
+  readonly person?: { readonly name: string; readonly email: string };
 }
 
 type Listener = (s: Session | undefined) => void;

@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file spage/api/access.proto.
  */
 export const file_spage_api_access: GenFile = /*@__PURE__*/
-  fileDesc("ChZzcGFnZS9hcGkvYWNjZXNzLnByb3RvEglzcGFnZS5hcGkipgEKBkFwaUtleRIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEg4KBnNjb3BlcxgDIAMoCRIuCgpjcmVhdGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpyZXZva2VkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpjcmVhdGVkX2J5GAYgASgJIjMKE0NyZWF0ZUFwaUtleVJlcXVlc3QSDAoEbmFtZRgBIAEoCRIOCgZzY29wZXMYAiADKAkiRwoUQ3JlYXRlQXBpS2V5UmVzcG9uc2USHgoDa2V5GAEgASgLMhEuc3BhZ2UuYXBpLkFwaUtleRIPCgdhcGlfa2V5GAIgASgJIi0KEkxpc3RBcGlLZXlzUmVxdWVzdBIXCg9pbmNsdWRlX3Jldm9rZWQYASABKAgiNgoTTGlzdEFwaUtleXNSZXNwb25zZRIfCgRrZXlzGAEgAygLMhEuc3BhZ2UuYXBpLkFwaUtleSIhChNSZXZva2VBcGlLZXlSZXF1ZXN0EgoKAmlkGAEgASgJIjYKFFJldm9rZUFwaUtleVJlc3BvbnNlEh4KA2tleRgBIAEoCzIRLnNwYWdlLmFwaS5BcGlLZXkiIwoSUmV2b2tlVG9rZW5SZXF1ZXN0Eg0KBXRva2VuGAEgASgJIiYKE1Jldm9rZVRva2VuUmVzcG9uc2USDwoHcmV2b2tlZBgBIAEoCCL3AQoKQXVkaXRFdmVudBIQCghzZXF1ZW5jZRgBIAEoBBIoCgR0aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglwcmluY2lwYWwYAyABKAkSDgoGa2V5X2lkGAQgASgJEhYKDmNsaWVudF9hZGRyZXNzGAUgASgJEg4KBm1ldGhvZBgGIAEoCRIPCgd0YXNrX2lkGAcgASgJEgwKBGNvZGUYCCABKAkSEgoKcmVxdWVzdF9pZBgJIAEoCRIRCglwcmV2X2hhc2gYCiABKAkSDAoEaGFzaBgLIAEoCRIOCgZkZXRhaWwYDCABKAkiYwoWTGlzdEF1ZGl0RXZlbnRzUmVxdWVzdBIWCg5hZnRlcl9zZXF1ZW5jZRgBIAEoBBINCgVsaW1pdBgCIAEoBRIRCglwcmluY2lwYWwYAyABKAkSDwoHdGFza19pZBgEIAEoCSJdChdMaXN0QXVkaXRFdmVudHNSZXNwb25zZRIlCgZldmVudHMYASADKAsyFS5zcGFnZS5hcGkuQXVkaXRFdmVudBIbChNuZXh0X2FmdGVyX3NlcXVlbmNlGAIgASgEYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("ChZzcGFnZS9hcGkvYWNjZXNzLnByb3RvEglzcGFnZS5hcGkipgEKBkFwaUtleRIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEg4KBnNjb3BlcxgDIAMoCRIuCgpjcmVhdGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpyZXZva2VkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpjcmVhdGVkX2J5GAYgASgJIjMKE0NyZWF0ZUFwaUtleVJlcXVlc3QSDAoEbmFtZRgBIAEoCRIOCgZzY29wZXMYAiADKAkiRwoUQ3JlYXRlQXBpS2V5UmVzcG9uc2USHgoDa2V5GAEgASgLMhEuc3BhZ2UuYXBpLkFwaUtleRIPCgdhcGlfa2V5GAIgASgJIi0KEkxpc3RBcGlLZXlzUmVxdWVzdBIXCg9pbmNsdWRlX3Jldm9rZWQYASABKAgiNgoTTGlzdEFwaUtleXNSZXNwb25zZRIfCgRrZXlzGAEgAygLMhEuc3BhZ2UuYXBpLkFwaUtleSIhChNSZXZva2VBcGlLZXlSZXF1ZXN0EgoKAmlkGAEgASgJIjYKFFJldm9rZUFwaUtleVJlc3BvbnNlEh4KA2tleRgBIAEoCzIRLnNwYWdlLmFwaS5BcGlLZXkiIwoSUmV2b2tlVG9rZW5SZXF1ZXN0Eg0KBXRva2VuGAEgASgJIiYKE1Jldm9rZVRva2VuUmVzcG9uc2USDwoHcmV2b2tlZBgBIAEoCCI+ChtSZXZva2VQZXJzb25TZXNzaW9uc1JlcXVlc3QSDwoHc3ViamVjdBgBIAEoCRIOCgZpc3N1ZXIYAiABKAkiLwocUmV2b2tlUGVyc29uU2Vzc2lvbnNSZXNwb25zZRIPCgdyZXZva2VkGAEgASgNIvcBCgpBdWRpdEV2ZW50EhAKCHNlcXVlbmNlGAEgASgEEigKBHRpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCXByaW5jaXBhbBgDIAEoCRIOCgZrZXlfaWQYBCABKAkSFgoOY2xpZW50X2FkZHJlc3MYBSABKAkSDgoGbWV0aG9kGAYgASgJEg8KB3Rhc2tfaWQYByABKAkSDAoEY29kZRgIIAEoCRISCgpyZXF1ZXN0X2lkGAkgASgJEhEKCXByZXZfaGFzaBgKIAEoCRIMCgRoYXNoGAsgASgJEg4KBmRldGFpbBgMIAEoCSJjChZMaXN0QXVkaXRFdmVudHNSZXF1ZXN0EhYKDmFmdGVyX3NlcXVlbmNlGAEgASgEEg0KBWxpbWl0GAIgASgFEhEKCXByaW5jaXBhbBgDIAEoCRIPCgd0YXNrX2lkGAQgASgJIl0KF0xpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlEiUKBmV2ZW50cxgBIAMoCzIVLnNwYWdlLmFwaS5BdWRpdEV2ZW50EhsKE25leHRfYWZ0ZXJfc2VxdWVuY2UYAiABKARiBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * An API key as the gateway shows it: never the secret, which only CreateApiKeyResponse carries.
@@ -257,6 +257,55 @@ export const RevokeTokenResponseSchema: GenMessage<RevokeTokenResponse> = /*@__P
   messageDesc(file_spage_api_access, 8);
 
 /**
+ * Which person's sessions RevokePersonSessions ends.
+ *
+ * @generated from message spage.api.RevokePersonSessionsRequest
+ */
+export type RevokePersonSessionsRequest = Message<"spage.api.RevokePersonSessionsRequest"> & {
+  /**
+   * The `sub` claim the identity provider gave the person. Required.
+   *
+   * @generated from field: string subject = 1;
+   */
+  subject: string;
+
+  /**
+   * The issuer URL; empty: the person's sessions from any issuer.
+   *
+   * @generated from field: string issuer = 2;
+   */
+  issuer: string;
+};
+
+/**
+ * Describes the message spage.api.RevokePersonSessionsRequest.
+ * Use `create(RevokePersonSessionsRequestSchema)` to create a new message.
+ */
+export const RevokePersonSessionsRequestSchema: GenMessage<RevokePersonSessionsRequest> = /*@__PURE__*/
+  messageDesc(file_spage_api_access, 9);
+
+/**
+ * The outcome of RevokePersonSessions.
+ *
+ * @generated from message spage.api.RevokePersonSessionsResponse
+ */
+export type RevokePersonSessionsResponse = Message<"spage.api.RevokePersonSessionsResponse"> & {
+  /**
+   * Number of valid sessions ended (0 when the person had none).
+   *
+   * @generated from field: uint32 revoked = 1;
+   */
+  revoked: number;
+};
+
+/**
+ * Describes the message spage.api.RevokePersonSessionsResponse.
+ * Use `create(RevokePersonSessionsResponseSchema)` to create a new message.
+ */
+export const RevokePersonSessionsResponseSchema: GenMessage<RevokePersonSessionsResponse> = /*@__PURE__*/
+  messageDesc(file_spage_api_access, 10);
+
+/**
  * One record of the audit log. Records form a hash chain: each carries the hash of the one before.
  *
  * @generated from message spage.api.AuditEvent
@@ -277,7 +326,9 @@ export type AuditEvent = Message<"spage.api.AuditEvent"> & {
   time?: Timestamp | undefined;
 
   /**
-   * Who acted: "key:<id>", "anonymous" (an allowed anonymous core) or "unknown" (bad credentials).
+   * Who acted: "key:<id>", "person:<issuer>#<subject>" (a person signed in through single sign-on,
+   * whose e-mail starts `detail`), "anonymous" (an allowed anonymous core) or "unknown" (bad
+   * credentials).
    *
    * @generated from field: string principal = 3;
    */
@@ -352,7 +403,7 @@ export type AuditEvent = Message<"spage.api.AuditEvent"> & {
  * Use `create(AuditEventSchema)` to create a new message.
  */
 export const AuditEventSchema: GenMessage<AuditEvent> = /*@__PURE__*/
-  messageDesc(file_spage_api_access, 9);
+  messageDesc(file_spage_api_access, 11);
 
 /**
  * Reads the audit log.
@@ -394,7 +445,7 @@ export type ListAuditEventsRequest = Message<"spage.api.ListAuditEventsRequest">
  * Use `create(ListAuditEventsRequestSchema)` to create a new message.
  */
 export const ListAuditEventsRequestSchema: GenMessage<ListAuditEventsRequest> = /*@__PURE__*/
-  messageDesc(file_spage_api_access, 10);
+  messageDesc(file_spage_api_access, 12);
 
 /**
  * A page of the audit log in sequence order.
@@ -422,5 +473,5 @@ export type ListAuditEventsResponse = Message<"spage.api.ListAuditEventsResponse
  * Use `create(ListAuditEventsResponseSchema)` to create a new message.
  */
 export const ListAuditEventsResponseSchema: GenMessage<ListAuditEventsResponse> = /*@__PURE__*/
-  messageDesc(file_spage_api_access, 11);
+  messageDesc(file_spage_api_access, 13);
 

@@ -48,6 +48,11 @@ export interface AgentOptions {
   readonly command?: string;
   /** Bearer token sent with every call (and to the processes it starts, as SPAGE_TOKEN). */
   readonly token?: string;
+  /**
+   * CA to trust the gateway by, and a client certificate to authenticate with (mutual TLS), for an
+   * https:// endpoint; with a certificate the gateway maps to scope "agent", no token is needed.
+   */
+  readonly tls?: { readonly ca?: Buffer; readonly cert?: Buffer; readonly key?: Buffer };
   /** Time between SIGTERM and SIGKILL when a task is stopped. */
   readonly killGraceMs: number;
   /**
@@ -100,7 +105,11 @@ export class Agent {
   constructor(private readonly opts: AgentOptions) {
     const url = new URL(opts.endpoint);
     this.endpointHostPort = `${url.hostname}:${url.port || (url.protocol === "https:" ? "443" : "80")}`;
-    this.sessions = new Http2SessionManager(opts.endpoint, { pingIntervalMs: 10_000, pingTimeoutMs: 10_000 });
+    this.sessions = new Http2SessionManager(
+      opts.endpoint,
+      { pingIntervalMs: 10_000, pingTimeoutMs: 10_000 },
+      opts.tls,
+    );
     const auth: Interceptor = (next) => (req) => {
       if (opts.token) req.header.set("authorization", `Bearer ${opts.token}`);
       return next(req);

@@ -6,9 +6,9 @@
  * of its revocation times instead of a full lookup and a hash.
  */
 import { UnauthenticatedError } from "../domain/errors.js";
-import type { AccessStore, Revocation } from "../store/access-store.js";
+import type { AccessStore, PersonRecord, Revocation } from "../store/access-store.js";
 import { newSessionToken, parseCredential, secretMatches } from "./credentials.js";
-import { keyPrincipalName, type Principal } from "./principal.js";
+import { keyPrincipalName, type Principal, personPrincipalName } from "./principal.js";
 import { isScope, type Scope } from "./scopes.js";
 
 /** Options of the authenticator. */
@@ -17,6 +17,19 @@ export interface AuthenticatorOptions {
   readonly tokenTtlMs: number;
   /** The clock (tests may move it). */
   readonly now?: () => Date;
+  /**
+   * Checks a credential that is neither an API key nor a session token: an identity provider's
+   * access token (auth/oidc/access-tokens.ts). Unset: such credentials are malformed.
+   */
+  readonly foreignToken?: ForeignTokenCheck;
+}
+
+/** Recognises and checks credentials issued by someone else than this gateway. */
+export interface ForeignTokenCheck {
+  /** Whether the credential has this kind's shape (e.g. a JWT's three dotted parts). */
+  recognises(credential: string): boolean;
+  /** Its principal; rejects with an UnauthenticatedError saying why not. */
+  resolve(credential: string): Promise<Principal>;
 }
 
 /** A session token just issued. */
@@ -36,6 +49,12 @@ export interface Authenticator {
   resolve(credential: string): Principal | Promise<Principal>;
   /** Exchanges an API key for a session token with the key's scopes. */
   issueSession(apiKey: string, clientId: string): Promise<IssuedSession>;
+  /** Issues a session token for a person an OpenID provider signed in, with the mapped scopes. */
+  issuePersonSession(
+    person: PersonRecord,
+    scopes: readonly Scope[],
+    clientId: string,
+  ): Promise<IssuedSession>;
 }
 
 const scopeSet = (scopes: readonly string[]): ReadonlySet<Scope> => new Set(scopes.filter(isScope));
@@ -120,7 +139,9 @@ export function createAuthenticator(store: AccessStore, opts: AuthenticatorOptio
     const expiresAt = v.principal.expiresAt;
     if (expiresAt && expiresAt.getTime() <= nowMs()) {
       throw new UnauthenticatedError(
-        `session token expired at ${iso(expiresAt)}; call Authenticate with the API key for a new one`,
+        v.principal.person
+          ? `session token expired at ${iso(expiresAt)}; sign in again`
+          : `session token expired at ${iso(expiresAt)}; call Authenticate with the API key for a new one`,
       );
     }
     return v.principal;
@@ -147,6 +168,11 @@ export function createAuthenticator(store: AccessStore, opts: AuthenticatorOptio
   /** Resolves a credential not verified before: reads its record and checks its secret. */
   const resolveNew = async (credential: string): Promise<Principal> => {
     const parsed = parseCredential(credential);
+    if (!parsed && opts.foreignToken?.recognises(credential)) {
+      // Not remembered here: an access token is checked against its own expiry on every call,
+      // and the check caches what it can (the issuer's keys).
+      return opts.foreignToken.resolve(credential);
+    }
     if (!parsed) {
       throw new UnauthenticatedError(
         "malformed credentials: expected an API key (spk_...) or a session token (sps_...)",
@@ -162,17 +188,41 @@ export function createAuthenticator(store: AccessStore, opts: AuthenticatorOptio
       throw new UnauthenticatedError("invalid session token");
     }
     const principal: Principal = {
-      name: keyPrincipalName(s.keyId),
+      name: s.person ? personPrincipalName(s.person.issuer, s.person.subject) : keyPrincipalName(s.keyId),
       keyId: s.keyId,
       sessionId: s.id,
       clientId: s.clientId,
       scopes: scopeSet(s.scopes),
       expiresAt: s.expiresAt,
+      ...(s.person ? { person: s.person } : {}),
     };
     // Checked only once the secret matched: remembering a wrong one would let it in later.
     const v: Verified = { kind: "session", id: s.id, principal };
     remember(credential, v);
     return refuseIfEnded(v, s);
+  };
+
+  /** Stores a new session token for `principal`, with its scopes, key or person. */
+  const issue = async (principal: Principal, clientId: string): Promise<IssuedSession> => {
+    const created = now();
+    const expiresAt = new Date(created.getTime() + opts.tokenTtlMs);
+    const token = newSessionToken();
+    await store.createSession({
+      id: token.id,
+      keyId: principal.keyId,
+      ...(principal.person ? { person: principal.person } : {}),
+      clientId,
+      scopes: [...principal.scopes],
+      salt: token.salt,
+      hash: token.hash,
+      createdAt: created,
+      expiresAt,
+    });
+    return {
+      token: token.token,
+      expiresAt,
+      principal: { ...principal, sessionId: token.id, clientId, expiresAt },
+    };
   };
 
   return {
@@ -188,25 +238,19 @@ export function createAuthenticator(store: AccessStore, opts: AuthenticatorOptio
       if (parsed?.kind !== "api_key") {
         throw new UnauthenticatedError("invalid API key: expected spk_<id>_<secret>");
       }
-      const principal = await keyPrincipal(parsed.id, parsed.secret);
-      const created = now();
-      const expiresAt = new Date(created.getTime() + opts.tokenTtlMs);
-      const token = newSessionToken();
-      await store.createSession({
-        id: token.id,
-        keyId: principal.keyId,
+      return issue(await keyPrincipal(parsed.id, parsed.secret), clientId);
+    },
+
+    issuePersonSession(person, scopes, clientId) {
+      const principal: Principal = {
+        name: personPrincipalName(person.issuer, person.subject),
+        keyId: "",
+        sessionId: "",
         clientId,
-        scopes: [...principal.scopes],
-        salt: token.salt,
-        hash: token.hash,
-        createdAt: created,
-        expiresAt,
-      });
-      return {
-        token: token.token,
-        expiresAt,
-        principal: { ...principal, sessionId: token.id, clientId, expiresAt },
+        scopes: new Set(scopes),
+        person,
       };
+      return issue(principal, clientId);
     },
   };
 }

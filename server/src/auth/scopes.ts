@@ -53,6 +53,7 @@ export const methodRequirements: ReadonlyMap<string, Requirement> = new Map<stri
   ["spage.api.SpageAPI/ListApiKeys", needs("admin")],
   ["spage.api.SpageAPI/RevokeApiKey", needs("admin")],
   ["spage.api.SpageAPI/RevokeToken", any],
+  ["spage.api.SpageAPI/RevokePersonSessions", needs("admin")],
   ["spage.api.SpageAPI/ListAuditEvents", needs("admin")],
   // Batches need what the single calls they stand for need.
   ["spage.api.SpageAPI/SubmitTasks", needs("tasks:write")],

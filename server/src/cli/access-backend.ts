@@ -1,5 +1,5 @@
 /**
- * Where the `keys` and `audit` commands act: directly on the store, under --data-dir or at
+ * Where the `keys`, `sessions` and `audit` commands act: directly on the store, under --data-dir or at
  * --database-url (for bootstrapping and recovery, with the gateway running or not), or through a running gateway at
  * --endpoint with an admin --token. Both give the same wire messages back.
  */
@@ -33,6 +33,8 @@ export interface AccessBackend {
   createKey(name: string, scopes: string[]): Promise<{ key: ApiKey; apiKey: string }>;
   listKeys(includeRevoked: boolean): Promise<ApiKey[]>;
   revokeKey(id: string): Promise<ApiKey>;
+  /** Ends a person's valid sessions (of every issuer when `issuer` is ""); returns how many. */
+  revokePersonSessions(issuer: string, subject: string): Promise<number>;
   auditPage(after: bigint, limit: number, principal: string, taskId: string): Promise<AuditPage>;
   close(): Promise<void>;
 }
@@ -63,7 +65,7 @@ export function storeFlagsOf(v: Record<string, unknown>, env: NodeJS.ProcessEnv 
 
 /**
  * Opens the backend the flags ask for: the store (--database-url, or --data-dir) or a gateway
- * (--endpoint with --token).
+ * (--endpoint with --token or a client certificate).
  */
 export async function openAccessBackend(
   at: StoreFlags,
@@ -71,9 +73,10 @@ export async function openAccessBackend(
   action: string,
 ): Promise<AccessBackend> {
   if (at.databaseUrl !== undefined || at.dataDir !== undefined) return storeBackend(at, action);
-  if (common.token === "") {
+  // A client certificate the gateway maps to "admin" is credentials too.
+  if (common.token === "" && !common.tls?.cert) {
     throw new UsageError(
-      "give --data-dir DIR or --database-url URL to work on the store directly, or --token with an admin key or token (SPAGE_TOKEN) to go through the gateway at --endpoint",
+      "give --data-dir DIR or --database-url URL to work on the store directly, or --token with an admin key or token (SPAGE_TOKEN), or an admin client certificate (--tls-client-cert, --tls-client-key), to go through the gateway at --endpoint",
     );
   }
   return gatewayBackend(common);
@@ -124,6 +127,11 @@ async function storeBackend(at: StoreFlags, action: string): Promise<AccessBacke
       await record(`revoked key ${k.id} "${k.name}"`, k.id);
       return create(ApiKeySchema, keyToWire(k));
     },
+    async revokePersonSessions(issuer, subject) {
+      const n = await store.revokePersonSessions(issuer, subject, new Date());
+      await record(`revoked ${n} sessions of ${issuer === "" ? "any issuer" : issuer}#${subject}`);
+      return n;
+    },
     async auditPage(after, limit, principal, taskId) {
       const rows = await store.listAudit({
         afterSequence: after,
@@ -154,6 +162,9 @@ function gatewayBackend(common: CommonFlags): AccessBackend {
     },
     async revokeKey(id) {
       return (await api.revokeApiKey({ id })).key ?? create(ApiKeySchema);
+    },
+    async revokePersonSessions(issuer, subject) {
+      return (await api.revokePersonSessions({ issuer, subject })).revoked;
     },
     async auditPage(after, limit, principal, taskId) {
       const res = await api.listAuditEvents({ afterSequence: after, limit, principal, taskId });

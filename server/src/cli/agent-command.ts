@@ -49,6 +49,7 @@ export async function agentCommand(
   const agent = new Agent({
     endpoint: common.endpoint,
     token: common.token || undefined,
+    tls: common.tls,
     daemonId: (v["daemon-id"] as string | undefined) ?? `${hostname()}-${process.pid}`,
     hostname: hostname(),
     version: gatewayVersion,

@@ -1,9 +1,11 @@
 /**
- * Flag parsing shared by the client subcommands: --endpoint, --token and --json, each with its
- * SPAGE_* variable, plus the subcommand's own flags. A bad flag is a UsageError with a clear message.
+ * Flag parsing shared by the client subcommands: --endpoint, --token, --json and the TLS options
+ * (client-tls.ts), each with its SPAGE_* variable, plus the subcommand's own flags. A bad flag is a
+ * UsageError with a clear message.
  */
 import { parseArgs } from "node:util";
 import { TaskPriority } from "../../../gen/spage/core/common_pb.js";
+import { type ClientTls, clientTlsFlags, clientTlsOf } from "./client-tls.js";
 
 /** Priorities by their flag names. */
 export const priorities: Readonly<Record<string, TaskPriority>> = {
@@ -23,6 +25,8 @@ export interface CommonFlags {
   readonly endpoint: string;
   readonly token: string;
   readonly json: boolean;
+  /** CA and client certificate for an https:// endpoint; undefined when none is given. */
+  readonly tls: ClientTls | undefined;
 }
 
 type FlagSpec = Record<string, { type: "string" | "boolean"; multiple?: boolean; short?: string }>;
@@ -46,6 +50,7 @@ export function parseCommand(
         token: { type: "string" },
         json: { type: "boolean" },
         help: { type: "boolean", short: "h" },
+        ...clientTlsFlags,
         ...spec,
       },
       allowPositionals: true,
@@ -69,6 +74,7 @@ export function parseCommand(
       endpoint,
       token: (v.token as string | undefined) ?? env.SPAGE_TOKEN ?? "",
       json: v.json === true,
+      tls: clientTlsOf(v, env, endpoint),
     },
   };
 }

@@ -1,6 +1,6 @@
 /**
  * A SpageAPI client for the command line: native gRPC to --endpoint, with the bearer token when
- * given. `close()` ends the HTTP/2 session so the process can exit.
+ * given, and the CA and client certificate of the TLS options. `close()` ends the HTTP/2 session so the process can exit.
  */
 import { type Client, createClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
@@ -15,7 +15,7 @@ export interface GatewayClient {
 
 /** Opens a client for the common flags. */
 export function openClient(flags: CommonFlags): GatewayClient {
-  const sessions = new Http2SessionManager(flags.endpoint);
+  const sessions = new Http2SessionManager(flags.endpoint, undefined, flags.tls);
   const auth: Interceptor = (next) => (req) => {
     if (flags.token) req.header.set("authorization", `Bearer ${flags.token}`);
     return next(req);

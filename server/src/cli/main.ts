@@ -1,6 +1,6 @@
 /**
  * `spage-gateway`: the gateway (serve, the default) and its command-line tools: agent, submit,
- * submit-workflow, get, list, cancel, retry, workflow, watch, keys, audit. Client commands talk to --endpoint (SPAGE_ENDPOINT, default
+ * submit-workflow, get, list, cancel, retry, workflow, watch, keys, sessions, audit. Client commands talk to --endpoint (SPAGE_ENDPOINT, default
  * http://127.0.0.1:9091), print for people by default and JSON with --json.
  */
 import { ConnectError } from "@connectrpc/connect";
@@ -11,6 +11,7 @@ import { agentCommand } from "./agent-command.js";
 import { auditCommand } from "./audit-commands.js";
 import { UsageError } from "./cli-args.js";
 import { keysCommand } from "./key-commands.js";
+import { sessionsCommand } from "./session-commands.js";
 import { storeCommand } from "./store-command.js";
 import { cancelCommand, getCommand, listCommand, submitCommand } from "./task-commands.js";
 import { commandUsage, overviewUsage, wantsHelp } from "./usage.js";
@@ -61,6 +62,8 @@ export async function main(argv: readonly string[]): Promise<number> {
         return await watchCommand(rest, out, err, stop.signal);
       case "keys":
         return await keysCommand(rest, out);
+      case "sessions":
+        return await sessionsCommand(rest, out);
       case "audit":
         return await auditCommand(rest, out, err);
       case "store":

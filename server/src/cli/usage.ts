@@ -7,6 +7,10 @@ import { allScopes } from "../auth/scopes.js";
 const client = `Client options:
   --endpoint URL   the gateway (SPAGE_ENDPOINT; default http://127.0.0.1:9091)
   --token TOKEN    an API key or session token, sent as a bearer token (SPAGE_TOKEN)
+  --tls-ca FILE    PEM CA certificates to trust the https:// gateway by (SPAGE_TLS_CA)
+  --tls-client-cert FILE, --tls-client-key FILE
+                   a client certificate and its key to authenticate with over mutual TLS, instead
+                   of a token (SPAGE_TLS_CLIENT_CERT, SPAGE_TLS_CLIENT_KEY)
   --json           print the answer as JSON, for scripts
   --help, -h       show this help`;
 
@@ -31,6 +35,15 @@ and names the first broken record when one was altered, removed or inserted. Rec
 end leave no broken link: compare the last hash it prints with one kept elsewhere.
 ${store}`;
 
+/** `sessions`: single sign-on sessions. */
+export const sessionsUsage = `Usage: spage-gateway sessions revoke --subject SUB [--issuer URL]
+
+Ends every session token of a person signed in through single sign-on (their identity provider's
+"sub" claim; the audit log names them person:<issuer>#<subject>), from every issuer unless --issuer
+says which. Their dashboards are signed out at their next call. Their provider's own access tokens
+keep working until they expire: stop them at the provider.
+${store}`;
+
 /** `store`: moving a store. */
 export const storeUsage = `Usage: spage-gateway store copy --from PATH --to postgres://... [--schema NAME]
 
@@ -44,7 +57,8 @@ with --database-url and --database-schema.`;
 export const commandUsage: Readonly<Record<string, string>> = {
   agent: `Usage: spage-gateway agent [--capacity N] [--labels k=v,...] [--daemon-id ID] [--command TEMPLATE]
                            [--kill-grace-ms MS] [--core-relay on|off] [--core-era auto|task|play]
-                           [--endpoint URL] [--token TOKEN]
+                           [--endpoint URL] [--token TOKEN] [--tls-ca FILE]
+                           [--tls-client-cert FILE --tls-client-key FILE]
 
 Runs a daemon until SIGTERM or SIGINT: it takes the tasks the gateway hands it and runs each as a
 process, streaming its output back and reporting its exit code.
@@ -71,7 +85,10 @@ process, streaming its output back and reporting its exit code.
                        (also SPAGE_DAEMON_PLAY_ID and SPAGE_DAEMON_ENDPOINT in its environment); a
                        --command template passes the id with {play_id}
   --endpoint, --token  as for the client commands; the token is also passed to the task's process
-                       as SPAGE_TOKEN`,
+                       as SPAGE_TOKEN
+  --tls-ca, --tls-client-cert, --tls-client-key
+                       as for the client commands: with a client certificate the gateway maps to
+                       scope "agent" (--client-cert-scopes), the daemon needs no token on disk`,
   submit: `Usage: spage-gateway submit (--playbook PATH | --type TYPE) [options]
 
 Submits a task and prints its id.
@@ -166,6 +183,7 @@ Follows events live, like tail -f, and resumes after reconnects.
   --until-end          with --task: exit when the task ends, 0 if it COMPLETED and 1 otherwise
 ${client}`,
   keys: keysUsage,
+  sessions: sessionsUsage,
   audit: auditUsage,
   store: storeUsage,
 };
@@ -187,13 +205,15 @@ Commands:
   workflow  show WORKFLOW_ID: a workflow's tasks as a tree
   watch     follow events live: [--task ID] [--type T ...] [--after SEQ] [--until-end]
   keys      API keys: create --name N --scopes a,b [--quiet] | list [--all] | revoke ID
+  sessions  revoke --subject SUB [--issuer URL]: sign a single sign-on person out everywhere
   store     copy --from DATA_DIR --to postgres://... [--schema S]: move a SQLite store to PostgreSQL
   audit     the audit log: list [--after SEQ] [--principal P] [--task ID] | verify
-            (keys and audit work on the store with --data-dir DIR or --database-url URL,
+            (keys, sessions and audit work on the store with --data-dir DIR or --database-url URL,
             or through the gateway)
 
 Every command prints its own options with --help.
-Client options: --endpoint URL (SPAGE_ENDPOINT), --token TOKEN (SPAGE_TOKEN), --json`;
+Client options: --endpoint URL (SPAGE_ENDPOINT), --token TOKEN (SPAGE_TOKEN), --json,
+--tls-ca FILE, --tls-client-cert FILE --tls-client-key FILE (mutual TLS)`;
 
 /** Whether `argv` asks for help (before any `--`). */
 export function wantsHelp(argv: readonly string[]): boolean {

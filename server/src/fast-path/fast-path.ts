@@ -10,6 +10,7 @@
  */
 import type * as http from "node:http";
 import type * as http2 from "node:http2";
+import type * as net from "node:net";
 import { create, type DescMessage, isMessage, type MessageShape } from "@bufbuild/protobuf";
 import {
   Code,
@@ -61,10 +62,10 @@ export interface FastPathOptions {
   /** Told once per call (unary or stream) the fast path serves (`fast_path_calls_total`). */
   readonly served: () => void;
   /**
-   * The context values of a call (logger, client address, request id), as Connect's handler gets
-   * them, from the socket's peer address and the request headers.
+   * The context values of a call (logger, client address, client certificate, request id), as
+   * Connect's handler gets them, from the connection's socket and the request headers.
    */
-  readonly contextValues: (peerAddress: string, headers: NodeRequestHeaders) => ContextValues;
+  readonly contextValues: (socket: net.Socket | undefined, headers: NodeRequestHeaders) => ContextValues;
 }
 
 /** Serves admitted requests; each method returns false for a request it leaves to Connect. */
@@ -169,7 +170,7 @@ export function createFastPath(opt: FastPathOptions): FastPath {
     plan: Plan,
     body: Uint8Array | ConnectError,
     headers: NodeRequestHeaders,
-    peer: string,
+    socket: net.Socket | undefined,
     clientGone: () => boolean,
     register: (ctx: CallContext) => void,
   ): Promise<WireAnswer> => {
@@ -180,7 +181,7 @@ export function createFastPath(opt: FastPathOptions): FastPath {
       protocolName: format.protocol === "grpc_web" ? "grpc-web" : format.protocol,
       target: plan,
       nodeHeaders: headers,
-      values: opt.contextValues(peer, headers),
+      values: opt.contextValues(socket, headers),
       timeoutMs: plan.timeoutMs,
       shutdown: inProgress,
       clientGone,
@@ -228,7 +229,8 @@ export function createFastPath(opt: FastPathOptions): FastPath {
   interface Exchange {
     readonly body: BodySource;
     readonly headers: NodeRequestHeaders;
-    readonly peer: () => string;
+    /** The connection's socket (for HTTP/2, the session's proxy of it). */
+    readonly socket: () => net.Socket | undefined;
     readonly clientGone: () => boolean;
     readonly onClose: (listener: () => void) => void;
     readonly write: (answer: WireAnswer) => void;
@@ -243,7 +245,7 @@ export function createFastPath(opt: FastPathOptions): FastPath {
       if (!answered) ctx?.clientGone();
     });
     readBody(x.body, plan, opt.readMaxBytes, x.headers["content-length"] as string | undefined, (body) => {
-      void serve(plan, body, x.headers, x.peer(), x.clientGone, (c) => {
+      void serve(plan, body, x.headers, x.socket(), x.clientGone, (c) => {
         ctx = c;
       }).then((answer) => {
         answered = true;
@@ -272,7 +274,7 @@ export function createFastPath(opt: FastPathOptions): FastPath {
       return run(plan, {
         body: stream,
         headers,
-        peer: () => stream.session?.socket?.remoteAddress ?? "",
+        socket: () => stream.session?.socket,
         clientGone: () => stream.destroyed,
         // "close" and "wantTrailers" fire once; `on` spares the state object and bound function
         // `once` makes for every call.
@@ -288,7 +290,7 @@ export function createFastPath(opt: FastPathOptions): FastPath {
       return run(plan, {
         body: req,
         headers: req.headers,
-        peer: () => req.socket.remoteAddress ?? "",
+        socket: () => req.socket,
         clientGone: () => req.destroyed && !req.complete,
         onClose: (l) => res.on("close", l),
         write: (answer) => writeHttp1Answer(res, answer),

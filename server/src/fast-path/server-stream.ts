@@ -12,6 +12,7 @@
  * go out with the first message, or with the trailers when none is sent.
  */
 import type * as http2 from "node:http2";
+import type * as net from "node:net";
 import { create, type DescMessage, isMessage, type MessageShape } from "@bufbuild/protobuf";
 import {
   Code,
@@ -48,7 +49,7 @@ export interface ServerStreamOptions {
   readonly compressMinBytes: number;
   readonly served: () => void;
   readonly contextValues: (
-    peerAddress: string,
+    socket: net.Socket | undefined,
     headers: NodeRequestHeaders,
   ) => import("@connectrpc/connect").ContextValues;
 }
@@ -102,7 +103,7 @@ export function createServerStreams(
       protocolName: "grpc",
       target: plan,
       nodeHeaders: headers,
-      values: opt.contextValues(stream.session?.socket?.remoteAddress ?? "", headers),
+      values: opt.contextValues(stream.session?.socket, headers),
       timeoutMs: plan.timeoutMs,
       shutdown: inProgress,
       clientGone: stream,

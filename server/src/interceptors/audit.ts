@@ -14,6 +14,7 @@ import {
 } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { lockoutMessagePrefix } from "../auth/auth-failures.js";
+import { auditDetailOf } from "../auth/principal.js";
 import {
   kAuditDetail,
   kAuditInWrite,
@@ -41,6 +42,7 @@ export const auditedMethods: ReadonlySet<string> = new Set([
   "spage.api.SpageAPI/CreateApiKey",
   "spage.api.SpageAPI/RevokeApiKey",
   "spage.api.SpageAPI/RevokeToken",
+  "spage.api.SpageAPI/RevokePersonSessions",
   "spage.core.SpageExecution/ExecuteTask",
   "spage.core.SpageExecution/CancelTask",
   "spage.core.SpageExecution/RegisterTask",
@@ -124,7 +126,7 @@ class AuditedCall implements StreamHook {
       taskId: this.requestTask || taskId,
       code,
       requestId: values.get(kRequestId),
-      detail,
+      detail: auditDetailOf(principal, detail),
     };
   }
 

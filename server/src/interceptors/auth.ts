@@ -5,16 +5,22 @@
  * where the anonymous-execution policy allows (on the real client address, behind trusted proxies
  * only); what such a caller may then touch is decided by task ownership (domain/task-owner.ts).
  * Failed authentications are limited per client address, so keys cannot be guessed at speed.
+ *
+ * Over mutual TLS, a call without an Authorization header runs as its connection's client
+ * certificate (auth/client-cert.ts) when one was presented; a Bearer header, when sent, wins over
+ * the certificate. A certificate that failed verification refuses every call that needs
+ * credentials, and is never taken for an anonymous core.
  */
 import type { ContextValues, Interceptor } from "@connectrpc/connect";
 import { type AccessPolicy, anonymousAllowed } from "../auth/access-policy.js";
 import { countAuthFailure, refuseIfLockedOut } from "../auth/auth-failures.js";
 import type { Authenticator } from "../auth/authenticator.js";
+import type { ClientCertIdentity } from "../auth/client-cert.js";
 import { parseCredential } from "../auth/credentials.js";
 import type { Principal } from "../auth/principal.js";
 import type { RateLimiter } from "../auth/rate-limiter.js";
 import { allScopes, type Needs, requirementOf, type Scope } from "../auth/scopes.js";
-import { kClaimedKeyId, kPeerAddress, kPrincipal, kViaUntrustedProxy } from "../context-keys.js";
+import { kClaimedKeyId, kClientCert, kPeerAddress, kPrincipal, kViaUntrustedProxy } from "../context-keys.js";
 import { PermissionDeniedError, UnauthenticatedError } from "../domain/errors.js";
 import { anonymousRule } from "../domain/task-owner.js";
 import { rpcNameOf } from "./rpc-name.js";
@@ -35,13 +41,21 @@ const anonymousPrincipal: Principal = {
   scopes: new Set<Scope>(["execution"]),
 };
 
-/** Creates the auth interceptor; place it inside error mapping, outside the rate limiter. */
+/**
+ * Creates the auth interceptor; place it inside error mapping, outside the rate limiter.
+ * `clientCertificates`: the listener asks for client certificates, so a call without credentials
+ * is told it may present one.
+ */
 export function createAuthInterceptor(
   authn: Authenticator,
   limiter: RateLimiter,
   policy: AccessPolicy,
+  clientCertificates = false,
 ): Interceptor {
   const bearer = lastBearer();
+  const missing = `missing credentials: send the header "Authorization: Bearer <api key or session token>"${
+    clientCertificates ? ", or connect with a client certificate (mutual TLS)" : ""
+  }`;
   return (next) => async (req) => {
     const need = requirementOf(req.service.typeName, req.method);
     if (!need) {
@@ -55,9 +69,11 @@ export function createAuthInterceptor(
     const address = req.contextValues.get(kPeerAddress);
     const viaUntrustedProxy = req.contextValues.get(kViaUntrustedProxy);
     const header = req.header.get("authorization");
+    const cert = req.contextValues.get(kClientCert);
     let principal: Principal;
     if (
       header === null &&
+      cert === undefined &&
       need.kind === "scope" &&
       need.anonymousCore === true &&
       anonymousAllowed(policy, address, viaUntrustedProxy)
@@ -72,7 +88,9 @@ export function createAuthInterceptor(
         throw err;
       }
       try {
-        if (
+        if (cert?.untrusted || (header === null && cert !== undefined)) {
+          principal = certPrincipal(cert);
+        } else if (
           header === null &&
           need.kind === "scope" &&
           req.service.typeName === "spage.core.SpageExecution"
@@ -80,9 +98,10 @@ export function createAuthInterceptor(
           throw new UnauthenticatedError(
             noAnonymousCore(rpcNameOf(req.method), need, policy, viaUntrustedProxy),
           );
+        } else {
+          const got = authenticate(authn, header, bearer, missing);
+          principal = got instanceof Promise ? await got : got;
         }
-        const got = authenticate(authn, header, bearer);
-        principal = got instanceof Promise ? await got : got;
       } catch (err) {
         claimKeyId(req.contextValues, header === null ? undefined : bearer(header));
         countAuthFailure(limiter, policy, address);
@@ -99,6 +118,22 @@ export function createAuthInterceptor(
     }
     return next(req);
   };
+}
+
+/**
+ * The principal of the connection's client certificate; throws UnauthenticatedError when the
+ * certificate was refused, matches no entry, or has expired since the connection was made.
+ */
+function certPrincipal(cert: ClientCertIdentity): Principal {
+  const principal = cert.principal;
+  if (!principal) throw new UnauthenticatedError(cert.refusal ?? "client certificate refused");
+  // A connection outlives its certificate's validity; its calls do not.
+  if (principal.expiresAt && principal.expiresAt.getTime() <= Date.now()) {
+    throw new UnauthenticatedError(
+      `client certificate of ${principal.name} expired at ${principal.expiresAt.toISOString()}; reconnect with a current one`,
+    );
+  }
+  return principal;
 }
 
 /** Why a SpageExecution call without credentials is refused, and what to send instead. */
@@ -142,12 +177,9 @@ function authenticate(
   authn: Authenticator,
   header: string | null,
   bearer: (header: string) => string | undefined,
+  missing: string,
 ): Principal | Promise<Principal> {
-  if (header === null || header.trim() === "") {
-    throw new UnauthenticatedError(
-      'missing credentials: send the header "Authorization: Bearer <api key or session token>"',
-    );
-  }
+  if (header === null || header.trim() === "") throw new UnauthenticatedError(missing);
   const credential = bearer(header);
   if (!credential) {
     throw new UnauthenticatedError(

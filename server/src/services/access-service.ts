@@ -39,6 +39,7 @@ type AccessMethods = Pick<
   | "listApiKeys"
   | "revokeApiKey"
   | "revokeToken"
+  | "revokePersonSessions"
   | "listAuditEvents"
 >;
 
@@ -133,8 +134,28 @@ export function createAccessService(deps: AccessServiceDeps): AccessMethods {
       }
       const s = await store.getSession(parsed.id);
       if (!s || !secretMatches(parsed.secret, s.salt, s.hash)) return { revoked: false };
-      ctx.values.set(kAuditDetail, `revoked session ${s.id} of key ${s.keyId}`);
+      ctx.values.set(
+        kAuditDetail,
+        s.person
+          ? `revoked session ${s.id} of person ${s.person.issuer}#${s.person.subject}`
+          : `revoked session ${s.id} of key ${s.keyId}`,
+      );
       return { revoked: await store.revokeSession(s.id, new Date()) };
+    },
+
+    async revokePersonSessions(req, ctx) {
+      if (req.subject === "") {
+        throw InvalidArgumentError.field(
+          "subject",
+          "required: the person's sub claim at their identity provider",
+        );
+      }
+      const revoked = await store.revokePersonSessions(req.issuer, req.subject, new Date());
+      ctx.values.set(
+        kAuditDetail,
+        `revoked ${revoked} sessions of ${req.issuer === "" ? "any issuer" : req.issuer}#${req.subject}`,
+      );
+      return { revoked };
     },
 
     async listAuditEvents(req) {

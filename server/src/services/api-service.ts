@@ -2,6 +2,7 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ContextValues, ServiceImpl } from "@connectrpc/connect";
 import type { SpageAPI } from "../../../gen/spage/api/tasks_pb.js";
 import type { Task } from "../../../gen/spage/core/common_pb.js";
+import { auditDetailOf } from "../auth/principal.js";
 import { kAuditDetail, kAuditInWrite, kPeerAddress, kPrincipal, kRequestId } from "../context-keys.js";
 import { checkTaskId, Violations } from "../domain/task-validation.js";
 import type { EventBus } from "../events/event-bus.js";
@@ -64,7 +65,7 @@ function callAudit(values: ContextValues, method: string, taskId: string, detail
     taskId,
     code: "ok",
     requestId: values.get(kRequestId),
-    detail,
+    detail: auditDetailOf(principal, detail),
   };
 }
 

@@ -6,6 +6,8 @@ import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import type { FastifyBaseLogger } from "fastify";
 import { type Authenticator, createAuthenticator } from "../auth/authenticator.js";
+import { createAccessTokenCheck } from "../auth/oidc/access-tokens.js";
+import { createOidcIssuer, type OidcIssuer } from "../auth/oidc/oidc-issuer.js";
 import { RateLimiter, StreamCounter } from "../auth/rate-limiter.js";
 import type { GatewayConfig } from "../config.js";
 import { createEventBus, type EventBus } from "../events/event-bus.js";
@@ -48,6 +50,8 @@ export interface Services {
     readonly limiter: RateLimiter;
     readonly streams: StreamCounter;
     readonly audit: AuditLog;
+    /** The OpenID provider people sign in with, when configured. */
+    readonly oidc?: OidcIssuer;
   };
   /** What routes.ts registers. */
   readonly deps: ServiceDeps;
@@ -86,7 +90,11 @@ export function createServices(
     log,
   );
   const dispatcher = new Dispatcher(registry, store, daemonTasks, bus, log, config.dispatchPollMs);
-  const authn = createAuthenticator(store, { tokenTtlMs: config.access.tokenTtlMs });
+  const oidc = config.oidc ? createOidcIssuer(config.oidc) : undefined;
+  const authn = createAuthenticator(store, {
+    tokenTtlMs: config.access.tokenTtlMs,
+    ...(oidc ? { foreignToken: createAccessTokenCheck(oidc) } : {}),
+  });
   const limiter = new RateLimiter();
   const streams = new StreamCounter();
   const audit = createAuditLog(store);
@@ -137,7 +145,7 @@ export function createServices(
     registry,
     dispatcher,
     coreRuns,
-    access: { authn, limiter, streams, audit },
+    access: { authn, limiter, streams, audit, ...(oidc ? { oidc } : {}) },
     deps,
     async start() {
       await shared?.start();

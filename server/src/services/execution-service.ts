@@ -20,6 +20,7 @@ import {
   type TaskProgressUpdate,
   TaskProgressUpdateSchema,
 } from "../../../gen/spage/core/play_pb.js";
+import { auditDetailOf } from "../auth/principal.js";
 import { kAuditInWrite, kLog, kNodeRequest, kPeerAddress, kPrincipal, kRequestId } from "../context-keys.js";
 import { PermissionDeniedError } from "../domain/errors.js";
 import { playStatusOf } from "../domain/play-steps.js";
@@ -219,7 +220,7 @@ async function auditRefusal(stream: ProgressStream, taskId: string, message: str
       taskId,
       code: "permission_denied",
       requestId: stream.values.get(kRequestId),
-      detail: clip(`update refused: ${message}`, 200),
+      detail: auditDetailOf(principal, clip(`update refused: ${message}`, 200)),
     });
   } catch (err) {
     stream.values.get(kLog).error({ err, task: taskId }, "audit record not written");

@@ -17,7 +17,10 @@ export interface KeyRow {
 
 export interface SessionRow {
   id: string;
-  key_id: string;
+  key_id: string | null;
+  issuer: string;
+  subject: string;
+  email: string;
   client_id: string;
   scopes: string;
   salt: string;
@@ -56,7 +59,8 @@ export const rowToKey = (r: KeyRow): ApiKeyRecord => ({
 
 export const rowToSession = (r: SessionRow): SessionLookup => ({
   id: r.id,
-  keyId: r.key_id,
+  keyId: r.key_id ?? "",
+  ...(r.subject !== "" ? { person: { issuer: r.issuer, subject: r.subject, email: r.email } } : {}),
   clientId: r.client_id,
   scopes: JSON.parse(r.scopes) as string[],
   salt: r.salt,

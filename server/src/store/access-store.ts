@@ -20,10 +20,21 @@ export interface ApiKeyRecord {
   readonly createdBy: string;
 }
 
+/** A person signed in through an OpenID provider, as the provider names them. */
+export interface PersonRecord {
+  readonly issuer: string;
+  readonly subject: string;
+  /** The e-mail the identity token carried ("" if none). */
+  readonly email: string;
+}
+
 /** A session token as stored. */
 export interface SessionRecord {
   readonly id: string;
+  /** The API key it was made from; "" for a person's session. */
   readonly keyId: string;
+  /** The person it was made for, when signed in through an OpenID provider. */
+  readonly person?: PersonRecord;
   readonly clientId: string;
   readonly scopes: readonly string[];
   readonly salt: string;
@@ -89,6 +100,11 @@ export interface AccessStore {
   ): Revocation | undefined | Promise<Revocation | undefined>;
   /** Revokes a session; true if it was valid (not revoked, not expired at `at`) before. */
   revokeSession(id: string, at: Date): Promise<boolean>;
+  /**
+   * Revokes every valid session of a person (of any issuer when `issuer` is ""); returns how many
+   * it ended.
+   */
+  revokePersonSessions(issuer: string, subject: string, at: Date): Promise<number>;
   /** Deletes sessions that expired before `before`; returns how many. */
   deleteExpiredSessions(before: Date): Promise<number>;
   /**

@@ -203,10 +203,20 @@ export function connectNodeClients(
   ];
 }
 
-/** @grpc/grpc-js over h2c (or TLS with `ca`), with protobuf-es doing the encoding. */
-export function grpcJsClient(baseUrl: string, ca?: Buffer, token?: string): SuiteClient {
+/**
+ * @grpc/grpc-js over h2c (or TLS with `ca`, presenting the client certificate `identity` when
+ * given), with protobuf-es doing the encoding.
+ */
+export function grpcJsClient(
+  baseUrl: string,
+  ca?: Buffer,
+  token?: string,
+  identity?: { readonly key: Buffer; readonly cert: Buffer },
+): SuiteClient {
   const url = new URL(baseUrl);
-  const creds = ca ? grpc.credentials.createSsl(ca) : grpc.credentials.createInsecure();
+  const creds = ca
+    ? grpc.credentials.createSsl(ca, identity?.key ?? null, identity?.cert ?? null)
+    : grpc.credentials.createInsecure();
   const channelOptions: grpc.ChannelOptions = ca ? { "grpc.ssl_target_name_override": "localhost" } : {};
   const client = new grpc.Client(`${url.hostname}:${url.port}`, creds, channelOptions);
   const path = (service: DescService, m: DescMethod) => `/${service.typeName}/${m.name}`;

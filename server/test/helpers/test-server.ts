@@ -61,7 +61,7 @@ export async function startTestServer(
   const adminKey = config.access.enabled
     ? (await createApiKey(store, "test-admin", allScopes, "test")).apiKey
     : "";
-  await gateway.app.listen({ host: "127.0.0.1", port: 0 });
+  await gateway.app.listen({ host: "127.0.0.1", port: config.port });
   const addr = gateway.server.address();
   assert.ok(addr && typeof addr === "object");
   const port = addr.port;

@@ -27,16 +27,19 @@ const sql = {
   countKeys: "SELECT count(*) AS n FROM api_keys",
   revokeKey: "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
   revokeSessionsOfKey: "UPDATE sessions SET revoked_at = $1 WHERE key_id = $2 AND revoked_at IS NULL",
-  insertSession: `INSERT INTO sessions (id, key_id, client_id, scopes, salt, hash, created_at, expires_at, revoked_at)
-   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL)`,
+  insertSession: `INSERT INTO sessions (id, key_id, client_id, scopes, salt, hash, created_at, expires_at, revoked_at,
+                         issuer, subject, email)
+   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $9, $10, $11)`,
   sessionById: `SELECT s.id, s.key_id, s.client_id, s.scopes, s.salt, s.hash, s.created_at, s.expires_at, s.revoked_at,
-          k.revoked_at AS key_revoked_at
-   FROM sessions s JOIN api_keys k ON k.id = s.key_id WHERE s.id = $1`,
+          s.issuer, s.subject, s.email, k.revoked_at AS key_revoked_at
+   FROM sessions s LEFT JOIN api_keys k ON k.id = s.key_id WHERE s.id = $1`,
   keyRevocation: "SELECT revoked_at FROM api_keys WHERE id = $1",
   sessionRevocation:
-    "SELECT s.revoked_at, k.revoked_at FROM sessions s JOIN api_keys k ON k.id = s.key_id WHERE s.id = $1",
+    "SELECT s.revoked_at, k.revoked_at FROM sessions s LEFT JOIN api_keys k ON k.id = s.key_id WHERE s.id = $1",
   revokeSession:
     "UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL AND expires_at > $1",
+  revokePersonSessions: `UPDATE sessions SET revoked_at = $1
+   WHERE subject = $3 AND ($2 = '' OR issuer = $2) AND subject <> '' AND revoked_at IS NULL AND expires_at > $1`,
   deleteExpired: "DELETE FROM sessions WHERE expires_at < $1",
 };
 
@@ -86,13 +89,16 @@ export function createPostgresAccess(db: PostgresDb): AccessStore {
       await db.pool.query(
         named(sql.insertSession, [
           s.id,
-          s.keyId,
+          s.keyId === "" ? null : s.keyId,
           s.clientId,
           JSON.stringify(s.scopes),
           s.salt,
           s.hash,
           s.createdAt.getTime(),
           s.expiresAt.getTime(),
+          s.person?.issuer ?? "",
+          s.person?.subject ?? "",
+          s.person?.email ?? "",
         ]),
       );
     },
@@ -118,6 +124,11 @@ export function createPostgresAccess(db: PostgresDb): AccessStore {
 
     async revokeSession(id, at) {
       return ((await db.pool.query(named(sql.revokeSession, [at.getTime(), id]))).rowCount ?? 0) > 0;
+    },
+
+    async revokePersonSessions(issuer, subject, at) {
+      const r = await db.pool.query(named(sql.revokePersonSessions, [at.getTime(), issuer, subject]));
+      return r.rowCount ?? 0;
     },
 
     async deleteExpiredSessions(before) {

@@ -100,21 +100,28 @@ export function createSqliteAccess(
       "UPDATE sessions SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL",
     ),
     insertSession: db.prepare(
-      `INSERT INTO sessions (id, key_id, client_id, scopes, salt, hash, created_at, expires_at, revoked_at)
-       VALUES (@id, @key_id, @client_id, @scopes, @salt, @hash, @created_at, @expires_at, NULL)`,
+      `INSERT INTO sessions (id, key_id, client_id, scopes, salt, hash, created_at, expires_at, revoked_at,
+                             issuer, subject, email)
+       VALUES (@id, @key_id, @client_id, @scopes, @salt, @hash, @created_at, @expires_at, NULL,
+               @issuer, @subject, @email)`,
     ),
     sessionById: db.prepare(
-      `SELECT s.*, k.revoked_at AS key_revoked_at FROM sessions s JOIN api_keys k ON k.id = s.key_id
+      `SELECT s.*, k.revoked_at AS key_revoked_at FROM sessions s LEFT JOIN api_keys k ON k.id = s.key_id
        WHERE s.id = ?`,
     ),
     keyRevocation: db.prepare("SELECT revoked_at FROM api_keys WHERE id = ?").raw(),
     sessionRevocation: db
       .prepare(
-        "SELECT s.revoked_at, k.revoked_at FROM sessions s JOIN api_keys k ON k.id = s.key_id WHERE s.id = ?",
+        "SELECT s.revoked_at, k.revoked_at FROM sessions s LEFT JOIN api_keys k ON k.id = s.key_id WHERE s.id = ?",
       )
       .raw(),
     revokeSession: db.prepare(
       "UPDATE sessions SET revoked_at = @at WHERE id = @id AND revoked_at IS NULL AND expires_at > @at",
+    ),
+    revokePersonSessions: db.prepare(
+      `UPDATE sessions SET revoked_at = @at
+       WHERE subject = @subject AND (@issuer = '' OR issuer = @issuer) AND subject <> ''
+         AND revoked_at IS NULL AND expires_at > @at`,
     ),
     deleteExpired: db.prepare("DELETE FROM sessions WHERE expires_at < ?"),
   };
@@ -162,7 +169,10 @@ export function createSqliteAccess(
       return writer.submit(() => {
         stmt.insertSession.run({
           id: s.id,
-          key_id: s.keyId,
+          key_id: s.keyId === "" ? null : s.keyId,
+          issuer: s.person?.issuer ?? "",
+          subject: s.person?.subject ?? "",
+          email: s.person?.email ?? "",
           client_id: s.clientId,
           scopes: JSON.stringify(s.scopes),
           salt: s.salt,
@@ -197,6 +207,13 @@ export function createSqliteAccess(
       return writer.submit(
         () => stmt.revokeSession.run({ id, at: at.getTime() }).changes > 0,
         "revokeSession",
+      );
+    },
+
+    revokePersonSessions(issuer, subject, at) {
+      return writer.submit(
+        () => stmt.revokePersonSessions.run({ issuer, subject, at: at.getTime() }).changes,
+        "revokePersonSessions",
       );
     },
 
