@@ -42,15 +42,17 @@ Rows of the unary table:
 - **grpc-js peer / connect-node peer**: a plain \`@grpc/grpc-js\` server and a bare connect-node server
   (\`connectNodeAdapter\` on \`http2.createServer\`, h2c) answering the same GetTaskStatus, with the
   gateway's exact answer bytes, from an in-memory map; loaded with the same h2load command.
-- **grpc-js peer with the gateway's store read** (\`bench/peers/grpc-js-store-peer.ts\`): a plain
-  \`@grpc/grpc-js\` server whose GetTaskStatus does the work of the gateway's implementation: the
-  task id checked, the task read through the gateway's own SQLite store from the fast-path gateway's
-  database file, the answer built from the record. No authentication, interceptors, logging or
-  metrics: a plain grpc-js server doing the gateway's work for this call. **plain HTTP/1.1 server with
-  the gateway's store read** (\`bench/peers/http1-store-peer.ts\`): the same for Connect JSON and
-  gRPC-Web on a raw \`node:http\` server: the whole body read and decoded, the same check and store
-  read, the answer encoded as the gateway encodes it and written when ready. Both show how far a
-  server doing only the call's own work gets against the floors (the "same work" table).
+- **plain grpc-js server reading the row** (\`bench/peers/grpc-js-store-peer.ts\`): a plain
+  \`@grpc/grpc-js\` server doing GetTaskStatus its own plain way, with no code from \`server/src\`: the
+  service loaded from \`proto/\` with \`@grpc/proto-loader\`, the task id checked, the row read from
+  the fast-path gateway's database file (opened read-only with \`better-sqlite3\`, one prepared
+  \`SELECT * FROM tasks WHERE id = ?\` with the log's last sequence), its JSON columns parsed, and the
+  plain answer object handed to proto-loader's serializer (\`bench/peers/plain-task-read.ts\`). No
+  authentication, interceptors, logging or metrics. **plain HTTP/1.1 server reading the row**
+  (\`bench/peers/http1-store-peer.ts\`): the same read for Connect JSON and gRPC-Web on a raw
+  \`node:http\` server: the whole body read and decoded, the answer built as a generated message and
+  encoded, byte for byte the gateway's answer (checked before it is loaded). Both show how far a
+  plain server doing only the call's own work gets against the floors (the "same work" table).
 - **raw HTTP/2 floor** (\`bench/peers/raw-h2-floor.ts\`): a raw \`node:http2\` server (h2c) that answers
   every POST, without decoding the request, with the fixed gRPC answer: headers, one DATA frame with
   the gateway's enveloped GetTaskStatus answer, trailers \`grpc-status: 0\`. **raw HTTP/1.1 floor**

@@ -122,7 +122,7 @@ export function renderSameWork(rows: readonly UnaryRow[]): string[] {
   const out = [
     "### The same work on a plain server (GetTaskStatus, 256 in flight)",
     "",
-    "| Protocol | Gateway calls/s | Plain server with the gateway's store read | Floor | Gateway ÷ floor | Plain server ÷ floor | Gateway ÷ plain server |",
+    "| Protocol | Gateway calls/s | Plain server reading the row | Floor | Gateway ÷ floor | Plain server ÷ floor | Gateway ÷ plain server |",
     "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
   ];
   for (const w of sameWork) {

@@ -90,7 +90,7 @@ function unaryTable(rows: readonly UnaryRow[]): string[] {
 /** The peers the gateway's gRPC figures are divided by, with their short names in the table. */
 const ratioPeers: readonly { server: string; short: string }[] = [
   { server: servers.grpcJs, short: "grpc-js" },
-  { server: servers.grpcJsStore, short: "grpc-js + store read" },
+  { server: servers.grpcJsStore, short: "plain grpc-js + row read" },
   { server: servers.connectNode, short: "connect-node" },
 ];
 

@@ -1,44 +1,51 @@
 /**
- * Like-for-like reference: a plain @grpc/grpc-js server whose GetTaskStatus does the work the
- * gateway's implementation does (store-answer.ts): the task id checked as the task service checks
- * it, the task read through the gateway's own SQLite store from the running gateway's database file,
- * and the answer built from the record. It runs no authentication, interceptors, logging or
- * metrics: a plain grpc-js server doing the gateway's work for this call.
+ * Like-for-like reference: a plain @grpc/grpc-js server doing GetTaskStatus its own plain way, with
+ * no code of the gateway's. The service comes from proto/ through @grpc/proto-loader; each call
+ * checks the id, reads the task row from the running gateway's database file with one prepared
+ * better-sqlite3 statement, parses its JSON columns and hands the plain object to proto-loader's
+ * serializer (plain-task-read.ts). No authentication, interceptors, logging or metrics.
  */
+import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
-import {
-  type GetTaskStatusRequest,
-  type GetTaskStatusResponse,
-  SpageAPI,
-} from "../../gen/spage/api/tasks_pb.js";
-import { InvalidArgumentError } from "../../server/src/domain/errors.js";
-import { grpcJsMethod } from "./grpc-js-method.js";
+import * as protoLoader from "@grpc/proto-loader";
 import { announce, exitOnSigterm } from "./peer-task.js";
-import { openBenchStore, storeAnswer } from "./store-answer.js";
+import { openPlainTaskRead, plainTaskObject, validTaskId } from "./plain-task-read.js";
 
-const store = openBenchStore();
+const protoDir = fileURLToPath(new URL("../../proto/", import.meta.url));
+const definition = protoLoader.loadSync("spage/api/tasks.proto", {
+  includeDirs: [protoDir],
+  longs: Number,
+  enums: Number,
+  defaults: false,
+});
+const api = (grpc.loadPackageDefinition(definition).spage as grpc.GrpcObject).api as grpc.GrpcObject;
+const service = (api.SpageAPI as grpc.ServiceClientConstructor).service;
 
-const definition: grpc.ServiceDefinition = { getTaskStatus: grpcJsMethod(SpageAPI.method.getTaskStatus) };
+const tasks = openPlainTaskRead();
 
-const getTaskStatus: grpc.handleUnaryCall<GetTaskStatusRequest, GetTaskStatusResponse> = (call, callback) => {
-  const taskId = call.request.taskId;
-  storeAnswer(store, taskId).then(
-    (res) => {
-      if (res) callback(null, res);
-      else callback({ code: grpc.status.NOT_FOUND, details: `task ${taskId} not found` });
-    },
-    (err: unknown) =>
-      callback({
-        code: err instanceof InvalidArgumentError ? grpc.status.INVALID_ARGUMENT : grpc.status.INTERNAL,
-        details: String(err),
-      }),
-  );
+const getTaskStatus: grpc.handleUnaryCall<{ taskId?: string }, Record<string, unknown>> = (
+  call,
+  callback,
+) => {
+  const taskId = call.request.taskId ?? "";
+  if (!validTaskId(taskId)) {
+    callback({ code: grpc.status.INVALID_ARGUMENT, details: "task_id: 1 to 128 printable ASCII characters" });
+    return;
+  }
+  const row = tasks.read(taskId);
+  if (!row) callback({ code: grpc.status.NOT_FOUND, details: `task ${taskId} not found` });
+  else callback(null, plainTaskObject(row));
 };
 
 const server = new grpc.Server();
-server.addService(definition, { getTaskStatus });
+server.addService(service, { getTaskStatus });
 server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, port) => {
   if (err) throw err;
   announce(port);
 });
-exitOnSigterm((done) => server.tryShutdown(() => store.close().finally(done)));
+exitOnSigterm((done) =>
+  server.tryShutdown(() => {
+    tasks.close();
+    done();
+  }),
+);
