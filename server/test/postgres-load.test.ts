@@ -43,7 +43,8 @@ describe("1,000 tasks over three gateways and ten agents", () => {
         }),
       );
     }
-    for (const a of agents) await a.waitForLog((l) => l.msg === "connected to the gateway");
+    // Ten agent processes compile and start at once on a small machine: their first line may take a while.
+    for (const a of agents) await a.waitForLog((l) => l.msg === "connected to the gateway", 60_000);
 
     const ids = Array.from({ length: total }, (_, i) => `load-${String(i).padStart(4, "0")}`);
     // Submitted concurrently, a third through each gateway, 50 calls in flight.

@@ -133,7 +133,7 @@ export function startAgentProcess(opts: AgentProcessOptions): AgentProcess {
     for (const w of [...waiters]) w();
   });
 
-  const waitForLog = (match: (line: AgentLog) => boolean, timeoutMs = 10_000) =>
+  const waitForLog = (match: (line: AgentLog) => boolean, timeoutMs = 30_000) =>
     new Promise<AgentLog>((resolve, reject) => {
       const check = () => {
         const hit = logs.find(match);
