@@ -7,10 +7,11 @@
  */
 import { check, note } from "./checks.js";
 import { type ServerProcess, startGateway } from "./gateway.js";
+import { busySeconds, type Side, side, target } from "./gateway-pair.js";
 import { runH2load } from "./h2load.js";
 import { interleavedRun, type SliceRun, sliceMs } from "./interleaved-load.js";
-import { apiClient, benchTaskType, type Protocol, protocolLabel } from "./protocols.js";
-import { loadOf, mean, median, type SteadyTarget } from "./steady-load.js";
+import { apiClient, type Protocol, protocolLabel } from "./protocols.js";
+import { loadOf, mean, median } from "./steady-load.js";
 import { sample } from "./unary.js";
 
 /** Least share of the open gateway's calls/s the authenticated one must reach. */
@@ -30,25 +31,6 @@ export interface AuthCostRow {
   readonly pairs: number;
 }
 
-interface Side {
-  readonly label: string;
-  readonly gw: ServerProcess;
-  readonly taskId: string;
-}
-
-async function side(gw: ServerProcess, label: string): Promise<Side> {
-  const client = apiClient("grpc", gw.baseUrl, gw.token);
-  try {
-    const { taskId } = await client.api.submitTask({
-      type: benchTaskType,
-      payload: { playbook: "site.yml" },
-    });
-    return { label, gw, taskId };
-  } finally {
-    client.close();
-  }
-}
-
 /** Checks 20 real-client calls of `protocol` decode with the task (the load tool checks only statuses). */
 async function sampleSide(s: Side, protocol: Protocol): Promise<void> {
   const client = apiClient(protocol, s.gw.baseUrl, s.gw.token);
@@ -58,13 +40,6 @@ async function sampleSide(s: Side, protocol: Protocol): Promise<void> {
     client.close();
   }
 }
-
-const target = (s: Side): SteadyTarget => ({
-  label: s.label,
-  baseUrl: s.gw.baseUrl,
-  pid: s.gw.pid,
-  token: s.gw.token,
-});
 
 /** Two seconds of the same load on one side, so it is compiled and warm before it is measured. */
 async function warmUp(s: Side, protocol: Protocol): Promise<void> {
@@ -77,9 +52,6 @@ async function warmUp(s: Side, protocol: Protocol): Promise<void> {
  * and the check is on their median.
  */
 export const authPairs = 5;
-
-/** Seconds each gateway of a pair is under load, in slices. */
-export const busySeconds = 4;
 
 /** A fresh pair [session token, --auth off], each with a task to read; undefined without auth. */
 async function freshPair(n: number, started: ServerProcess[]): Promise<[Side, Side] | undefined> {

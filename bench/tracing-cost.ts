@@ -11,11 +11,12 @@
 import { pathToFileURL } from "node:url";
 import { failuresSoFar, note } from "./checks.js";
 import { loadCore, pinSelf, type ServerProcess, startGateway, stopAll } from "./gateway.js";
+import { busySeconds, type Side, side, target } from "./gateway-pair.js";
 import { runH2load } from "./h2load.js";
 import { interleavedRun, type SliceRun, sliceMs } from "./interleaved-load.js";
 import { type OtlpSink, startOtlpSink } from "./otlp-sink.js";
-import { apiClient, benchTaskType, type Method, type Protocol, protocolLabel } from "./protocols.js";
-import { loadOf, mean, median, type SteadyTarget } from "./steady-load.js";
+import { apiClient, type Method, type Protocol, protocolLabel } from "./protocols.js";
+import { loadOf, mean, median } from "./steady-load.js";
 import { sample } from "./unary.js";
 
 /** One protocol and call's figures. */
@@ -35,37 +36,8 @@ export interface TracingCostRow {
   readonly pairs: number;
 }
 
-/** Seconds each gateway of a pair is under load, in slices. */
-export const busySeconds = 4;
-
 /** Fresh pairs per protocol and call. */
 export const tracingPairs = Number(process.env.SPAGE_BENCH_TRACING_PAIRS || 3);
-
-interface Side {
-  readonly label: string;
-  readonly gw: ServerProcess;
-  readonly taskId: string;
-}
-
-async function side(gw: ServerProcess, label: string): Promise<Side> {
-  const client = apiClient("grpc", gw.baseUrl, gw.token);
-  try {
-    const { taskId } = await client.api.submitTask({
-      type: benchTaskType,
-      payload: { playbook: "site.yml" },
-    });
-    return { label, gw, taskId };
-  } finally {
-    client.close();
-  }
-}
-
-const target = (s: Side): SteadyTarget => ({
-  label: s.label,
-  baseUrl: s.gw.baseUrl,
-  pid: s.gw.pid,
-  token: s.gw.token,
-});
 
 /** Waits until the sink's count stops growing (the gateway's batches are all in), bounded. */
 async function settledSpans(sink: OtlpSink): Promise<number> {
