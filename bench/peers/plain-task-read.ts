@@ -78,92 +78,61 @@ interface StoredAttempt {
   error: string;
 }
 
-/** The answer as a plain object, in @grpc/proto-loader's shape (camelCase, timestamps as objects). */
-export function plainTaskObject(r: PlainTaskRow): Record<string, unknown> {
-  const task: Record<string, unknown> = {
+/**
+ * The task's fields from a row, timestamps made by `ts` (undefined for an unset column, so the
+ * field stays absent in either encoding).
+ */
+function taskFields<T>(r: PlainTaskRow, ts: (ms: number) => T) {
+  const at = (ms: number | null | undefined) => (ms === null || ms === undefined ? undefined : ts(ms));
+  return {
     id: r.id,
     type: r.type,
     priority: r.priority,
-    payload: JSON.parse(r.payload),
+    payload: JSON.parse(r.payload) as Record<string, string>,
     status: r.status,
     progress: r.progress,
-    result: JSON.parse(r.result),
+    result: JSON.parse(r.result) as Record<string, string>,
     error: r.error,
-    createdAt: seconds(r.created_at),
-    updatedAt: seconds(r.updated_at),
-    hosts: list(r.hosts),
+    createdAt: at(r.created_at),
+    updatedAt: at(r.updated_at),
+    startedAt: at(r.started_at),
+    completedAt: at(r.completed_at),
+    deadlineAt: at(r.deadline_at),
+    cancelDeadline: at(r.cancel_deadline),
+    hosts: list(r.hosts) as never,
     timeoutSeconds: r.timeout_seconds,
-    metadata: JSON.parse(r.metadata),
+    metadata: JSON.parse(r.metadata) as Record<string, string>,
     daemonId: r.daemon_id,
     attempt: r.attempt,
     maxAttempts: r.max_attempts,
     onLost: r.on_lost,
-    attempts: (list(r.attempts) as StoredAttempt[]).map((a) => ({
-      ...a,
-      assignedAt: a.assignedAt === undefined ? undefined : seconds(a.assignedAt),
-      startedAt: a.startedAt === undefined ? undefined : seconds(a.startedAt),
-      endedAt: a.endedAt === undefined ? undefined : seconds(a.endedAt),
+    attempts: (list(r.attempts) as StoredAttempt[]).map((x) => ({
+      ...x,
+      assignedAt: at(x.assignedAt),
+      startedAt: at(x.startedAt),
+      endedAt: at(x.endedAt),
     })),
     origin: r.origin,
     owner: r.owner,
-    steps: list(r.steps),
+    steps: list(r.steps) as never,
     era: r.era,
-    dependsOn: list(r.depends_on),
-    dependents: list(r.dependents),
+    dependsOn: list(r.depends_on) as string[],
+    dependents: list(r.dependents) as string[],
     workflowId: r.workflow_id,
     retryOf: r.retry_of,
-    limitHosts: list(r.limit_hosts),
+    limitHosts: list(r.limit_hosts) as string[],
   };
-  if (r.started_at !== null) task.startedAt = seconds(r.started_at);
-  if (r.completed_at !== null) task.completedAt = seconds(r.completed_at);
-  if (r.deadline_at !== null) task.deadlineAt = seconds(r.deadline_at);
-  if (r.cancel_deadline !== null) task.cancelDeadline = seconds(r.cancel_deadline);
-  return { task, sequence: r.last_sequence ?? 0 };
+}
+
+/** The answer as a plain object, in @grpc/proto-loader's shape (camelCase, timestamps as objects). */
+export function plainTaskObject(r: PlainTaskRow): Record<string, unknown> {
+  return { task: taskFields(r, seconds), sequence: r.last_sequence ?? 0 };
 }
 
 /** The answer as a generated message. */
 export function plainTaskMessage(r: PlainTaskRow): GetTaskStatusResponse {
-  const ts = (ms: number | null | undefined) =>
-    ms === null || ms === undefined ? undefined : timestampFromMs(ms);
   return create(GetTaskStatusResponseSchema, {
     sequence: BigInt(r.last_sequence ?? 0),
-    task: {
-      id: r.id,
-      type: r.type,
-      priority: r.priority,
-      payload: JSON.parse(r.payload),
-      status: r.status,
-      progress: r.progress,
-      result: JSON.parse(r.result),
-      error: r.error,
-      createdAt: ts(r.created_at),
-      updatedAt: ts(r.updated_at),
-      startedAt: ts(r.started_at),
-      completedAt: ts(r.completed_at),
-      deadlineAt: ts(r.deadline_at),
-      cancelDeadline: ts(r.cancel_deadline),
-      hosts: list(r.hosts) as never,
-      timeoutSeconds: r.timeout_seconds,
-      metadata: JSON.parse(r.metadata),
-      daemonId: r.daemon_id,
-      attempt: r.attempt,
-      maxAttempts: r.max_attempts,
-      onLost: r.on_lost,
-      attempts: (list(r.attempts) as StoredAttempt[]).map((a) => ({
-        ...a,
-        assignedAt: ts(a.assignedAt),
-        startedAt: ts(a.startedAt),
-        endedAt: ts(a.endedAt),
-      })),
-      origin: r.origin,
-      owner: r.owner,
-      steps: list(r.steps) as never,
-      era: r.era,
-      dependsOn: list(r.depends_on) as string[],
-      dependents: list(r.dependents) as string[],
-      workflowId: r.workflow_id,
-      retryOf: r.retry_of,
-      limitHosts: list(r.limit_hosts) as string[],
-    },
+    task: taskFields(r, timestampFromMs),
   });
 }
