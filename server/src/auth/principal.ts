@@ -42,7 +42,10 @@ export function personPrincipalName(issuer: string, subject: string): string {
  * and a client certificate's fingerprint (a certificate principal is named by its subject, which a
  * second certificate can share: the fingerprint says which one it was).
  */
-export function auditDetailOf(principal: Principal | undefined, detail: string): string {
+export function auditDetailOf(
+  principal: Pick<Principal, "person" | "certificate"> | undefined,
+  detail: string,
+): string {
   const email = principal?.person?.email;
   const lead = email
     ? `email=${email}`

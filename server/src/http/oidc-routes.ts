@@ -12,7 +12,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { OidcSignIn, SignedInPerson } from "../auth/oidc/oidc-sign-in.js";
 import { signInTtlMs } from "../auth/oidc/oidc-sign-in.js";
 import { createCookieSeal } from "../auth/oidc/sealed-cookie.js";
-import { personPrincipalName } from "../auth/principal.js";
+import { auditDetailOf, personPrincipalName } from "../auth/principal.js";
 import type { AuditDraft, AuditLog } from "../services/audit-log.js";
 
 /** What the routes need. */
@@ -63,7 +63,7 @@ export function registerOidcRoutes(app: FastifyInstance, deps: OidcRouteDeps): v
       taskId: "",
       code,
       requestId: String(req.id),
-      detail: person?.email ? `email=${person.email}; ${detail}` : detail,
+      detail: auditDetailOf(person && { person }, detail),
     };
     return deps.audit
       .record(draft)
